@@ -1,0 +1,110 @@
+"""Fixtures: one migrated database per run, each test in a rolled-back transaction.
+
+The database is SQLite unless TEST_DATABASE_URL names another (CI also runs the
+suite against PostgreSQL). Migrations run once per database; each test binds
+the session to one connection with join_transaction_mode="create_savepoint", so
+the commits a request makes are savepoints that the test's rollback undoes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.factories import Factory
+from upgrade_server import create_app
+from upgrade_server.config import Settings
+from upgrade_server.extensions import db
+from upgrade_server.migrate import upgrade
+
+
+def _database_url(tmp: Path) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp / 'test.db'}"
+    return Settings(database_url=url).resolved_database_url()
+
+
+def reset_database(url: str) -> None:
+    """An empty database: PostgreSQL's public schema recreated, SQLite file removed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            for suffix in ("", "-wal", "-shm"):
+                Path(parsed.database + suffix).unlink(missing_ok=True)
+        return
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = _database_url(tmp_path_factory.mktemp("db"))
+    reset_database(url)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    instance = tmp_path_factory.mktemp("instance")
+    return Settings(
+        instance_path=instance,
+        database_url=database_url,
+        secret_key="test-secret-key",
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Any:
+    application = create_app({"SETTINGS": settings, "TESTING": True})
+    return application
+
+
+@pytest.fixture(autouse=True)
+def _transaction(app: Any) -> Iterator[None]:
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        db.session = db._make_scoped_session(
+            {"bind": connection, "join_transaction_mode": "create_savepoint"}
+        )
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app: Any) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def factory() -> Factory:
+    return Factory(db.session)
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return make_url(database_url).get_backend_name() == "postgresql"

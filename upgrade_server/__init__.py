@@ -1,0 +1,140 @@
+"""upgrade_server: signed firmware and software upgrade distribution."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from apiflask import APIFlask
+from flask import Response, g, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from upgrade_server.config import Settings
+from upgrade_server.errors import PROBLEM_SCHEMA, VALIDATION_PROBLEM_SCHEMA, check_content_type
+
+__version__ = "0.1.0"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
+    """Build the app. Settings come from the environment; tests may override
+    them with `test_config` ({"SETTINGS": Settings(...)} or Flask config keys)."""
+    settings: Settings = (test_config or {}).get("SETTINGS") or Settings()
+    instance_path = settings.resolved_instance_path()
+    instance_path.mkdir(parents=True, exist_ok=True)
+
+    app = APIFlask(
+        __name__,
+        title="upgrade_server",
+        version=__version__,
+        instance_path=str(instance_path),
+        spec_path="/api/openapi.json",
+        docs_path="/api/docs",
+        docs_ui="swagger-ui",
+    )
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.resolved_secret_key(),
+        SQLALCHEMY_DATABASE_URI=settings.resolved_database_url(),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+        DESCRIPTION=(
+            "Management API (`/api/v1`, staff and customer tokens) and device API "
+            "(`/api/device/v1`, device tokens). Errors are `application/problem+json`."
+        ),
+        # Every asset of the docs page is served by the app itself: no CDN.
+        SWAGGER_UI_CSS="/api/docs/assets/swagger-ui.css",
+        SWAGGER_UI_BUNDLE_JS="/api/docs/assets/swagger-ui-bundle.js",
+        SWAGGER_UI_STANDALONE_PRESET_JS="/api/docs/assets/swagger-ui-standalone-preset.js",
+        DOCS_FAVICON="/api/docs/assets/favicon-32x32.png",
+        VALIDATION_ERROR_STATUS_CODE=422,
+        HTTP_ERROR_SCHEMA=PROBLEM_SCHEMA,
+        VALIDATION_ERROR_SCHEMA=VALIDATION_PROBLEM_SCHEMA,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    if test_config:
+        app.config.update({k: v for k, v in test_config.items() if k != "SETTINGS"})
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+    )
+    _install_request_id_logging()
+
+    from upgrade_server import errors, openapi
+    from upgrade_server.extensions import db, session
+    from upgrade_server.storage import make_store
+
+    db.init_app(app)
+    app.extensions["artifact_store"] = make_store(settings)
+    errors.init_app(app)
+    openapi.init_app(app)
+
+    from upgrade_server import health
+    from upgrade_server.accounts.api import tokens_bp, users_bp
+    from upgrade_server.audit.api import bp as audit_bp
+    from upgrade_server.devices.api import bp as devices_bp
+    from upgrade_server.devices.device_api import bp as device_api_bp
+    from upgrade_server.organisations.api import bp as organisations_bp
+    from upgrade_server.products.api import bp as products_bp
+
+    for blueprint in (
+        health.bp,
+        organisations_bp,
+        users_bp,
+        tokens_bp,
+        products_bp,
+        devices_bp,
+        audit_bp,
+        device_api_bp,
+    ):
+        app.register_blueprint(blueprint)
+
+    @app.get("/api/docs/assets/<path:name>")
+    @app.doc(hide=True)
+    def docs_assets(name: str) -> Response:
+        return send_from_directory(str(swagger_ui_path), name, max_age=86400)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+
+    @app.before_request
+    def _content_type() -> None:
+        check_content_type(app)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        # The request boundary commits once; services only flush. A failed
+        # request is rolled back when the app context ends.
+        if response.status_code < 400:
+            session().commit()
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    from upgrade_server.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _install_request_id_logging() -> None:
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_upgrade_server", False):
+        return
+
+    def record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            record.request_id = g.get("request_id", "-")
+        except RuntimeError:  # outside a request
+            record.request_id = "-"
+        return record
+
+    record_factory._upgrade_server = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(record_factory)

@@ -1,0 +1,68 @@
+"""Roles and what each may do: the one table every endpoint is checked against."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    # Vendor staff see every organisation.
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+    SUPPORT = "support"
+    VIEWER = "viewer"
+    # Customer staff are bound to one organisation and see only its data.
+    CUSTOMER_ADMIN = "customer-admin"
+    CUSTOMER_VIEWER = "customer-viewer"
+
+    @property
+    def is_vendor(self) -> bool:
+        return self in VENDOR_ROLES
+
+
+VENDOR_ROLES = frozenset({Role.ADMIN, Role.PUBLISHER, Role.SUPPORT, Role.VIEWER})
+CUSTOMER_ROLES = frozenset({Role.CUSTOMER_ADMIN, Role.CUSTOMER_VIEWER})
+
+
+class Permission(StrEnum):
+    ORGANISATION_READ = "organisation:read"
+    ORGANISATION_WRITE = "organisation:write"
+    USER_READ = "user:read"
+    USER_WRITE = "user:write"
+    TOKEN_MANAGE_OWN = "token:manage-own"
+    TOKEN_MANAGE_ANY = "token:manage-any"
+    PRODUCT_READ = "product:read"
+    PRODUCT_WRITE = "product:write"
+    DEVICE_READ = "device:read"
+    DEVICE_WRITE = "device:write"
+    AUDIT_READ = "audit:read"
+
+
+_ALL = frozenset(Role)
+_EVERY_VENDOR = VENDOR_ROLES
+
+# Who may do what. Reads by customer roles are further limited to their own
+# organisation by the services; this table only says whether the action is open
+# to the role at all.
+GRANTS: dict[Permission, frozenset[Role]] = {
+    Permission.ORGANISATION_READ: _ALL,
+    Permission.ORGANISATION_WRITE: frozenset({Role.ADMIN}),
+    Permission.USER_READ: _EVERY_VENDOR | {Role.CUSTOMER_ADMIN},
+    Permission.USER_WRITE: frozenset({Role.ADMIN, Role.CUSTOMER_ADMIN}),
+    Permission.TOKEN_MANAGE_OWN: _ALL,
+    Permission.TOKEN_MANAGE_ANY: frozenset({Role.ADMIN}),
+    Permission.PRODUCT_READ: _ALL,
+    Permission.PRODUCT_WRITE: frozenset({Role.ADMIN, Role.PUBLISHER}),
+    Permission.DEVICE_READ: _ALL,
+    Permission.DEVICE_WRITE: frozenset({Role.ADMIN, Role.SUPPORT}),
+    Permission.AUDIT_READ: frozenset({Role.ADMIN}),
+}
+
+
+def roles_for(permission: Permission) -> list[str]:
+    """Role names granted a permission, in the form Flask-HTTPAuth checks."""
+    return sorted(role.value for role in GRANTS[permission])
+
+
+def allows(role: Role | str, permission: Permission) -> bool:
+    return Role(role) in GRANTS[permission]

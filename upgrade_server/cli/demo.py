@@ -1,0 +1,128 @@
+"""`demo`: a working server with a demo organisation, product and devices."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import date, timedelta
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from upgrade_server.accounts import service as accounts
+from upgrade_server.accounts.models import User
+from upgrade_server.accounts.principal import Principal
+from upgrade_server.accounts.roles import Role
+from upgrade_server.cli import transaction
+from upgrade_server.devices import service as devices
+from upgrade_server.devices.models import Device
+from upgrade_server.migrate import upgrade as migrate_upgrade
+from upgrade_server.organisations import service as organisations
+from upgrade_server.products import service as products
+
+DEMO_ORG = "demo-customer"
+DEMO_PRODUCT = "edge-gw"
+DEMO_ADMIN = "admin@demo.invalid"
+DEMO_CUSTOMER = "operator@demo-customer.invalid"
+DEMO_DEVICES = (
+    ("DEMO-0001", "rev-a", 400),  # serial, revision, days since acceptance
+    ("DEMO-0002", "rev-b", 200),
+    ("DEMO-0003", "rev-b", 1200),  # past its three covered years
+)
+
+
+def load_demo() -> dict[str, str]:
+    """Create the demo data if missing; return fresh tokens to show once."""
+    cli = Principal.cli()
+    shown: dict[str, str] = {}
+    with transaction() as session:
+        org = organisations.find_by_slug(session, DEMO_ORG) or organisations.create_organisation(
+            session,
+            cli,
+            slug=DEMO_ORG,
+            name="Demo Customer Ltd. 演示客户",
+            timezone="Asia/Shanghai",
+            region="beijing",
+        )
+        product = products.find_by_code(session, DEMO_PRODUCT) or products.create_product(
+            session,
+            cli,
+            code=DEMO_PRODUCT,
+            name="Edge Gateway EG-100",
+            description="Demo device line",
+            hardware_revisions=[{"code": "rev-a"}, {"code": "rev-b"}],
+        )
+        users: dict[str, User] = {}
+        for email, name, role, org_id in (
+            (DEMO_ADMIN, "Demo Administrator", Role.ADMIN, None),
+            (DEMO_CUSTOMER, "Demo Operator", Role.CUSTOMER_ADMIN, org.id),
+        ):
+            user = session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+            users[email] = user or accounts.create_user(
+                session, cli, email=email, name=name, role=role.value, organisation_id=org_id
+            )
+        today = date.today()
+        for serial, revision, age in DEMO_DEVICES:
+            existing = session.execute(
+                select(Device).where(Device.serial == serial)
+            ).scalar_one_or_none()
+            if existing is None:
+                provisioned = devices.create_device(
+                    session,
+                    cli,
+                    {
+                        "serial": serial,
+                        "product": product.code,
+                        "hardware_revision": revision,
+                        "organisation": org.slug,
+                        "site": "Beijing Lab",
+                        "delivered_on": (today - timedelta(days=age + 30)).isoformat(),
+                        "accepted_on": (today - timedelta(days=age)).isoformat(),
+                        "current_version": "0.9.0",
+                    },
+                )
+            else:
+                provisioned = devices.rotate_device_token(session, cli, existing)
+            shown[f"device {serial}"] = provisioned.secret
+        for label, email in (("admin", DEMO_ADMIN), ("customer", DEMO_CUSTOMER)):
+            shown[f"{label} {email}"] = accounts.create_api_token(
+                session, cli, name="demo", user_id=users[email].id, expires_in_days=30
+            ).secret
+    return shown
+
+
+@click.command("demo", help="Migrate, load demo data and print tokens; --serve runs it.")
+@click.option("--serve", is_flag=True, help="Start gunicorn afterwards.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo_command(serve: bool, host: str, port: int) -> None:
+    migrate_upgrade(str(current_app.config["SQLALCHEMY_DATABASE_URI"]))
+    shown = load_demo()
+    click.echo("Demo data ready. Tokens (shown once; run `demo` again for new ones):")
+    for label, secret in shown.items():
+        click.echo(f"  {label:<42} {secret}")
+    base = f"http://{host}:{port}"
+    click.echo(
+        f"\nServer: {base}\n  API docs: {base}/api/docs\n  Health:   {base}/readyz\n"
+        f"  Try:      curl -H 'Authorization: Bearer <admin token>' {base}/api/v1/devices"
+    )
+    if serve:
+        _exec_gunicorn(host, port)
+
+
+@click.command("serve", help="Run the app under gunicorn (settings: see gunicorn.conf.py).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve_command(host: str, port: int) -> None:
+    _exec_gunicorn(host, port)
+
+
+def _exec_gunicorn(host: str, port: int) -> None:
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
+    os.environ.setdefault("GUNICORN_BIND", f"{host}:{port}")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = os.path.join(root, "gunicorn.conf.py")
+    sys.stdout.flush()
+    os.execv(gunicorn, [gunicorn, "--config", config, "--chdir", root, "wsgi:app"])  # noqa: S606

@@ -1,0 +1,98 @@
+"""Settings, read from the environment once when the app is created.
+
+Every setting has a default that runs the embedded configuration (SQLite and a
+local artifact folder inside the instance folder). The README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="UPGRADE_SERVER_", extra="ignore", populate_by_name=True
+    )
+
+    instance_path: Path = Field(
+        default=Path("instance"),
+        description="Folder for the SQLite file, local artifacts and online keys.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "UPGRADE_SERVER_DATABASE_URL"),
+        description="SQLAlchemy URL; default: SQLite file in the instance folder.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs session cookies; default: generated once into the instance folder.",
+    )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        description="Largest request body accepted by the API (413 beyond it).",
+    )
+    token_ttl_days: int = Field(default=90, description="Default lifetime of API tokens.")
+    log_level: str = Field(default="INFO")
+    public_url: str | None = Field(
+        default=None, description="Base URL used in links handed to devices and users."
+    )
+
+    storage_backend: Literal["local", "s3"] = Field(default="local")
+    storage_path: Path | None = Field(
+        default=None, description="Local artifact folder; default: instance/artifacts."
+    )
+    s3_bucket: str | None = Field(default=None, validation_alias="S3_BUCKET")
+    s3_prefix: str = Field(default="", validation_alias="S3_PREFIX")
+    s3_endpoint_url: str | None = Field(default=None, validation_alias="S3_ENDPOINT_URL")
+    s3_region: str | None = Field(default=None, validation_alias="S3_REGION")
+    s3_access_key_id: str | None = Field(default=None, validation_alias="S3_ACCESS_KEY_ID")
+    s3_secret_access_key: str | None = Field(
+        default=None, validation_alias="S3_SECRET_ACCESS_KEY", repr=False
+    )
+    s3_presign_seconds: int = Field(default=300, validation_alias="S3_PRESIGN_SECONDS")
+    s3_part_size_mb: int = Field(default=16, validation_alias="S3_PART_SIZE_MB")
+
+    def resolved_instance_path(self) -> Path:
+        return self.instance_path.expanduser().resolve()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Heroku-style URLs name the scheme "postgres"; psycopg 3 is the driver.
+            if url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url[len("postgres://") :]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{self.resolved_instance_path() / 'upgrade_server.db'}"
+
+    def resolved_storage_path(self) -> Path:
+        if self.storage_path:
+            return self.storage_path.expanduser().resolve()
+        return self.resolved_instance_path() / "artifacts"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, else one generated once and kept in the instance folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.resolved_instance_path() / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Several workers may start at once: write aside, then link into place;
+            # the first link wins and the others read what it wrote.
+            tmp = path.with_name(f".secret_key.{secrets.token_hex(8)}")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_text().strip()

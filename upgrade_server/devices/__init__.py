@@ -1,0 +1,1 @@
+"""Devices in the field, their tokens and the device-facing API."""

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.extensions import Base
+from upgrade_server.organisations.models import Organisation
+from upgrade_server.products.models import HardwareRevision, Product
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (
+        Index("ix_devices_organisation_id_id", "organisation_id", "id"),
+        Index("ix_devices_product_id_id", "product_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(128), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    hardware_revision_id: Mapped[int] = mapped_column(
+        ForeignKey("hardware_revisions.id", ondelete="RESTRICT")
+    )
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    site: Mapped[str] = mapped_column(String(200), default="")
+    delivered_on: Mapped[date | None] = mapped_column(Date)
+    accepted_on: Mapped[date | None] = mapped_column(Date)
+    current_version: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32), default="stable")
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship(lazy="joined")
+    hardware_revision: Mapped[HardwareRevision] = relationship(lazy="joined")
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+    def audit_view(self) -> dict[str, object]:
+        return {
+            "serial": self.serial,
+            "product_id": self.product_id,
+            "hardware_revision_id": self.hardware_revision_id,
+            "organisation_id": self.organisation_id,
+            "site": self.site,
+            "delivered_on": self.delivered_on.isoformat() if self.delivered_on else None,
+            "accepted_on": self.accepted_on.isoformat() if self.accepted_on else None,
+            "current_version": self.current_version,
+            "channel": self.channel,
+        }
+
+
+class DeviceToken(Base):
+    """A device's Bearer token for the device API. Only its SHA-256 is stored."""
+
+    __tablename__ = "device_tokens"
+    __table_args__ = (Index("ix_device_tokens_device_id", "device_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    device: Mapped[Device] = relationship(lazy="joined")

@@ -1,0 +1,452 @@
+"""Devices: provisioning (one at a time or from CSV), tokens, reads scoped to
+the caller's organisation.
+
+Errors raised: InvalidInputError, NotFoundError, ConflictError,
+PermissionDeniedError.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import semver
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from upgrade_server import tokens
+from upgrade_server.accounts.principal import Principal
+from upgrade_server.accounts.roles import Permission
+from upgrade_server.audit.service import record, record_change
+from upgrade_server.database import flush_unique, utcnow
+from upgrade_server.devices.models import Device, DeviceToken
+from upgrade_server.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from upgrade_server.organisations.models import Organisation
+from upgrade_server.products.models import HardwareRevision, Product
+
+CSV_COLUMNS = (
+    "serial",
+    "product",
+    "hardware_revision",
+    "organisation",
+    "site",
+    "delivered_on",
+    "accepted_on",
+    "channel",
+    "current_version",
+)
+REQUIRED_CSV_COLUMNS = ("serial", "product", "hardware_revision", "organisation")
+MAX_CSV_ROWS = 100_000
+MAX_REPORTED_ERRORS = 100
+
+
+@dataclass(frozen=True)
+class ProvisionedDevice:
+    device: Device
+    secret: str
+
+
+@dataclass
+class DeviceFilters:
+    organisation_id: int | None = None
+    product_id: int | None = None
+    hardware_revision: str | None = None
+    channel: str | None = None
+    current_version: str | None = None
+    serial_prefix: str | None = None
+    site: str | None = None
+
+
+def _require_write(actor: Principal) -> None:
+    if not actor.may(Permission.DEVICE_WRITE):
+        raise PermissionDeniedError("you may not manage devices")
+
+
+def visible_devices(actor: Principal, filters: DeviceFilters | None = None) -> Select[Device]:
+    stmt = select(Device)
+    if not actor.is_vendor:
+        stmt = stmt.where(Device.organisation_id == actor.organisation_id)
+    f = filters or DeviceFilters()
+    if f.organisation_id is not None:
+        stmt = stmt.where(Device.organisation_id == f.organisation_id)
+    if f.product_id is not None:
+        stmt = stmt.where(Device.product_id == f.product_id)
+    if f.hardware_revision is not None:
+        stmt = stmt.join(
+            HardwareRevision, Device.hardware_revision_id == HardwareRevision.id
+        ).where(HardwareRevision.code == f.hardware_revision)
+    if f.channel is not None:
+        stmt = stmt.where(Device.channel == f.channel)
+    if f.current_version is not None:
+        stmt = stmt.where(Device.current_version == f.current_version)
+    if f.serial_prefix:
+        escaped = f.serial_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Device.serial.like(f"{escaped}%", escape="\\"))
+    if f.site is not None:
+        stmt = stmt.where(Device.site == f.site)
+    return stmt
+
+
+def get_device(session: Session, actor: Principal, device_id: int) -> Device:
+    """A device the caller may see; another organisation's device is NotFound."""
+    device = session.execute(
+        visible_devices(actor).where(Device.id == device_id)
+    ).scalar_one_or_none()
+    if device is None:
+        raise NotFoundError(f"no device {device_id}")
+    return device
+
+
+@dataclass
+class _Row:
+    """A device description with its references checked."""
+
+    serial: str
+    product: Product
+    revision: HardwareRevision
+    organisation: Organisation
+    site: str = ""
+    delivered_on: date | None = None
+    accepted_on: date | None = None
+    channel: str = "stable"
+    current_version: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Resolver:
+    """Looks up products and organisations once per import, not once per row."""
+
+    def __init__(self, session: Session, actor: Principal) -> None:
+        self.session = session
+        self.actor = actor
+        self.products: dict[str, Product | None] = {}
+        self.organisations: dict[str, Organisation | None] = {}
+
+    def product(self, code: str) -> Product | None:
+        if code not in self.products:
+            self.products[code] = self.session.execute(
+                select(Product).where(Product.code == code)
+            ).scalar_one_or_none()
+        return self.products[code]
+
+    def organisation(self, ref: str) -> Organisation | None:
+        if ref not in self.organisations:
+            stmt = select(Organisation).where(Organisation.slug == ref)
+            if ref.isdigit():
+                stmt = select(Organisation).where(Organisation.id == int(ref))
+            org = self.session.execute(stmt).scalar_one_or_none()
+            self.organisations[ref] = org if org and self.actor.sees_organisation(org.id) else None
+        return self.organisations[ref]
+
+
+def _parse_date(value: str | None, name: str, errors: list[dict[str, Any]]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append({"field": name, "message": f"{value!r} is not a date (YYYY-MM-DD)"})
+        return None
+
+
+def _check_version(value: str | None, errors: list[dict[str, Any]]) -> str | None:
+    if not value:
+        return None
+    if not semver.Version.is_valid(value):
+        errors.append({"field": "current_version", "message": f"{value!r} is not semver"})
+    return value
+
+
+def _describe(
+    resolver: _Resolver, data: dict[str, Any]
+) -> tuple[_Row | None, list[dict[str, Any]]]:
+    """Check one device description; returns the row or the reasons it is bad."""
+    errors: list[dict[str, Any]] = []
+    serial = (data.get("serial") or "").strip()
+    if not serial or len(serial) > 128:
+        errors.append({"field": "serial", "message": "required, up to 128 characters"})
+    product = resolver.product(str(data.get("product") or ""))
+    revision = None
+    if product is None:
+        errors.append({"field": "product", "message": f"no product {data.get('product')!r}"})
+    else:
+        revision = next(
+            (r for r in product.hardware_revisions if r.code == data.get("hardware_revision")),
+            None,
+        )
+        if revision is None:
+            errors.append(
+                {
+                    "field": "hardware_revision",
+                    "message": f"product {product.code} has no revision "
+                    f"{data.get('hardware_revision')!r}",
+                }
+            )
+    organisation = resolver.organisation(str(data.get("organisation") or ""))
+    if organisation is None:
+        errors.append(
+            {"field": "organisation", "message": f"no organisation {data.get('organisation')!r}"}
+        )
+    delivered_on = _parse_date(data.get("delivered_on"), "delivered_on", errors)
+    accepted_on = _parse_date(data.get("accepted_on"), "accepted_on", errors)
+    if delivered_on and accepted_on and accepted_on < delivered_on:
+        errors.append({"field": "accepted_on", "message": "before delivered_on"})
+    version = _check_version(data.get("current_version"), errors)
+    channel = (data.get("channel") or "stable").strip()
+    if errors or product is None or revision is None or organisation is None:
+        return None, errors
+    return (
+        _Row(
+            serial=serial,
+            product=product,
+            revision=revision,
+            organisation=organisation,
+            site=(data.get("site") or "").strip(),
+            delivered_on=delivered_on,
+            accepted_on=accepted_on,
+            channel=channel,
+            current_version=version,
+        ),
+        [],
+    )
+
+
+def _provision(session: Session, actor: Principal, row: _Row) -> ProvisionedDevice:
+    device = Device(
+        serial=row.serial,
+        product=row.product,
+        hardware_revision=row.revision,
+        organisation=row.organisation,
+        site=row.site,
+        delivered_on=row.delivered_on,
+        accepted_on=row.accepted_on,
+        channel=row.channel,
+        current_version=row.current_version,
+    )
+    session.add(device)
+    secret = tokens.new_secret(tokens.DEVICE_TOKEN_PREFIX)
+    session.add(
+        DeviceToken(
+            device=device,
+            token_hash=tokens.hash_secret(secret),
+            prefix=tokens.shown_prefix(secret),
+        )
+    )
+    return ProvisionedDevice(device, secret)
+
+
+def create_device(session: Session, actor: Principal, data: dict[str, Any]) -> ProvisionedDevice:
+    """Provision one device and its token. The token secret is returned once."""
+    _require_write(actor)
+    row, errors = _describe(_Resolver(session, actor), data)
+    if row is None:
+        raise InvalidInputError("the device description is invalid", errors)
+    provisioned = _provision(session, actor, row)
+    flush_unique(session, f"a device with serial {row.serial!r} exists")
+    record_change(
+        session,
+        actor,
+        "device.create",
+        provisioned.device,
+        None,
+        organisation_id=provisioned.device.organisation_id,
+    )
+    return provisioned
+
+
+def import_devices_csv(session: Session, actor: Principal, text: str) -> list[ProvisionedDevice]:
+    """Provision every device of a CSV file, or none.
+
+    Each bad row is reported with its line number (the header is line 1) and
+    reasons; a single bad row rejects the whole file.
+    """
+    _require_write(actor)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in CSV_COLUMNS]
+    if missing or unknown:
+        raise InvalidInputError(
+            "the CSV header is wrong",
+            [{"row": 1, "field": c, "message": "missing column"} for c in missing]
+            + [{"row": 1, "field": c, "message": "unknown column"} for c in unknown],
+        )
+    reader.fieldnames = header
+    resolver = _Resolver(session, actor)
+    rows: list[_Row] = []
+    problems: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for line, data in enumerate(reader, start=2):
+        if line - 1 > MAX_CSV_ROWS:
+            raise InvalidInputError(f"more than {MAX_CSV_ROWS} rows", [{"row": line}])
+        if None in data:
+            problems.append({"row": line, "message": "more fields than columns"})
+            continue
+        row, errors = _describe(resolver, {k: (v or "").strip() for k, v in data.items()})
+        if row is not None and row.serial in seen:
+            errors = [{"field": "serial", "message": f"repeats line {seen[row.serial]}"}]
+            row = None
+        if row is None:
+            problems.extend({"row": line, **e} for e in errors)
+        else:
+            seen[row.serial] = line
+            rows.append(row)
+    if rows and not problems:
+        existing: set[str] = set()
+        serials = list(seen)
+        for start in range(0, len(serials), 500):
+            existing.update(
+                session.execute(
+                    select(Device.serial).where(Device.serial.in_(serials[start : start + 500]))
+                ).scalars()
+            )
+        problems = [
+            {"row": seen[s], "field": "serial", "message": f"device {s!r} exists"}
+            for s in serials
+            if s in existing
+        ]
+    if problems:
+        raise InvalidInputError(
+            f"{len({p['row'] for p in problems})} bad row(s); nothing was imported",
+            problems[:MAX_REPORTED_ERRORS],
+        )
+    if not rows:
+        raise InvalidInputError("the CSV file has no rows", [{"row": 2, "message": "no data"}])
+    provisioned = [_provision(session, actor, row) for row in rows]
+    flush_unique(session, "a device in the file was created meanwhile; nothing was imported")
+    record(
+        session,
+        actor,
+        "device.import",
+        "devices",
+        None,
+        after={"count": len(provisioned), "serials": [p.device.serial for p in provisioned]},
+    )
+    return provisioned
+
+
+def update_device(
+    session: Session, actor: Principal, device_id: int, changes: dict[str, Any]
+) -> Device:
+    _require_write(actor)
+    device = get_device(session, actor, device_id)
+    before = device.audit_view()
+    errors: list[dict[str, Any]] = []
+    if "hardware_revision" in changes:
+        revision = next(
+            (
+                r
+                for r in device.product.hardware_revisions
+                if r.code == changes["hardware_revision"]
+            ),
+            None,
+        )
+        if revision is None:
+            errors.append({"field": "hardware_revision", "message": "no such revision"})
+        else:
+            device.hardware_revision = revision
+    if "organisation_id" in changes:
+        org = session.get(Organisation, changes["organisation_id"])
+        if org is None:
+            errors.append({"field": "organisation_id", "message": "no such organisation"})
+        else:
+            device.organisation = org
+    if "current_version" in changes:
+        _check_version(changes["current_version"], errors)
+    if errors:
+        raise InvalidInputError("the change is invalid", errors)
+    for key in ("site", "delivered_on", "accepted_on", "channel", "current_version"):
+        if key in changes:
+            setattr(device, key, changes[key])
+    if device.delivered_on and device.accepted_on and device.accepted_on < device.delivered_on:
+        raise InvalidInputError(
+            "the change is invalid", [{"field": "accepted_on", "message": "before delivered_on"}]
+        )
+    session.flush()
+    record_change(
+        session, actor, "device.update", device, before, organisation_id=device.organisation_id
+    )
+    return device
+
+
+def rotate_device_token(
+    session: Session, actor: Principal, device: Device, *, by_device: bool = False
+) -> ProvisionedDevice:
+    """Revoke the device's tokens and issue a new one; the old one stops at once."""
+    if not by_device:
+        _require_write(actor)
+    now = utcnow()
+    for old in session.execute(
+        select(DeviceToken).where(
+            DeviceToken.device_id == device.id, DeviceToken.revoked_at.is_(None)
+        )
+    ).scalars():
+        old.revoked_at = now
+    secret = tokens.new_secret(tokens.DEVICE_TOKEN_PREFIX)
+    session.add(
+        DeviceToken(
+            device=device, token_hash=tokens.hash_secret(secret), prefix=tokens.shown_prefix(secret)
+        )
+    )
+    session.flush()
+    record(
+        session,
+        actor,
+        "device.token.rotate",
+        "devices",
+        device.id,
+        organisation_id=device.organisation_id,
+    )
+    return ProvisionedDevice(device, secret)
+
+
+def revoke_device_tokens(session: Session, actor: Principal, device: Device) -> int:
+    _require_write(actor)
+    now = utcnow()
+    revoked = 0
+    for old in session.execute(
+        select(DeviceToken).where(
+            DeviceToken.device_id == device.id, DeviceToken.revoked_at.is_(None)
+        )
+    ).scalars():
+        old.revoked_at = now
+        revoked += 1
+    session.flush()
+    record(
+        session,
+        actor,
+        "device.token.revoke",
+        "devices",
+        device.id,
+        after={"revoked": revoked},
+        organisation_id=device.organisation_id,
+    )
+    return revoked
+
+
+def authenticate_device_token(session: Session, raw: str) -> Device | None:
+    """The device a token belongs to, or None if it is unknown or revoked."""
+    if not raw.startswith(tokens.DEVICE_TOKEN_PREFIX):
+        return None
+    token = session.execute(
+        select(DeviceToken).where(DeviceToken.token_hash == tokens.hash_secret(raw))
+    ).scalar_one_or_none()
+    if token is None or token.revoked_at is not None:
+        return None
+    return token.device
+
+
+def touch(device: Device, now: datetime | None = None) -> None:
+    device.last_seen_at = now or utcnow()
+
+
+def device_principal(device: Device) -> Principal:
+    return Principal(
+        kind="device",
+        id=device.id,
+        label=f"device:{device.serial}",
+        organisation_id=device.organisation_id,
+    )

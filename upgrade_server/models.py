@@ -1,0 +1,19 @@
+"""Imports every model so that the metadata is complete (for Alembic and tests)."""
+
+from upgrade_server.accounts.models import ApiToken, User
+from upgrade_server.audit.models import AuditEntry, AuditHead
+from upgrade_server.devices.models import Device, DeviceToken
+from upgrade_server.organisations.models import Organisation
+from upgrade_server.products.models import HardwareRevision, Product
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "AuditHead",
+    "Device",
+    "DeviceToken",
+    "HardwareRevision",
+    "Organisation",
+    "Product",
+    "User",
+]

@@ -1,0 +1,37 @@
+"""Post-processing of the OpenAPI document that APIFlask generates from the code."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from typing import Any
+
+from apiflask import APIFlask
+
+# APIFlask registers a schema again (as "Name1") when the marshmallow plugin
+# already met it nested in another schema. The copies are identical; fold them.
+warnings.filterwarnings("ignore", message=".*has already been added to the spec.*")
+_COPY = re.compile(r"^(?P<base>.+?)\d+$")
+
+
+def fold_duplicate_schemas(spec: Any) -> Any:
+    schemas = spec.get("components", {}).get("schemas", {})
+    renames: dict[str, str] = {}
+    for name, body in list(schemas.items()):
+        match = _COPY.match(name)
+        if match and schemas.get(match["base"]) == body:
+            renames[name] = match["base"]
+    if not renames:
+        return spec
+    for name in renames:
+        del schemas[name]
+    text = json.dumps(spec)
+    for old, new in renames.items():
+        text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    folded: dict[str, Any] = json.loads(text)
+    return folded
+
+
+def init_app(app: APIFlask) -> None:
+    app.spec_processor(fold_duplicate_schemas)

@@ -1,0 +1,1 @@
+"""Customer organisations: who owns devices and whose staff log in."""

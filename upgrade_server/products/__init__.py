@@ -1,0 +1,1 @@
+"""Products (device lines) and their hardware revisions."""

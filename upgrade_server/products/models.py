@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.extensions import Base
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    hardware_revisions: Mapped[list[HardwareRevision]] = relationship(
+        back_populates="product", order_by="HardwareRevision.code", lazy="selectin"
+    )
+
+    def audit_view(self) -> dict[str, object]:
+        return {"code": self.code, "name": self.name, "description": self.description}
+
+
+class HardwareRevision(Base):
+    __tablename__ = "hardware_revisions"
+    __table_args__ = (UniqueConstraint("product_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship(back_populates="hardware_revisions")
+
+    def audit_view(self) -> dict[str, object]:
+        return {"product_id": self.product_id, "code": self.code, "name": self.name}
