@@ -3,7 +3,8 @@
 The database is SQLite unless TEST_DATABASE_URL names another (CI also runs the
 suite against PostgreSQL). Migrations run once per database; each test binds
 the session to one connection with join_transaction_mode="create_savepoint", so
-the commits a request makes are savepoints that the test's rollback undoes.
+the commits a request makes are savepoints that the test's rollback undoes
+(tests/test_isolation.py proves it).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 from tests.factories import Factory
 from upgrade_server import create_app
@@ -78,8 +81,11 @@ def _transaction(app: Any) -> Iterator[None]:
         connection = db.engine.connect()
         outer = connection.begin()
         original = db.session
-        db.session = db._make_scoped_session(
-            {"bind": connection, "join_transaction_mode": "create_savepoint"}
+        # A plain SQLAlchemy session: Flask-SQLAlchemy's own Session.get_bind
+        # returns the engine and would escape the test's transaction.
+        db.session = scoped_session(
+            sessionmaker(bind=connection, join_transaction_mode="create_savepoint"),
+            scopefunc=_app_ctx_id,
         )
         try:
             yield

@@ -56,7 +56,9 @@ class Factory:
 
     def user(self, role: Role | str, organisation: Organisation | None = None, **kw: Any) -> User:
         role = Role(role)
-        if role in CUSTOMER_ROLES and organisation is None:
+        if role not in CUSTOMER_ROLES:
+            organisation = None
+        elif organisation is None:
             organisation = self.organisation()
         n = next(_seq)
         data: dict[str, Any] = {"email": f"user{n}@example.test", "name": f"User {n}"}
