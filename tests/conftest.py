@@ -76,7 +76,12 @@ def app(settings: Settings) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _transaction(app: Any) -> Iterator[None]:
+def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("own_app"):
+        # The test builds its own app on its own database; leave db.session alone.
+        yield
+        return
+    app = request.getfixturevalue("app")
     with app.app_context():
         connection = db.engine.connect()
         outer = connection.begin()

@@ -144,6 +144,7 @@ def fragile_app(tmp_path):
     return app
 
 
+@pytest.mark.own_app
 def test_500_hides_the_error(fragile_app):
     r = fragile_app.test_client().get("/api/v1/boom")
     body = assert_problem(r, 500, "internal-error")
@@ -152,6 +153,7 @@ def test_500_hides_the_error(fragile_app):
     assert body["instance"] == "/api/v1/boom"
 
 
+@pytest.mark.own_app
 def test_503_database_unreachable(fragile_app):
     assert_problem(fragile_app.test_client().get("/api/v1/db-down"), 503, "service-unavailable")
 

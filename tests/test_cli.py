@@ -1,0 +1,98 @@
+"""The command line: first admin, inventory, import, demo."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from upgrade_server.devices.models import Device
+from upgrade_server.extensions import db
+
+
+def _last_line(output: str) -> str:
+    return output.strip().splitlines()[-1].strip()
+
+
+def test_admin_create_prints_a_working_token(runner, client):
+    result = runner.invoke(args=["admin", "create", "--email", "root@example.test"])
+    assert result.exit_code == 0, result.output
+    token = _last_line(result.output)
+    assert token.startswith("usk_")
+    me = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.get_json()["role"] == "admin"
+    again = runner.invoke(args=["admin", "create", "--email", "root@example.test"])
+    assert again.exit_code == 1
+    assert "exists" in again.output
+
+
+def test_inventory_commands(runner, tmp_path):
+    steps = [
+        ["org", "create", "--slug", "acme", "--name", "ACME", "--region", "beijing"],
+        ["product", "create", "--code", "gw", "--name", "Gateway", "--revision", "r1"],
+        ["product", "add-revision", "gw", "r2"],
+        [
+            "device",
+            "create",
+            "--serial",
+            "CLI-1",
+            "--product",
+            "gw",
+            "--revision",
+            "r2",
+            "--org",
+            "acme",
+            "--accepted-on",
+            "2025-01-01",
+        ],
+    ]
+    for args in steps:
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, (args, result.output)
+    listed = runner.invoke(args=["device", "list", "--org", "acme"])
+    assert "CLI-1" in listed.output and "gw/r2" in listed.output
+    products = runner.invoke(args=["product", "list"])
+    assert "[r1,r2]" in products.output
+
+
+def test_cli_reports_bad_input_plainly(runner):
+    result = runner.invoke(args=["org", "create", "--slug", "Bad Slug!", "--name", "x"])
+    assert result.exit_code == 1
+    assert "bad slug" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_device_import_all_or_nothing(runner, tmp_path):
+    runner.invoke(args=["org", "create", "--slug", "imp", "--name", "Imp"])
+    runner.invoke(args=["product", "create", "--code", "imp-gw", "--name", "G", "--revision", "a"])
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "serial,product,hardware_revision,organisation\nIMP-1,imp-gw,a,imp\nIMP-2,imp-gw,a,imp\n"
+    )
+    out = tmp_path / "tokens.csv"
+    result = runner.invoke(args=["device", "import", str(good), "--tokens-out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "serial,token" and len(lines) == 3
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "serial,product,hardware_revision,organisation\nIMP-3,imp-gw,a,imp\nIMP-4,imp-gw,zz,imp\n"
+    )
+    before = db.session.execute(select(func.count()).select_from(Device)).scalar_one()
+    result = runner.invoke(args=["device", "import", str(bad), "--tokens-out", str(out)])
+    assert result.exit_code == 1
+    assert "line 3" in result.output
+    after = db.session.execute(select(func.count()).select_from(Device)).scalar_one()
+    assert before == after
+
+
+def test_demo_is_repeatable(runner, client):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    assert "http://127.0.0.1:8000" in first.output
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0, second.output
+    token = next(line.split()[-1] for line in second.output.splitlines() if "admin admin@" in line)
+    r = client.get(
+        "/api/v1/devices?serial_prefix=DEMO-", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert len(r.get_json()["items"]) == 3
