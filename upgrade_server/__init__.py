@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apiflask import APIFlask
-from flask import Response, g, request, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
-
-from upgrade_server.config import Settings
-from upgrade_server.errors import PROBLEM_SCHEMA, VALIDATION_PROBLEM_SCHEMA, check_content_type
+if TYPE_CHECKING:
+    from apiflask import APIFlask
 
 __version__ = "0.1.0"
 
@@ -21,7 +17,20 @@ log = logging.getLogger(__name__)
 def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     """Build the app. Settings come from the environment; tests may override
     them with `test_config` ({"SETTINGS": Settings(...)} or Flask config keys)."""
-    settings: Settings = (test_config or {}).get("SETTINGS") or Settings()
+    # Imported here, not at module level, so that light users of the package
+    # (the storage layer in a bench, the device agent) do not pay for the web stack.
+    from apiflask import APIFlask
+    from flask import Response, g, request, send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    from upgrade_server.config import Settings
+    from upgrade_server.errors import (
+        PROBLEM_SCHEMA,
+        VALIDATION_PROBLEM_SCHEMA,
+        check_content_type,
+    )
+
+    settings = (test_config or {}).get("SETTINGS") or Settings()
     instance_path = settings.resolved_instance_path()
     instance_path.mkdir(parents=True, exist_ok=True)
 
@@ -124,6 +133,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
 
 def _install_request_id_logging() -> None:
+    from flask import g
+
     factory = logging.getLogRecordFactory()
     if getattr(factory, "_upgrade_server", False):
         return

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         default=None, validation_alias="S3_SECRET_ACCESS_KEY", repr=False
     )
     s3_presign_seconds: int = Field(default=300, validation_alias="S3_PRESIGN_SECONDS")
-    s3_part_size_mb: int = Field(default=16, validation_alias="S3_PART_SIZE_MB")
+    s3_part_size_mb: int = Field(default=8, validation_alias="S3_PART_SIZE_MB")
 
     def resolved_instance_path(self) -> Path:
         return self.instance_path.expanduser().resolve()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apiflask import APIFlask
-from apiflask.exceptions import HTTPError
 from flask import Flask, Response, abort, json, request
-from sqlalchemy.exc import OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
+
+if TYPE_CHECKING:
+    from apiflask import APIFlask
+    from apiflask.exceptions import HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,8 @@ def _validation_errors(detail: Any) -> list[dict[str, Any]]:
 
 
 def init_app(app: APIFlask) -> None:
+    from sqlalchemy.exc import OperationalError
+
     @app.error_processor
     def _http_error(error: HTTPError) -> Response:
         # APIFlask routes its own errors (validation, auth, abort) and every

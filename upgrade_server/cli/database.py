@@ -33,3 +33,9 @@ def downgrade(revision: str) -> None:
 @db_group.command("current", help="Show the database's revision.")
 def current() -> None:
     command.current(alembic_config(_url()))
+
+
+@db_group.command("revision", help="Write a new migration from the models (review it!).")
+@click.option("-m", "--message", required=True)
+def revision(message: str) -> None:
+    command.revision(alembic_config(_url()), message=message, autogenerate=True)

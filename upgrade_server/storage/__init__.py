@@ -7,8 +7,12 @@ leaves a partial object under its final name.
 
 from __future__ import annotations
 
-from upgrade_server.config import Settings
+from typing import TYPE_CHECKING
+
 from upgrade_server.storage.base import ArtifactStore, DigestMismatchError, StoredObject
+
+if TYPE_CHECKING:
+    from upgrade_server.config import Settings
 
 __all__ = ["ArtifactStore", "DigestMismatchError", "StoredObject", "make_store"]
 

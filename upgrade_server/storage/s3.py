@@ -8,12 +8,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from upgrade_server.config import Settings
 from upgrade_server.errors import NotFoundError, StorageError
 from upgrade_server.storage.base import ArtifactStore, HashingReader, StoredObject, check_digest
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from upgrade_server.config import Settings
 
 _MIB = 1024 * 1024
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Creates .venv with Python 3.11+ and installs the given requirements file into it.
+# Used by demo.sh and test.sh; on a fresh Debian machine it installs python3-venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) to run: $*" >&2; exit 1; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || { echo "please install: $*" >&2; exit 1; }
+  if [ -z "${APT_UPDATED:-}" ]; then as_root apt-get update -qq; export APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null || {
+  echo "upgrade_server needs Python 3.11 or newer as '$PYTHON'" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv 2>/dev/null || { rm -rf .venv; apt_install python3-venv; "$PYTHON" -m venv .venv; }
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r "${1:-requirements.txt}"
