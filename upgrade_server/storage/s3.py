@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -13,6 +13,7 @@ from upgrade_server.storage.base import ArtifactStore, HashingReader, StoredObje
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
     from upgrade_server.config import Settings
 
@@ -82,7 +83,7 @@ class S3Store(ArtifactStore):
                 upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=tmp_key)[
                     "UploadId"
                 ]
-                parts: list[dict[str, Any]] = []
+                parts: list[CompletedPartTypeDef] = []
                 chunk = first
                 while chunk:
                     number = len(parts) + 1
@@ -147,7 +148,7 @@ class S3Store(ArtifactStore):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 raise NotFoundError("no such artifact") from exc
             raise StorageError(f"S3 read failed: {exc}") from exc
-        return body
+        return cast(BinaryIO, body)
 
     def exists(self, sha256: str) -> bool:
         try:
