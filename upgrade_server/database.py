@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,10 +60,25 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set by code that is about to write outside a request (the CLI's transaction()).
+write_intent: ContextVar[bool] = ContextVar("write_intent", default=False)
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn: Any) -> None:
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN")
+    if conn.dialect.name != "sqlite":
+        return
+    # A deferred transaction that reads and then writes fails at once with
+    # SQLITE_BUSY when another writer committed meanwhile (busy_timeout does
+    # not help). Requests that change things, and CLI commands, take the write
+    # lock up front instead and queue for it; reads stay concurrent.
+    from flask import has_request_context, request
+
+    writing = write_intent.get() or (
+        has_request_context() and request.method not in _READ_ONLY_METHODS
+    )
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 def flush_unique(session: Any, message: str) -> None:

@@ -14,6 +14,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy.orm import Session
 
+from upgrade_server.database import write_intent
 from upgrade_server.errors import AppError
 from upgrade_server.extensions import session
 
@@ -21,12 +22,15 @@ from upgrade_server.extensions import session
 @contextmanager
 def transaction() -> Iterator[Session]:
     """One transaction per CLI command: commit on success, roll back on error."""
+    token = write_intent.set(True)
     try:
         yield session()
         session().commit()
     except BaseException:
         session().rollback()
         raise
+    finally:
+        write_intent.reset(token)
 
 
 def fail(error: AppError) -> NoReturn:
@@ -58,8 +62,12 @@ def register_commands(app: Flask) -> None:
 
 
 def _create_app() -> Flask:
+    import logging
+
     from upgrade_server import create_app
 
+    # Alembic narrates every step at INFO; the CLI prints its own outcome.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return create_app()
 
 
