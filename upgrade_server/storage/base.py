@@ -3,10 +3,9 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from upgrade_server.errors import InvalidInputError, PayloadTooLargeError
 
@@ -30,64 +29,81 @@ def check_digest(sha256: str) -> str:
     return sha256
 
 
-class HashingReader:
-    """Reads a stream in chunks while computing its SHA-256 and length.
+class StagingWriter(ABC):
+    """Receives an object's bytes in chunks, hashing them, before it has a name.
 
-    Raises PayloadTooLargeError as soon as more than max_bytes arrive, so an
-    oversized upload is refused before it fills the disk.
+    `finish` completes the bytes in a staging area; the store's `commit` then
+    gives them their final, content-addressed name, or `discard` drops them.
+    Until commit, nothing is visible under a final name.
     """
 
-    def __init__(self, stream: BinaryIO, max_bytes: int | None = None) -> None:
-        self._stream = stream
+    def __init__(self, max_bytes: int | None) -> None:
         self._max = max_bytes
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        while True:
-            chunk = self._stream.read(size)
-            if not chunk:
-                return
-            self.size += len(chunk)
-            if self._max is not None and self.size > self._max:
-                raise PayloadTooLargeError(f"the artifact exceeds {self._max} bytes")
-            self._hash.update(chunk)
-            yield chunk
-
-    def read_exact(self, size: int) -> bytes:
-        """Up to `size` bytes (fewer only at the end of the stream)."""
-        parts: list[bytes] = []
-        wanted = size
-        while wanted > 0:
-            chunk = self._stream.read(min(wanted, CHUNK_SIZE))
-            if not chunk:
-                break
-            parts.append(chunk)
-            wanted -= len(chunk)
-        data = b"".join(parts)
+    def write(self, data: bytes) -> int:
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise PayloadTooLargeError(f"the artifact exceeds {self._max} bytes")
         self._hash.update(data)
-        return data
+        self._write(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        # Werkzeug rewinds a finished file part; the bytes are already staged.
+        return 0
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def verify(self, expected_sha256: str | None) -> None:
+    def finish(self, expected_sha256: str | None = None) -> Staged:
+        """Complete the staged bytes. Raises DigestMismatchError or StorageError."""
         if expected_sha256 is not None and expected_sha256 != self.sha256:
+            self.abort()
             raise DigestMismatchError(
                 f"received bytes have SHA-256 {self.sha256}, expected {expected_sha256}"
             )
+        handle = self._finish()
+        return Staged(self.sha256, self.size, handle)
+
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _finish(self) -> Any: ...
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop whatever was staged; safe to call more than once."""
+
+
+@dataclass(frozen=True)
+class Staged:
+    sha256: str
+    size: int
+    handle: Any
 
 
 class ArtifactStore(ABC):
     """Where artifacts live. Implementations must be safe across processes."""
 
     name: str
+    chunk_size: int = CHUNK_SIZE
 
     @abstractmethod
+    def writer(self, max_bytes: int | None = None) -> StagingWriter:
+        """A writer that stages a new object."""
+
+    @abstractmethod
+    def commit(self, staged: Staged) -> StoredObject:
+        """Give staged bytes their final name (a no-op if already stored)."""
+
+    @abstractmethod
+    def discard(self, staged: Staged) -> None:
+        """Drop staged bytes that will not be committed."""
+
     def put(
         self,
         stream: BinaryIO,
@@ -101,6 +117,19 @@ class ArtifactStore(ABC):
         object. Raises DigestMismatchError, PayloadTooLargeError or StorageError;
         after any of them nothing new is left under a final name.
         """
+        writer = self.writer(max_bytes)
+        try:
+            while chunk := stream.read(self.chunk_size):
+                writer.write(chunk)
+            staged = writer.finish(expected_sha256)
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            return self.commit(staged)
+        except BaseException:
+            self.discard(staged)
+            raise
 
     @abstractmethod
     def open(self, sha256: str) -> BinaryIO:

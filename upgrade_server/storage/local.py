@@ -7,17 +7,62 @@ from pathlib import Path
 from typing import BinaryIO
 
 from upgrade_server.errors import NotFoundError, StorageError
-from upgrade_server.storage.base import ArtifactStore, HashingReader, StoredObject, check_digest
+from upgrade_server.storage.base import (
+    ArtifactStore,
+    Staged,
+    StagingWriter,
+    StoredObject,
+    check_digest,
+)
 
 _MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+class _LocalWriter(StagingWriter):
+    def __init__(self, tmp_dir: Path, max_bytes: int | None) -> None:
+        super().__init__(max_bytes)
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        except OSError as exc:
+            raise StorageError(f"cannot write to the artifact folder: {exc.strerror}") from exc
+        self.path = Path(name)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+
+    def _write(self, data: bytes) -> None:
+        assert self._file is not None, "writer already finished"
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write the artifact: {exc.strerror}") from exc
+
+    def _finish(self) -> Path:
+        assert self._file is not None, "writer already finished"
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write the artifact: {exc.strerror}") from exc
+        self._file = None
+        return self.path
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
 
 
 class LocalStore(ArtifactStore):
     """Objects as files under root/ab/cd/<sha256>.
 
-    A put writes to a temporary file in root/.tmp (same file system), fsyncs it
-    and renames it into place: a crash leaves at most a temporary file, which
-    `clean_temporary` removes, never a partial file under a final name.
+    Bytes are staged in a temporary file in root/.tmp (same file system),
+    fsynced, and renamed into place on commit: a crash leaves at most a
+    temporary file, which `clean_temporary` removes, never a partial file under
+    a final name.
     """
 
     name = "local"
@@ -30,41 +75,26 @@ class LocalStore(ArtifactStore):
         check_digest(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(
-        self,
-        stream: BinaryIO,
-        *,
-        expected_sha256: str | None = None,
-        max_bytes: int | None = None,
-    ) -> StoredObject:
+    def writer(self, max_bytes: int | None = None) -> StagingWriter:
+        return _LocalWriter(self.tmp_dir, max_bytes)
+
+    def commit(self, staged: Staged) -> StoredObject:
+        tmp: Path = staged.handle
+        final = self._path(staged.sha256)
         try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-")
-        except OSError as exc:
-            raise StorageError(f"cannot write to the artifact folder: {exc.strerror}") from exc
-        tmp = Path(tmp_name)
-        try:
-            reader = HashingReader(stream, max_bytes)
-            with os.fdopen(fd, "wb") as out:
-                for chunk in reader.chunks():
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            reader.verify(expected_sha256)
-            final = self._path(reader.sha256)
             if final.exists():
-                tmp.unlink()
+                tmp.unlink(missing_ok=True)
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, 0o444)  # a stored artifact never changes
                 os.replace(tmp, final)
-            return StoredObject(reader.sha256, reader.size)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write the artifact: {exc.strerror}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            raise StorageError(f"cannot store the artifact: {exc.strerror}") from exc
+        return StoredObject(staged.sha256, staged.size)
+
+    def discard(self, staged: Staged) -> None:
+        Path(staged.handle).unlink(missing_ok=True)
 
     def open(self, sha256: str) -> BinaryIO:
         try:

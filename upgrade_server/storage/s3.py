@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -9,7 +10,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from upgrade_server.errors import NotFoundError, StorageError
-from upgrade_server.storage.base import ArtifactStore, HashingReader, StoredObject, check_digest
+from upgrade_server.storage.base import (
+    ArtifactStore,
+    Staged,
+    StagingWriter,
+    StoredObject,
+    check_digest,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -20,13 +27,86 @@ if TYPE_CHECKING:
 _MIB = 1024 * 1024
 
 
+class _S3Writer(StagingWriter):
+    """Buffers one part at a time and sends it as a multipart upload part."""
+
+    def __init__(self, store: S3Store, max_bytes: int | None) -> None:
+        super().__init__(max_bytes)
+        self.store = store
+        self.key = f"{store.prefix}tmp/{uuid.uuid4().hex}"
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._done = False
+
+    def _write(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= self.store.part_size:
+            part = bytes(self._buffer[: self.store.part_size])
+            del self._buffer[: self.store.part_size]
+            self._send(part)
+
+    def _send(self, part: bytes) -> None:
+        client, bucket = self.store.client, self.store.bucket
+        try:
+            if self._upload_id is None:
+                self._upload_id = client.create_multipart_upload(Bucket=bucket, Key=self.key)[
+                    "UploadId"
+                ]
+            number = len(self._parts) + 1
+            etag = client.upload_part(
+                Bucket=bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=part
+            )["ETag"]
+        except (BotoCoreError, ClientError) as exc:
+            self.abort()
+            raise StorageError(f"S3 write failed: {exc}") from exc
+        self._parts.append({"PartNumber": number, "ETag": etag})
+
+    def _finish(self) -> str:
+        client, bucket = self.store.client, self.store.bucket
+        try:
+            if self._upload_id is None:
+                # Small object: one PUT, no multipart bookkeeping.
+                client.put_object(Bucket=bucket, Key=self.key, Body=bytes(self._buffer))
+            else:
+                if self._buffer:
+                    self._send(bytes(self._buffer))
+                client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+                self._upload_id = None
+        except (BotoCoreError, ClientError) as exc:
+            self.abort()
+            raise StorageError(f"S3 write failed: {exc}") from exc
+        self._buffer = bytearray()
+        self._done = True
+        return self.key
+
+    def abort(self) -> None:
+        client, bucket = self.store.client, self.store.bucket
+        self._buffer = bytearray()
+        try:
+            if self._upload_id is not None:
+                client.abort_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self._upload_id)
+                self._upload_id = None
+            if self._done:
+                client.delete_object(Bucket=bucket, Key=self.key)
+                self._done = False
+        except (BotoCoreError, ClientError):
+            pass  # the lifecycle rule on <prefix>tmp/ collects it
+
+
 class S3Store(ArtifactStore):
     """Objects in an S3-compatible bucket under <prefix>sha256/<sha256>.
 
-    The SHA-256 is only known once the last byte is read, so a put streams the
-    bytes as a multipart upload to a temporary key, then copies it server-side
-    to its final key and deletes the temporary one. Any failure aborts the
-    upload: nothing appears under a final key until it is complete.
+    The SHA-256 is only known once the last byte is read, so bytes are staged
+    as a multipart upload to a temporary key <prefix>tmp/<uuid>; commit copies
+    them server-side to their final key and deletes the temporary one. Any
+    failure aborts the upload: nothing appears under a final key until it is
+    complete.
     """
 
     name = "s3"
@@ -62,51 +142,13 @@ class S3Store(ArtifactStore):
     def _key(self, sha256: str) -> str:
         return f"{self.prefix}sha256/{check_digest(sha256)}"
 
-    def put(
-        self,
-        stream: BinaryIO,
-        *,
-        expected_sha256: str | None = None,
-        max_bytes: int | None = None,
-    ) -> StoredObject:
-        reader = HashingReader(stream, max_bytes)
-        tmp_key = f"{self.prefix}tmp/{uuid.uuid4().hex}"
-        upload_id: str | None = None
-        wrote_tmp = False
+    def writer(self, max_bytes: int | None = None) -> StagingWriter:
+        return _S3Writer(self, max_bytes)
+
+    def commit(self, staged: Staged) -> StoredObject:
+        tmp_key: str = staged.handle
+        final_key = self._key(staged.sha256)
         try:
-            first = reader.read_exact(self.part_size)
-            if len(first) < self.part_size:
-                # Small object: one PUT, no multipart bookkeeping.
-                self.client.put_object(Bucket=self.bucket, Key=tmp_key, Body=first)
-                wrote_tmp = True
-            else:
-                upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=tmp_key)[
-                    "UploadId"
-                ]
-                parts: list[CompletedPartTypeDef] = []
-                chunk = first
-                while chunk:
-                    number = len(parts) + 1
-                    etag = self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=tmp_key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=chunk,
-                    )["ETag"]
-                    parts.append({"PartNumber": number, "ETag": etag})
-                    del chunk
-                    chunk = reader.read_exact(self.part_size)
-                self.client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=tmp_key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
-                upload_id = None
-                wrote_tmp = True
-            reader.verify(expected_sha256)
-            final_key = self._key(reader.sha256)
             if not self._head(final_key):
                 # Managed copy: a single CopyObject below 5 GiB, multipart above.
                 self.client.copy(
@@ -115,23 +157,16 @@ class S3Store(ArtifactStore):
                     final_key,
                     Config=TransferConfig(multipart_chunksize=self.part_size * 8),
                 )
-            return StoredObject(reader.sha256, reader.size)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"S3 write failed: {exc}") from exc
         finally:
-            self._cleanup(tmp_key, upload_id, wrote_tmp)
+            self.discard(staged)
+        return StoredObject(staged.sha256, staged.size)
 
-    def _cleanup(self, tmp_key: str, upload_id: str | None, wrote_tmp: bool) -> None:
-        try:
-            if upload_id is not None:
-                self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=tmp_key, UploadId=upload_id
-                )
-            if wrote_tmp:
-                self.client.delete_object(Bucket=self.bucket, Key=tmp_key)
-        except (BotoCoreError, ClientError):
-            # A bucket lifecycle rule on <prefix>tmp/ removes what this misses.
-            pass
+    def discard(self, staged: Staged) -> None:
+        # A bucket lifecycle rule on <prefix>tmp/ removes what this misses.
+        with contextlib.suppress(BotoCoreError, ClientError):
+            self.client.delete_object(Bucket=self.bucket, Key=staged.handle)
 
     def _head(self, key: str) -> dict[str, Any] | None:
         try:

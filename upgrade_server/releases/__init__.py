@@ -1,0 +1,1 @@
+"""Releases: versions of a product's software, their artifacts, channels and notes."""
