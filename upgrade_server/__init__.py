@@ -65,6 +65,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    from upgrade_server.uploads import UploadRequest
+
+    app.request_class = UploadRequest
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "SETTINGS"})
 
@@ -74,8 +77,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     )
     _install_request_id_logging()
 
-    from upgrade_server import errors, openapi
-    from upgrade_server.extensions import db, session
+    from upgrade_server import errors, openapi, transaction
+    from upgrade_server.extensions import db
     from upgrade_server.storage import make_store
 
     db.init_app(app)
@@ -90,6 +93,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.devices.device_api import bp as device_api_bp
     from upgrade_server.organisations.api import bp as organisations_bp
     from upgrade_server.products.api import bp as products_bp
+    from upgrade_server.releases.api import bp as releases_bp
+    from upgrade_server.releases.tuf_api import bp as tuf_bp
 
     for blueprint in (
         health.bp,
@@ -99,7 +104,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         products_bp,
         devices_bp,
         audit_bp,
+        releases_bp,
         device_api_bp,
+        tuf_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -117,14 +124,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         check_content_type(app)
 
     @app.after_request
-    def _finish(response: Response) -> Response:
-        # The request boundary commits once; services only flush. A failed
-        # request is rolled back when the app context ends.
-        if response.status_code < 400:
-            session().commit()
+    def _headers(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    transaction.init_app(app)
 
     from upgrade_server.cli import register_commands
 

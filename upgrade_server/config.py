@@ -37,6 +37,16 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         description="Largest request body accepted by the API (413 beyond it).",
     )
+    max_artifact_bytes: int = Field(
+        default=8 * 1024**3, description="Largest artifact a publisher may upload."
+    )
+    keys_path: Path | None = Field(
+        default=None, description="Folder of online signing keys; default: instance/keys."
+    )
+    tuf_root_expiry_days: int = Field(default=365)
+    tuf_targets_expiry_days: int = Field(default=90)
+    tuf_snapshot_expiry_days: int = Field(default=7)
+    tuf_timestamp_expiry_days: int = Field(default=1)
     token_ttl_days: int = Field(default=90, description="Default lifetime of API tokens.")
     log_level: str = Field(default="INFO")
     public_url: str | None = Field(
@@ -76,6 +86,11 @@ class Settings(BaseSettings):
         if self.storage_path:
             return self.storage_path.expanduser().resolve()
         return self.resolved_instance_path() / "artifacts"
+
+    def resolved_keys_path(self) -> Path:
+        if self.keys_path:
+            return self.keys_path.expanduser().resolve()
+        return self.resolved_instance_path() / "keys"
 
     def resolved_secret_key(self) -> str:
         """The configured key, else one generated once and kept in the instance folder."""

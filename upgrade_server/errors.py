@@ -79,6 +79,17 @@ class StorageError(ServiceUnavailableError):
     """The artifact store failed; nothing was written under a final name."""
 
 
+class SigningError(ServiceUnavailableError):
+    """Metadata could not be signed (an online key is missing or unreadable)."""
+
+
+class InvalidSignatureError(InvalidInputError):
+    """A signature does not verify with any key of the role it claims to sign."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [{"field": "signature", "message": detail}])
+
+
 @dataclass(frozen=True)
 class Problem:
     status: int
@@ -134,6 +145,18 @@ PROBLEMS: dict[type[AppError], Problem] = {
         "storage-unavailable",
         "Storage unavailable",
         "The artifact store failed; nothing was changed.",
+    ),
+    SigningError: Problem(
+        503,
+        "signing-unavailable",
+        "Signing unavailable",
+        "Metadata could not be signed with the online keys; nothing was changed.",
+    ),
+    InvalidSignatureError: Problem(
+        422,
+        "invalid-signature",
+        "Invalid signature",
+        "The signature does not verify with a key of the role it signs.",
     ),
 }
 

@@ -5,15 +5,24 @@ from upgrade_server.audit.models import AuditEntry, AuditHead
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
+from upgrade_server.releases.models import Channel, Release, ReleaseChannel
+from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "AuditHead",
+    "Channel",
     "Device",
     "DeviceToken",
     "HardwareRevision",
+    "MetadataFile",
     "Organisation",
     "Product",
+    "Release",
+    "ReleaseChannel",
+    "Repository",
+    "SigningKey",
+    "SigningRequest",
     "User",
 ]

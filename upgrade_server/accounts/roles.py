@@ -36,6 +36,9 @@ class Permission(StrEnum):
     DEVICE_READ = "device:read"
     DEVICE_WRITE = "device:write"
     AUDIT_READ = "audit:read"
+    RELEASE_READ = "release:read"
+    RELEASE_PUBLISH = "release:publish"
+    SIGNING_MANAGE = "signing:manage"
 
 
 _ALL = frozenset(Role)
@@ -56,6 +59,10 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.DEVICE_READ: _ALL,
     Permission.DEVICE_WRITE: frozenset({Role.ADMIN, Role.SUPPORT}),
     Permission.AUDIT_READ: frozenset({Role.ADMIN}),
+    Permission.RELEASE_READ: _ALL,
+    Permission.RELEASE_PUBLISH: frozenset({Role.ADMIN, Role.PUBLISHER}),
+    # Creating repositories, rotating keys and uploading offline signatures.
+    Permission.SIGNING_MANAGE: frozenset({Role.ADMIN, Role.PUBLISHER}),
 }
 
 

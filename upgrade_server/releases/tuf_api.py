@@ -1,0 +1,120 @@
+"""TUF repository serving, in the layout the stock python-tuf client expects.
+
+    /tuf/<product>/metadata/timestamp.json
+    /tuf/<product>/metadata/<N>.root.json        (every root version stays served)
+    /tuf/<product>/metadata/<V>.<role>.json      (targets, snapshot, bins-XX)
+    /tuf/<product>/targets/<version>/<sha256>.<filename>
+
+so that `tuf.ngclient.Updater(metadata_base_url=…/metadata/,
+target_base_url=…/targets/)` works with only the product's root.json.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, abort, current_app, request, send_file
+from sqlalchemy import select
+
+from upgrade_server.config import Settings
+from upgrade_server.devices.service import authenticate_device_token
+from upgrade_server.extensions import session
+from upgrade_server.products import service as products
+from upgrade_server.products.models import Product
+from upgrade_server.releases.models import Release, ReleaseStatus
+from upgrade_server.signing.service import repository_for
+from upgrade_server.storage import ArtifactStore
+
+bp = Blueprint("tuf", __name__, url_prefix="/tuf")
+
+_VERSIONED = re.compile(r"^(\d+)\.([a-z0-9-]+)\.json$")
+_TARGET = re.compile(r"^(?P<dir>.+)/(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]+)$")
+
+
+def _product(code: str) -> Product:
+    product = products.find_by_code(session(), code)
+    if product is None:
+        abort(404)
+    settings: Settings = current_app.config["SETTINGS"]
+    repo = repository_for(session(), product, settings)
+    if not repo.exists():
+        abort(404)
+    if repo.settings().private:
+        header = request.headers.get("Authorization", "")
+        device = authenticate_device_token(session(), header.removeprefix("Bearer ").strip())
+        if device is None or device.product_id != product.id:
+            abort(404)
+    return product
+
+
+def _json(data: bytes, max_age: int) -> Response:
+    response = Response(data, mimetype="application/json")
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age
+    response.add_etag()
+    response.make_conditional(request)
+    return response
+
+
+@bp.get("/<code>/metadata/<name>")
+def metadata(code: str, name: str) -> Response:
+    product = _product(code)
+    repo = repository_for(session(), product, current_app.config["SETTINGS"])
+    if name == "timestamp.json":
+        repo.refresh_expiring()
+        row = repo.latest_file("timestamp")
+        if row is None:
+            abort(404)
+        # Devices poll this; caches may keep it only briefly.
+        return _json(row.data, max_age=60)
+    if name == "root.json":
+        row = repo.latest_file("root")
+    else:
+        match = _VERSIONED.match(name)
+        if match is None:
+            abort(404)
+        row = repo.file(match.group(2), int(match.group(1)))
+    if row is None:
+        abort(404)
+    # Versioned files never change: cache them for as long as they are valid.
+    return _json(row.data, max_age=3600 if name == "root.json" else 86400)
+
+
+@bp.get("/<code>/targets/<path:name>")
+def target(code: str, name: str) -> Response:
+    product = _product(code)
+    match = _TARGET.match(name)
+    if match is None:
+        abort(404)
+    target_path = f"{match['dir']}/{match['name']}"
+    release = (
+        session()
+        .execute(
+            select(Release).where(
+                Release.product_id == product.id,
+                Release.target_path == target_path,
+                Release.artifact_sha256 == match["sha"],
+                Release.status == ReleaseStatus.PUBLISHED.value,
+            )
+        )
+        .scalar_one_or_none()
+    )
+    if release is None:
+        abort(404)
+    store: ArtifactStore = current_app.extensions["artifact_store"]
+    settings: Settings = current_app.config["SETTINGS"]
+    url = store.download_url(release.artifact_sha256, settings.s3_presign_seconds, release.filename)
+    if url is not None:
+        return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    path = store.local_path(release.artifact_sha256)
+    assert path is not None
+    response = send_file(
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=release.filename,
+        etag=release.artifact_sha256,
+        conditional=True,
+        max_age=86400,
+    )
+    return response

@@ -1,0 +1,1 @@
+"""TUF repositories: keys, signed metadata, offline threshold signing. No HTTP."""

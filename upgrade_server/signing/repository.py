@@ -1,0 +1,548 @@
+"""A product's TUF repository, built with the `tuf` package's metadata API.
+
+Layout (per product, consistent snapshots):
+- root: keys and thresholds of every top-level role;
+- targets: lists no target itself; delegates every target path to one of
+  2**bin_bits succinct hash bins (`bins-00` … `bins-ff`) signed with the
+  targets keys, so a publish changes one small bin, not a catalogue;
+- snapshot: versions of targets and every bin;
+- timestamp: version, length and hashes of the snapshot.
+
+Snapshot and timestamp keys are always online. Root and targets keys may be
+offline: their metadata then waits in a SigningRequest until the role's
+threshold of signatures has been uploaded, and only then is it stored and
+referenced by a new snapshot.
+
+Errors raised: SigningError, InvalidSignatureError, ConflictError, NotFoundError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from securesystemslib.signer import Key, Signature, Signer, SSlibKey
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import (
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Signed,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+from tuf.api.serialization.json import CanonicalJSONSerializer, JSONSerializer
+
+from upgrade_server.database import utcnow
+from upgrade_server.errors import (
+    ConflictError,
+    InvalidSignatureError,
+    NotFoundError,
+)
+from upgrade_server.products.models import Product
+from upgrade_server.signing.keys import KeyFolder, generate
+from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
+
+TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
+OFFLINE_CAPABLE = ("root", "targets")
+BIN_PREFIX = "bins"
+_SERIALIZER = JSONSerializer(compact=True)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """How long each role's metadata is valid (days)."""
+
+    root: int = 365
+    targets: int = 90
+    snapshot: int = 7
+    timestamp: int = 1
+
+    def for_role(self, role: str) -> timedelta:
+        name = "targets" if role.startswith(BIN_PREFIX + "-") else role
+        return timedelta(days=getattr(self, name))
+
+
+@dataclass
+class OfflineRole:
+    keys: list[SSlibKey]
+    threshold: int = 1
+
+
+@dataclass
+class Change:
+    """What a release does to its bin: add or replace a target, or remove it."""
+
+    path: str
+    target: TargetFile | None  # None removes the path
+
+
+@dataclass
+class Outcome:
+    """Which roles were stored signed, and which wait for offline signatures."""
+
+    stored: list[str] = field(default_factory=list)
+    waiting: list[SigningRequest] = field(default_factory=list)
+
+
+def role_of_bin(succinct: SuccinctRoles, path: str) -> str:
+    return succinct.get_role_for_target(path)
+
+
+class TufRepository:
+    """Reads and changes one product's repository inside the caller's transaction."""
+
+    def __init__(
+        self, session: Session, product: Product, keys: KeyFolder, expiry: Expiry | None = None
+    ) -> None:
+        self.session = session
+        self.product = product
+        self.keys = keys
+        self.expiry = expiry or Expiry()
+
+    # --- reading -------------------------------------------------------------
+
+    def settings(self, lock: bool = False) -> Repository:
+        stmt = select(Repository).where(Repository.product_id == self.product.id)
+        if lock:
+            stmt = stmt.with_for_update()
+        repo = self.session.execute(stmt).scalar_one_or_none()
+        if repo is None:
+            raise NotFoundError(f"product {self.product.code} has no TUF repository")
+        return repo
+
+    def exists(self) -> bool:
+        return (
+            self.session.execute(
+                select(Repository.product_id).where(Repository.product_id == self.product.id)
+            ).first()
+            is not None
+        )
+
+    def latest_file(self, role: str) -> MetadataFile | None:
+        return self.session.execute(
+            select(MetadataFile)
+            .where(MetadataFile.product_id == self.product.id, MetadataFile.role == role)
+            .order_by(MetadataFile.version.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def file(self, role: str, version: int) -> MetadataFile | None:
+        return self.session.execute(
+            select(MetadataFile).where(
+                MetadataFile.product_id == self.product.id,
+                MetadataFile.role == role,
+                MetadataFile.version == version,
+            )
+        ).scalar_one_or_none()
+
+    def latest(self, role: str) -> Metadata[Any] | None:
+        row = self.latest_file(role)
+        return Metadata.from_bytes(row.data) if row else None
+
+    def root(self) -> Metadata[Root]:
+        md = self._draft("root")
+        if md is None:
+            raise NotFoundError("no root metadata")
+        return md
+
+    def succinct(self) -> SuccinctRoles:
+        targets = self._draft("targets")
+        assert targets is not None and targets.signed.delegations is not None
+        succinct = targets.signed.delegations.succinct_roles
+        assert succinct is not None
+        return succinct
+
+    def open_request(self, role: str) -> SigningRequest | None:
+        return self.session.execute(
+            select(SigningRequest).where(
+                SigningRequest.product_id == self.product.id,
+                SigningRequest.role == role,
+                SigningRequest.state == "open",
+            )
+        ).scalar_one_or_none()
+
+    def open_requests(self) -> list[SigningRequest]:
+        return list(
+            self.session.execute(
+                select(SigningRequest)
+                .where(SigningRequest.product_id == self.product.id, SigningRequest.state == "open")
+                .order_by(SigningRequest.id)
+            ).scalars()
+        )
+
+    def _draft(self, role: str) -> Metadata[Any] | None:
+        """The newest metadata of a role, signed or still waiting for signatures."""
+        request = self.open_request(role)
+        if request is not None:
+            return Metadata.from_bytes(request.unsigned)
+        return self.latest(role)
+
+    # --- setting up ----------------------------------------------------------
+
+    def initialise(
+        self, offline: dict[str, OfflineRole] | None = None, bin_bits: int = 8
+    ) -> Outcome:
+        """Create the repository: keys, root, targets, every bin, snapshot, timestamp.
+
+        Roles not named in `offline` get one online key generated into the key
+        folder. Raises ConflictError if the product already has a repository.
+        """
+        if self.exists():
+            raise ConflictError(f"product {self.product.code} already has a TUF repository")
+        offline = offline or {}
+        for role in offline:
+            if role not in OFFLINE_CAPABLE:
+                raise ConflictError(f"the {role} role is always online")
+        repo = Repository(
+            product_id=self.product.id, bin_bits=bin_bits, offline_roles=sorted(offline)
+        )
+        self.session.add(repo)
+        now = utcnow()
+        root = Root(expires=now + self.expiry.for_role("root"), consistent_snapshot=True)
+        for role in TOP_ROLES:
+            keys, threshold = self._role_keys(role, offline.get(role))
+            for key in keys:
+                root.add_key(key, role)
+            root.roles[role].threshold = threshold
+        outcome = Outcome()
+        self._submit(Metadata(root), outcome)
+        targets_keys = [root.get_key(k) for k in root.roles["targets"].keyids]
+        succinct = SuccinctRoles(
+            keyids=[k.keyid for k in targets_keys],
+            threshold=root.roles["targets"].threshold,
+            bit_length=bin_bits,
+            name_prefix=BIN_PREFIX,
+        )
+        targets = Targets(expires=now + self.expiry.for_role("targets"))
+        targets.delegations = Delegations(
+            keys={k.keyid: k for k in targets_keys}, succinct_roles=succinct
+        )
+        self._submit(Metadata(targets), outcome)
+        for name in succinct.get_roles():
+            self._submit(Metadata(Targets(expires=now + self.expiry.for_role("targets"))), outcome, name)
+        self._refresh_snapshot(outcome)
+        return outcome
+
+    def _role_keys(self, role: str, offline: OfflineRole | None) -> tuple[list[Key], int]:
+        if offline is not None:
+            if not 1 <= offline.threshold <= len(offline.keys):
+                raise ConflictError(
+                    f"{role} threshold {offline.threshold} needs at least that many keys"
+                )
+            for key in offline.keys:
+                self._record_key(role, key, online=False)
+            return list(offline.keys), offline.threshold
+        private, public = generate()
+        self.keys.save(self.product.code, role, public.keyid, private)
+        self._record_key(role, public, online=True)
+        return [public], 1
+
+    def _record_key(self, role: str, key: Key, online: bool) -> None:
+        self.session.add(
+            SigningKey(
+                product_id=self.product.id,
+                role=role,
+                keyid=key.keyid,
+                public=key.to_dict(),
+                online=online,
+            )
+        )
+
+    # --- changing targets ----------------------------------------------------
+
+    def change_targets(self, changes: Iterable[Change]) -> Outcome:
+        """Apply target changes to their bins; sign online or queue for signers."""
+        self.settings(lock=True)
+        succinct = self.succinct()
+        by_bin: dict[str, list[Change]] = {}
+        for change in changes:
+            by_bin.setdefault(role_of_bin(succinct, change.path), []).append(change)
+        outcome = Outcome()
+        for name, bin_changes in sorted(by_bin.items()):
+            draft = self._draft(name)
+            assert draft is not None
+            for change in bin_changes:
+                if change.target is None:
+                    draft.signed.targets.pop(change.path, None)
+                else:
+                    draft.signed.targets[change.path] = change.target
+            self._submit(draft, outcome, name)
+        if outcome.stored:
+            self._refresh_snapshot(outcome)
+        return outcome
+
+    def target_path_exists(self, path: str) -> bool:
+        draft = self._draft(role_of_bin(self.succinct(), path))
+        return draft is not None and path in draft.signed.targets
+
+    # --- signing --------------------------------------------------------------
+
+    def _submit(self, md: Metadata[Any], outcome: Outcome, name: str | None = None) -> None:
+        """Give `md` its next version and expiry, then sign it or queue it."""
+        role = name or md.signed.type
+        latest = self.latest_file(role)
+        md.signed.version = (latest.version if latest else 0) + 1
+        md.signed.expires = (utcnow() + self.expiry.for_role(role)).replace(microsecond=0)
+        md.signatures.clear()
+        if self._is_offline(role):
+            request = self.open_request(role)
+            if request is not None:
+                # The new draft carries the old one's changes; its signatures
+                # no longer apply.
+                request.state = "superseded"
+                request.done_at = utcnow()
+                self.session.flush()
+            request = SigningRequest(
+                product_id=self.product.id,
+                role=role,
+                version=md.signed.version,
+                unsigned=md.to_bytes(_SERIALIZER),
+                signatures={},
+            )
+            self.session.add(request)
+            self.session.flush()
+            outcome.waiting.append(request)
+            return
+        for signer in self._online_signers(role, md):
+            md.sign(signer, append=True)
+        self._store(role, md)
+        outcome.stored.append(role)
+
+    def _is_offline(self, role: str) -> bool:
+        key_role = "targets" if role.startswith(BIN_PREFIX + "-") else role
+        return key_role in self.settings().offline_roles
+
+    def _online_signers(self, role: str, md: Metadata[Any]) -> list[Signer]:
+        key_role = "targets" if role.startswith(BIN_PREFIX + "-") else role
+        root = md.signed if isinstance(md.signed, Root) else self.root().signed
+        keyids = list(root.roles[key_role].keyids)
+        if isinstance(md.signed, Root) and md.signed.version > 1:
+            # A new root is signed by the previous root's keys as well.
+            previous = self.latest("root")
+            if previous is not None:
+                keyids += [k for k in previous.signed.roles["root"].keyids if k not in keyids]
+        rows = self.session.execute(
+            select(SigningKey).where(
+                SigningKey.product_id == self.product.id,
+                SigningKey.role == key_role,
+                SigningKey.keyid.in_(keyids),
+                SigningKey.online.is_(True),
+            )
+        ).scalars()
+        return [self.keys.signer(self.product.code, key_role, row.keyid) for row in rows]
+
+    def _store(self, role: str, md: Metadata[Any]) -> MetadataFile:
+        row = MetadataFile(
+            product_id=self.product.id,
+            role=role,
+            version=md.signed.version,
+            data=md.to_bytes(_SERIALIZER),
+            expires=md.signed.expires,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def _refresh_snapshot(self, outcome: Outcome) -> None:
+        """New snapshot and timestamp over the newest stored targets and bins."""
+        if self.latest_file("root") is None or self.latest_file("targets") is None:
+            return  # offline roles still being signed; nothing to serve yet
+        files = self.session.execute(
+            select(MetadataFile.role, func.max(MetadataFile.version))
+            .where(
+                MetadataFile.product_id == self.product.id,
+                MetadataFile.role.not_in(("root", "snapshot", "timestamp")),
+            )
+            .group_by(MetadataFile.role)
+        ).all()
+        succinct = self.succinct()
+        versions = dict(files)
+        if any(name not in versions for name in succinct.get_roles()):
+            return
+        snapshot = Snapshot(
+            meta={f"{role}.json": MetaFile(version=version) for role, version in versions.items()}
+        )
+        md = Metadata(snapshot)
+        self._submit(md, outcome)
+        self._new_timestamp(outcome)
+
+    def _new_timestamp(self, outcome: Outcome) -> None:
+        snapshot = self.latest_file("snapshot")
+        assert snapshot is not None
+        meta = MetaFile(
+            version=snapshot.version,
+            length=len(snapshot.data),
+            hashes={"sha256": hashlib.sha256(snapshot.data).hexdigest()},
+        )
+        self._submit(Metadata(Timestamp(snapshot_meta=meta)), outcome)
+
+    def refresh_expiring(self, now: datetime | None = None) -> list[str]:
+        """Re-sign snapshot and timestamp when half their validity has passed.
+
+        Called on every timestamp read, so they never expire while the server
+        runs; the unique (product, role, version) key stops two workers from
+        both storing the same version.
+        """
+        now = now or utcnow()
+        renewed: list[str] = []
+        for role in ("snapshot", "timestamp"):
+            row = self.latest_file(role)
+            if row is None:
+                return renewed
+            if row.expires - now > self.expiry.for_role(role) / 2:
+                continue
+            outcome = Outcome()
+            if role == "snapshot":
+                self._refresh_snapshot(outcome)
+            else:
+                self._new_timestamp(outcome)
+            renewed += outcome.stored
+            if role == "snapshot":
+                break  # the new snapshot came with a new timestamp
+        return renewed
+
+    # --- offline signatures ---------------------------------------------------
+
+    def payload(self, request: SigningRequest) -> bytes:
+        """The exact bytes a signer signs: the canonical JSON of `signed`."""
+        return CanonicalJSONSerializer().serialize(Metadata.from_bytes(request.unsigned).signed)
+
+    def add_signature(self, request: SigningRequest, keyid: str, sig: str) -> Outcome:
+        """Verify and keep one signature; store the metadata once the threshold is met."""
+        self.settings(lock=True)
+        if request.state != "open":
+            raise ConflictError(f"signing request {request.id} is {request.state}")
+        md: Metadata[Any] = Metadata.from_bytes(request.unsigned)
+        payload = CanonicalJSONSerializer().serialize(md.signed)
+        keys = self._signing_keys(request.role, md.signed)
+        key = keys.get(keyid)
+        if key is None:
+            raise InvalidSignatureError(f"key {keyid[:12]}… may not sign {request.role}")
+        signature = Signature(keyid, sig)
+        try:
+            key.verify_signature(signature, payload)
+        except Exception as exc:
+            raise InvalidSignatureError(f"the signature by {keyid[:12]}… does not verify") from exc
+        request.signatures = {**request.signatures, keyid: sig}
+        for kid, value in request.signatures.items():
+            md.signatures[kid] = Signature(kid, value)
+        outcome = Outcome()
+        if not self._threshold_met(request.role, md):
+            return outcome
+        request.state = "done"
+        request.done_at = utcnow()
+        self._store(request.role, md)
+        outcome.stored.append(request.role)
+        self._refresh_snapshot(outcome)
+        return outcome
+
+    def _signing_keys(self, role: str, signed: Signed) -> dict[str, Key]:
+        if role.startswith(BIN_PREFIX + "-"):
+            targets = self._draft("targets")
+            assert targets is not None and targets.signed.delegations is not None
+            return dict(targets.signed.delegations.keys)
+        if role == "root":
+            assert isinstance(signed, Root)
+            keys = {k: signed.get_key(k) for k in signed.roles["root"].keyids}
+            previous = self.latest("root")
+            if previous is not None:
+                prev_root = previous.signed
+                keys.update({k: prev_root.get_key(k) for k in prev_root.roles["root"].keyids})
+            return keys
+        root = self.root().signed
+        return {k: root.get_key(k) for k in root.roles[role].keyids}
+
+    def _threshold_met(self, role: str, md: Metadata[Any]) -> bool:
+        try:
+            if role.startswith(BIN_PREFIX + "-"):
+                targets = self._draft("targets")
+                assert targets is not None
+                targets.verify_delegate(role, md)
+            elif role == "root":
+                md.verify_delegate("root", md)
+                previous = self.latest("root")
+                if previous is not None:
+                    previous.verify_delegate("root", md)
+            else:
+                self.root().verify_delegate(role, md)
+        except UnsignedMetadataError:
+            return False
+        return True
+
+    # --- keys --------------------------------------------------------------------
+
+    def rotate_keys(
+        self,
+        role: str,
+        new_keys: list[SSlibKey] | None = None,
+        threshold: int | None = None,
+    ) -> Outcome:
+        """Replace a role's keys with new ones (generated online when none are given).
+
+        Writes a new root version signed by the old and the new root
+        thresholds; every earlier root version stays served, so clients walk
+        from theirs to the new one. Rotating targets also re-signs targets and
+        every bin with the new keys.
+        """
+        if role not in TOP_ROLES:
+            raise NotFoundError(f"no role {role}")
+        repo = self.settings(lock=True)
+        if self.open_request("root") is not None:
+            raise ConflictError("a root change is already waiting for signatures")
+        root_md = self.root()
+        root = root_md.signed
+        old_keyids = list(root.roles[role].keyids)
+        online = not new_keys
+        if online:
+            private, public = generate()
+            self.keys.save(self.product.code, role, public.keyid, private)
+            new_keys = [public]
+        assert new_keys is not None
+        for keyid in old_keyids:
+            root.revoke_key(keyid, role)
+        for key in new_keys:
+            root.add_key(key, role)
+            self._record_key(role, key, online=online)
+        root.roles[role].threshold = threshold or (1 if online else len(new_keys))
+        now = utcnow()
+        for row in self.session.execute(
+            select(SigningKey).where(
+                SigningKey.product_id == self.product.id,
+                SigningKey.role == role,
+                SigningKey.keyid.in_(old_keyids),
+            )
+        ).scalars():
+            row.retired_at = now
+        offline = set(repo.offline_roles)
+        offline.discard(role) if online else offline.add(role)
+        repo.offline_roles = sorted(offline)
+        outcome = Outcome()
+        # The new root is signed by the previous root keys too (see _online_signers),
+        # and offline holders sign it through a request.
+        self._submit(root_md, outcome)
+        if role == "targets":
+            targets_md = self._draft("targets")
+            assert targets_md is not None
+            delegations = targets_md.signed.delegations
+            assert delegations is not None and delegations.succinct_roles is not None
+            delegations.keys = {k.keyid: k for k in new_keys}
+            delegations.succinct_roles.keyids = [k.keyid for k in new_keys]
+            delegations.succinct_roles.threshold = root.roles["targets"].threshold
+            self._submit(targets_md, outcome)
+            for name in delegations.succinct_roles.get_roles():
+                bin_md = self._draft(name)
+                assert bin_md is not None
+                self._submit(bin_md, outcome, name)
+        if role in ("snapshot", "timestamp", "targets"):
+            self._refresh_snapshot(outcome)
+        return outcome
