@@ -39,6 +39,16 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/devices/<int:device_id>"): {"admin", "support"},
     ("POST", "/api/v1/devices/<int:device_id>/token"): {"admin", "support"},
     ("DELETE", "/api/v1/devices/<int:device_id>/token"): {"admin", "support"},
+    ("POST", "/api/v1/products/<int:product_id>/releases"): {"admin", "publisher"},
+    ("GET", "/api/v1/products/<int:product_id>/releases"): EVERYONE,
+    ("GET", "/api/v1/releases/<int:release_id>"): EVERYONE,
+    ("POST", "/api/v1/releases/<int:release_id>/promote"): {"admin", "publisher"},
+    ("POST", "/api/v1/releases/<int:release_id>/withdraw"): {"admin", "publisher"},
+    ("GET", "/api/v1/products/<int:product_id>/repository"): EVERYONE,
+    ("POST", "/api/v1/products/<int:product_id>/repository"): {"admin", "publisher"},
+    ("POST", "/api/v1/products/<int:product_id>/repository/rotate"): {"admin", "publisher"},
+    ("GET", "/api/v1/products/<int:product_id>/signing-requests"): {"admin", "publisher"},
+    ("POST", "/api/v1/signing-requests/<int:request_id>/signatures"): {"admin", "publisher"},
     ("GET", "/api/v1/audit"): {"admin"},
     ("GET", "/api/v1/audit/verify"): {"admin"},
 }
@@ -78,6 +88,15 @@ def world(factory):
     }
 
 
+def _body_for(rule: str) -> dict:
+    """A body of the type the endpoint takes, so the media type check passes."""
+    if rule.endswith("/import"):
+        return {"data": "serial\n", "content_type": "text/csv"}
+    if rule.endswith("/releases"):
+        return {"data": {"metadata": "{}"}, "content_type": "multipart/form-data"}
+    return {"json": {}}
+
+
 def _fill(rule: str, world) -> str:
     ids = {
         "organisation_id": world["org"].id,
@@ -85,6 +104,8 @@ def _fill(rule: str, world) -> str:
         "token_id": 999_999,
         "product_id": world["product"].id,
         "device_id": world["device"].id,
+        "release_id": 999_999,
+        "request_id": 999_999,
     }
     return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule)
 
@@ -107,11 +128,7 @@ def test_device_token_is_refused_on_management_api(client, world, method, rule):
 @pytest.mark.parametrize("role", sorted(EVERYONE))
 def test_role_matrix(client, world, method, rule, role):
     caller = world["callers"][role]
-    body = (
-        {"data": "serial\n", "content_type": "text/csv"}
-        if rule.endswith("/import")
-        else {"json": {}}
-    )
+    body = _body_for(rule)
     r = client.open(_fill(rule, world), method=method, headers=caller.headers, **body)
     if role in MATRIX[(method, rule)]:
         assert r.status_code not in (401, 403), r.get_json()

@@ -94,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.organisations.api import bp as organisations_bp
     from upgrade_server.products.api import bp as products_bp
     from upgrade_server.releases.api import bp as releases_bp
+    from upgrade_server.releases.signing_api import bp as signing_bp
     from upgrade_server.releases.tuf_api import bp as tuf_bp
 
     for blueprint in (
@@ -105,6 +106,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         devices_bp,
         audit_bp,
         releases_bp,
+        signing_bp,
         device_api_bp,
         tuf_bp,
     ):

@@ -44,7 +44,7 @@ def fail(error: AppError) -> NoReturn:
 
 
 def register_commands(app: Flask) -> None:
-    from upgrade_server.cli import accounts, audit, database, demo, inventory
+    from upgrade_server.cli import accounts, audit, database, demo, inventory, remote
 
     for group in (
         database.db_group,
@@ -57,6 +57,7 @@ def register_commands(app: Flask) -> None:
         audit.audit_group,
         demo.demo_command,
         demo.serve_command,
+        remote.remote_group,
     ):
         app.cli.add_command(group)
 

@@ -229,7 +229,9 @@ class TufRepository:
         )
         self._submit(Metadata(targets), outcome)
         for name in succinct.get_roles():
-            self._submit(Metadata(Targets(expires=now + self.expiry.for_role("targets"))), outcome, name)
+            self._submit(
+                Metadata(Targets(expires=now + self.expiry.for_role("targets"))), outcome, name
+            )
         self._refresh_snapshot(outcome)
         return outcome
 

@@ -1,0 +1,212 @@
+"""Management API of a product's TUF repository: set-up, keys, offline signatures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Dict, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from flask import current_app
+from sqlalchemy import select
+
+from upgrade_server.accounts.auth import current_principal, token_auth
+from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.audit.service import record
+from upgrade_server.errors import InvalidInputError, NotFoundError
+from upgrade_server.extensions import session
+from upgrade_server.products import service as products
+from upgrade_server.releases.service import after_signature
+from upgrade_server.signing.keys import public_from_pem
+from upgrade_server.signing.models import SigningRequest
+from upgrade_server.signing.repository import BIN_PREFIX, OfflineRole, TufRepository
+from upgrade_server.signing.service import repository_for
+
+bp = APIBlueprint("signing", __name__, url_prefix="/api/v1", tag="Signing")
+
+
+class OfflineRoleIn(Schema):
+    keys = List(String(), required=True, metadata={"description": "Ed25519 public keys, PEM"})
+    threshold = Integer(load_default=1, validate=Range(1, 100))
+
+
+class RepositoryIn(Schema):
+    bin_bits = Integer(load_default=8, validate=Range(0, 14))
+    private = Boolean(load_default=False)
+    offline = Dict(
+        keys=String(validate=OneOf(["root", "targets"])),
+        values=Nested(OfflineRoleIn),
+        load_default=dict,
+    )
+
+
+class RotateIn(Schema):
+    role = String(required=True, validate=OneOf(["root", "targets", "snapshot", "timestamp"]))
+    keys = List(String(), load_default=list, metadata={"description": "offline keys, PEM"})
+    threshold = Integer(load_default=None, validate=Range(1, 100))
+
+
+class SignatureIn(Schema):
+    keyid = String(required=True, validate=Length(64, 64))
+    sig = String(required=True, validate=Length(1, 1024))
+
+
+class SigningRequestOut(Schema):
+    id = Integer()
+    role = String()
+    version = Integer()
+    keyids = List(String())
+    threshold = Integer()
+    signed_by = List(String())
+    state = String()
+    unsigned = Dict(metadata={"description": "the metadata to sign; sign its canonical `signed`"})
+
+
+class SigningRequestPage(Schema):
+    items = List(Nested(SigningRequestOut))
+
+
+def _repository(product_id: int) -> TufRepository:
+    product = products.get_product(session(), product_id)
+    return repository_for(session(), product, current_app.config["SETTINGS"])
+
+
+def _summary(repo: TufRepository) -> dict[str, Any]:
+    settings = repo.settings()
+    root = repo.root().signed
+    latest = {r: repo.latest_file(r) for r in ("root", "targets", "snapshot", "timestamp")}
+    return {
+        "product": repo.product.code,
+        "bin_bits": settings.bin_bits,
+        "private": settings.private,
+        "offline_roles": settings.offline_roles,
+        "roles": {
+            name: {"keyids": list(role.keyids), "threshold": role.threshold}
+            for name, role in root.roles.items()
+        },
+        "versions": {r: (row.version if row else None) for r, row in latest.items()},
+        "root": json.loads(latest["root"].data) if latest["root"] else None,
+        "open_signing_requests": len(repo.open_requests()),
+    }
+
+
+def _request_out(repo: TufRepository, request: SigningRequest) -> dict[str, Any]:
+    unsigned = json.loads(request.unsigned)
+    if request.role.startswith(BIN_PREFIX + "-"):
+        succinct = repo.succinct()
+        keyids, threshold = list(succinct.keyids), succinct.threshold
+    else:
+        signed_root = unsigned["signed"] if request.role == "root" else None
+        roles = signed_root["roles"] if signed_root else repo.root().signed.to_dict()["roles"]
+        keyids, threshold = roles[request.role]["keyids"], roles[request.role]["threshold"]
+        if request.role == "root" and repo.latest_file("root") is not None:
+            keyids = sorted(set(keyids) | set(repo.root().signed.roles["root"].keyids))
+    return {
+        "id": request.id,
+        "role": request.role,
+        "version": request.version,
+        "keyids": keyids,
+        "threshold": threshold,
+        "signed_by": sorted(request.signatures),
+        "state": request.state,
+        "unsigned": unsigned,
+    }
+
+
+@bp.get("/products/<int:product_id>/repository")
+@bp.auth_required(token_auth, roles=roles_for(Permission.RELEASE_READ))
+def get_repository(product_id: int) -> dict[str, Any]:
+    """The product's TUF repository: roles, keys, thresholds, versions and current root."""
+    return _summary(_repository(product_id))
+
+
+@bp.post("/products/<int:product_id>/repository")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SIGNING_MANAGE))
+@bp.input(RepositoryIn, arg_name="data")
+def create_repository(product_id: int, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Create the repository; roles listed under `offline` use the given public keys."""
+    repo = _repository(product_id)
+    offline = {}
+    for role, spec in data["offline"].items():
+        try:
+            keys = [public_from_pem(pem.encode()) for pem in spec["keys"]]
+        except ValueError as exc:
+            raise InvalidInputError(
+                "not a public key", [{"field": f"offline.{role}.keys", "message": str(exc)}]
+            ) from exc
+        offline[role] = OfflineRole(keys, spec["threshold"])
+    repo.initialise(offline, bin_bits=data["bin_bits"])
+    repo.settings().private = data["private"]
+    record(
+        session(),
+        current_principal(),
+        "repository.create",
+        "products",
+        product_id,
+        after={"offline_roles": sorted(offline), "bin_bits": data["bin_bits"]},
+    )
+    return _summary(repo), 201
+
+
+@bp.post("/products/<int:product_id>/repository/rotate")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SIGNING_MANAGE))
+@bp.input(RotateIn, arg_name="data")
+def rotate(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Replace a role's keys; a new root version is signed by old and new root keys."""
+    repo = _repository(product_id)
+    keys = [public_from_pem(pem.encode()) for pem in data["keys"]] or None
+    before = _summary(repo)["roles"]
+    repo.rotate_keys(data["role"], keys, data["threshold"])
+    after = _summary(repo)
+    record(
+        session(),
+        current_principal(),
+        "repository.rotate",
+        "products",
+        product_id,
+        before={"roles": before},
+        after={"roles": after["roles"]},
+    )
+    return after
+
+
+@bp.get("/products/<int:product_id>/signing-requests")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SIGNING_MANAGE))
+@bp.output(SigningRequestPage)
+def list_requests(product_id: int) -> dict[str, Any]:
+    """Metadata waiting for offline signatures."""
+    repo = _repository(product_id)
+    return {"items": [_request_out(repo, r) for r in repo.open_requests()]}
+
+
+@bp.post("/signing-requests/<int:request_id>/signatures")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SIGNING_MANAGE))
+@bp.input(SignatureIn, arg_name="data")
+@bp.output(SigningRequestOut)
+def add_signature(request_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Upload one signature; at the threshold the metadata is published."""
+    request = (
+        session()
+        .execute(select(SigningRequest).where(SigningRequest.id == request_id))
+        .scalar_one_or_none()
+    )
+    if request is None:
+        raise NotFoundError(f"no signing request {request_id}")
+    repo = _repository(request.product_id)
+    outcome = repo.add_signature(request, data["keyid"], data["sig"])
+    after_signature(session(), repo, outcome)
+    record(
+        session(),
+        current_principal(),
+        "repository.sign",
+        "tuf_signing_requests",
+        request.id,
+        after={
+            "role": request.role,
+            "version": request.version,
+            "keyid": data["keyid"],
+            "state": request.state,
+        },
+    )
+    return _request_out(repo, request)
