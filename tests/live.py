@@ -1,0 +1,74 @@
+"""A real HTTP server running the app on a loopback port, on its own database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from upgrade_server import create_app
+from upgrade_server.accounts import service as accounts
+from upgrade_server.accounts.principal import Principal
+from upgrade_server.config import Settings
+from upgrade_server.extensions import db
+from upgrade_server.migrate import upgrade
+from upgrade_server.products import service as products
+
+
+@dataclass
+class Live:
+    app: Any
+    url: str
+    admin_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+
+@contextmanager
+def live_server(database_url: str, instance: Path, **settings: Any) -> Iterator[Live]:
+    upgrade(database_url)
+    app = create_app(
+        {
+            "SETTINGS": Settings(
+                instance_path=instance, database_url=database_url, log_level="WARNING", **settings
+            )
+        }
+    )
+    with app.app_context():
+        cli = Principal.cli()
+        admin = accounts.create_user(
+            db.session, cli, email="live-admin@example.test", name="Admin", role="admin"
+        )
+        token = accounts.create_api_token(db.session, cli, name="live", user_id=admin.id).secret
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Live(app, f"http://127.0.0.1:{server.server_port}", token)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def add_product(live: Live, code: str, revisions: tuple[str, ...] = ("rev-a", "rev-b")) -> int:
+    with live.app.app_context():
+        product = products.create_product(
+            db.session,
+            Principal.cli(),
+            code=code,
+            name=code,
+            hardware_revisions=[{"code": r} for r in revisions],
+        )
+        db.session.commit()
+        return product.id
