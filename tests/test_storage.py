@@ -174,7 +174,7 @@ def test_s3_presigned_url_serves_the_bytes_for_a_while(s3_store):
     assert "Signature" in query or "X-Amz-Signature" in query
     assert before + 55 <= int(query["Expires"][0]) <= int(time.time()) + 60
     assert query["response-content-disposition"] == ['attachment; filename="fw.bin"']
-    with urllib.request.urlopen(url) as response:  # noqa: S310 (loopback moto)
+    with urllib.request.urlopen(url) as response:
         assert response.read() == data
 
 

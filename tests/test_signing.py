@@ -1,0 +1,181 @@
+"""Offline threshold signing: nothing is visible until the threshold is met."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import Metadata
+from tuf.api.serialization.json import CanonicalJSONSerializer
+
+from upgrade_server.extensions import db
+from upgrade_server.signing.keys import generate, load_private, private_pem, public_pem
+
+
+def _signer() -> CryptoSigner:
+    private, _ = generate()
+    return load_private(private_pem(private))
+
+
+def sign_all(client, headers, product_id, signer) -> list[dict]:
+    """What `upgrade-server remote sign` does, through the API."""
+    items = client.get(f"/api/v1/products/{product_id}/signing-requests", headers=headers)
+    results = []
+    for request in items.get_json()["items"]:
+        if signer.public_key.keyid not in request["keyids"]:
+            continue
+        md = Metadata.from_bytes(json.dumps(request["unsigned"]).encode())
+        sig = signer.sign(CanonicalJSONSerializer().serialize(md.signed))
+        r = client.post(
+            f"/api/v1/signing-requests/{request['id']}/signatures",
+            json={"keyid": sig.keyid, "sig": sig.signature},
+            headers=headers,
+        )
+        assert r.status_code == 200, r.get_json()
+        results.append(r.get_json())
+    return results
+
+
+def publish(client, headers, product_id, version: str, data: bytes = b"fw"):
+    return client.post(
+        f"/api/v1/products/{product_id}/releases",
+        data={
+            "metadata": json.dumps({"version": version, "channels": ["stable"]}),
+            "artifact": (io.BytesIO(data), "fw.bin"),
+        },
+        headers=headers,
+        content_type="multipart/form-data",
+    )
+
+
+@pytest.fixture
+def offline_product(client, factory):
+    """A product whose targets role needs 2 of 3 publishers' offline keys."""
+    publisher = factory.caller("publisher")
+    customer = factory.caller("customer-viewer")
+    product = factory.product()
+    db.session.commit()
+    signers = [_signer() for _ in range(3)]
+    r = client.post(
+        f"/api/v1/products/{product.id}/repository",
+        json={
+            "bin_bits": 2,
+            "offline": {
+                "targets": {
+                    "keys": [public_pem(s.public_key).decode() for s in signers],
+                    "threshold": 2,
+                }
+            },
+        },
+        headers=publisher.headers,
+    )
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["open_signing_requests"] == 5  # targets and 4 bins
+    # Until the targets threshold signed the set-up, nothing is served.
+    assert client.get(f"/tuf/{product.code}/metadata/timestamp.json").status_code == 404
+    sign_all(client, publisher.headers, product.id, signers[0])
+    assert client.get(f"/tuf/{product.code}/metadata/timestamp.json").status_code == 404
+    sign_all(client, publisher.headers, product.id, signers[1])
+    assert client.get(f"/tuf/{product.code}/metadata/timestamp.json").status_code == 200
+    return {"product": product, "publisher": publisher, "customer": customer, "signers": signers}
+
+
+def served_targets(client, code: str) -> dict:
+    """Every target the served metadata lists, across the hash bins."""
+    timestamp = json.loads(client.get(f"/tuf/{code}/metadata/timestamp.json").data)
+    version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+    snapshot = json.loads(client.get(f"/tuf/{code}/metadata/{version}.snapshot.json").data)
+    targets = {}
+    for name, meta in snapshot["signed"]["meta"].items():
+        if name.startswith("bins-"):
+            role = name.removesuffix(".json")
+            url = f"/tuf/{code}/metadata/{meta['version']}.{role}.json"
+            targets.update(json.loads(client.get(url).data)["signed"]["targets"])
+    return targets
+
+
+def _status(client, headers, release_id) -> str:
+    return client.get(f"/api/v1/releases/{release_id}", headers=headers).get_json()["status"]
+
+
+def test_one_signature_does_not_publish_the_second_does(client, offline_product):
+    p = offline_product
+    headers = p["publisher"].headers
+    r = publish(client, headers, p["product"].id, "1.0.0", b"signed twice")
+    assert r.status_code == 201
+    release = r.get_json()
+    assert release["status"] == "pending-signatures"
+    assert "1.0.0/fw.bin" not in served_targets(client, p["product"].code)
+    # Customers do not see a release waiting for signatures.
+    customer = p["customer"].headers
+    assert client.get(f"/api/v1/releases/{release['id']}", headers=customer).status_code == 404
+
+    first = sign_all(client, headers, p["product"].id, p["signers"][2])
+    assert [r["state"] for r in first] == ["open"]
+    assert _status(client, headers, release["id"]) == "pending-signatures"
+    assert "1.0.0/fw.bin" not in served_targets(client, p["product"].code)
+
+    second = sign_all(client, headers, p["product"].id, p["signers"][0])
+    assert [r["state"] for r in second] == ["done"]
+    assert _status(client, headers, release["id"]) == "published"
+    assert "1.0.0/fw.bin" in served_targets(client, p["product"].code)
+    assert client.get(f"/api/v1/releases/{release['id']}", headers=customer).status_code == 200
+
+
+def test_pending_releases_in_one_bin_share_one_request(client, offline_product):
+    p = offline_product
+    headers = p["publisher"].headers
+    for i in range(6):
+        r = publish(client, headers, p["product"].id, f"1.{i}.0", bytes([i]))
+        assert r.status_code == 201
+    open_requests = client.get(
+        f"/api/v1/products/{p['product'].id}/signing-requests", headers=headers
+    ).get_json()["items"]
+    assert len(open_requests) <= 4  # one per bin at most, whatever the number of releases
+    sign_all(client, headers, p["product"].id, p["signers"][0])
+    sign_all(client, headers, p["product"].id, p["signers"][1])
+    served = served_targets(client, p["product"].code)
+    assert {f"1.{i}.0/fw.bin" for i in range(6)} <= set(served)
+
+
+def test_bad_signatures_are_refused(client, offline_product):
+    p = offline_product
+    headers = p["publisher"].headers
+    publish(client, headers, p["product"].id, "3.0.0")
+    request = client.get(
+        f"/api/v1/products/{p['product'].id}/signing-requests", headers=headers
+    ).get_json()["items"][0]
+    stranger = _signer()
+    md = Metadata.from_bytes(json.dumps(request["unsigned"]).encode())
+    payload = CanonicalJSONSerializer().serialize(md.signed)
+    sig = stranger.sign(payload)
+    r = client.post(
+        f"/api/v1/signing-requests/{request['id']}/signatures",
+        json={"keyid": sig.keyid, "sig": sig.signature},
+        headers=headers,
+    )
+    assert r.status_code == 422
+    assert r.get_json()["type"] == "/problems/invalid-signature"
+    # A real key signing other bytes is refused too.
+    forged = p["signers"][0].sign(payload + b" ")
+    r = client.post(
+        f"/api/v1/signing-requests/{request['id']}/signatures",
+        json={"keyid": forged.keyid, "sig": forged.signature},
+        headers=headers,
+    )
+    assert r.status_code == 422
+
+
+def test_no_private_key_is_kept_or_shown_for_offline_roles(client, offline_product, app):
+    p = offline_product
+    keys_dir = app.config["SETTINGS"].resolved_keys_path() / p["product"].code
+    files = sorted(f.name.split("-")[0] for f in keys_dir.iterdir())
+    assert files == ["root", "snapshot", "timestamp"]  # targets is offline
+    for f in keys_dir.iterdir():
+        assert oct(f.stat().st_mode & 0o777) == "0o600"
+    summary = client.get(
+        f"/api/v1/products/{p['product'].id}/repository", headers=p["publisher"].headers
+    ).get_data(as_text=True)
+    assert "PRIVATE" not in summary
