@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from flask import Request, g
+from flask import Request, g, request
 
 from upgrade_server.storage import ArtifactStore
 from upgrade_server.transaction import on_failure
@@ -33,9 +33,16 @@ class UploadRequest(Request):
         writer = store.writer(max_bytes)
         # Aborted if the request fails in any way before the writer is committed.
         on_failure(writer.abort)
+        g.setdefault("_artifact_writers", []).append(writer)
         return writer
 
 
 def stream_files_into(store: ArtifactStore, max_bytes: int) -> None:
     """Make this request's file parts stream into `store` (call before reading files)."""
     g._artifact_target = (store, max_bytes)
+
+
+def upload_was_cut_short() -> bool:
+    """A file part was started but the form parser dropped it: the body ended early."""
+    started = g.get("_artifact_writers", [])
+    return bool(started) and not any(f.stream in started for f in request.files.values())

@@ -13,7 +13,7 @@ from flask import current_app, request
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.config import Settings
-from upgrade_server.errors import InvalidInputError, accepts
+from upgrade_server.errors import BadRequestError, InvalidInputError, accepts
 from upgrade_server.extensions import session
 from upgrade_server.pagination import paginate
 from upgrade_server.products import service as products
@@ -24,7 +24,7 @@ from upgrade_server.signing.service import repository_for
 from upgrade_server.storage import ArtifactStore
 from upgrade_server.storage.base import StagingWriter
 from upgrade_server.transaction import on_failure
-from upgrade_server.uploads import stream_files_into
+from upgrade_server.uploads import stream_files_into, upload_was_cut_short
 
 bp = APIBlueprint("releases", __name__, url_prefix="/api/v1", tag="Releases")
 
@@ -113,6 +113,8 @@ def publish(product_id: int) -> Any:
     request.max_content_length = settings.max_artifact_bytes + settings.max_request_bytes
     stream_files_into(store, settings.max_artifact_bytes)
     artifact = request.files.get("artifact")
+    if upload_was_cut_short():
+        raise BadRequestError("the upload ended before the artifact was complete")
     if artifact is None or not isinstance(artifact.stream, StagingWriter):
         raise InvalidInputError("no artifact", [{"field": "artifact", "message": "required"}])
     writer: StagingWriter = artifact.stream
