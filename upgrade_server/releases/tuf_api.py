@@ -11,10 +11,12 @@ target_base_url=…/targets/)` works with only the product's root.json.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import Blueprint, Response, abort, current_app, request, send_file
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from upgrade_server.config import Settings
 from upgrade_server.devices.service import authenticate_device_token
@@ -22,10 +24,12 @@ from upgrade_server.extensions import session
 from upgrade_server.products import service as products
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release, ReleaseStatus
+from upgrade_server.signing.repository import TufRepository
 from upgrade_server.signing.service import repository_for
 from upgrade_server.storage import ArtifactStore
 
 bp = Blueprint("tuf", __name__, url_prefix="/tuf")
+log = logging.getLogger(__name__)
 
 _VERSIONED = re.compile(r"^(\d+)\.([a-z0-9-]+)\.json$")
 _TARGET = re.compile(r"^(?P<dir>.+)/(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]+)$")
@@ -56,12 +60,26 @@ def _json(data: bytes, max_age: int) -> Response:
     return response
 
 
+def _refresh(repo: TufRepository) -> None:
+    """Re-sign snapshot and timestamp at half-life, on the request that notices.
+
+    Several workers may notice at once: the first to insert the next version
+    wins (unique product, role, version); the others drop their attempt and
+    serve the version they have, which is still valid for half its life.
+    """
+    try:
+        with session().begin_nested():
+            repo.refresh_expiring()
+    except (IntegrityError, OperationalError):
+        log.info("another worker re-signed %s's timestamp first", repo.product.code)
+
+
 @bp.get("/<code>/metadata/<name>")
 def metadata(code: str, name: str) -> Response:
     product = _product(code)
     repo = repository_for(session(), product, current_app.config["SETTINGS"])
     if name == "timestamp.json":
-        repo.refresh_expiring()
+        _refresh(repo)
         row = repo.latest_file("timestamp")
         if row is None:
             abort(404)
