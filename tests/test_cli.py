@@ -92,7 +92,12 @@ def test_demo_is_repeatable(runner, client):
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0, second.output
     token = next(line.split()[-1] for line in second.output.splitlines() if "admin admin@" in line)
-    r = client.get(
-        "/api/v1/devices?serial_prefix=DEMO-", headers={"Authorization": f"Bearer {token}"}
-    )
+    headers = {"Authorization": f"Bearer {token}"}
+    r = client.get("/api/v1/devices?serial_prefix=DEMO-", headers=headers)
     assert len(r.get_json()["items"]) == 3
+    product_id = r.get_json()["items"][0]["product_id"]
+    releases = client.get(f"/api/v1/products/{product_id}/releases", headers=headers).get_json()
+    assert [(r["version"], r["status"]) for r in releases["items"]] == [("1.0.0", "published")]
+    assert releases["items"][0]["notes"]["zh-CN"].startswith("## 1.0.0 版本说明")
+    timestamp = client.get("/tuf/edge-gw/metadata/timestamp.json")
+    assert timestamp.status_code == 200

@@ -121,3 +121,47 @@ def test_every_root_version_stays_served(live, tmp_path):
     assert device.fetch("1.0.0/fw.bin") == b"x" * 10
     trusted = json.loads((tmp_path / "device" / "metadata" / "root.json").read_bytes())
     assert trusted["signed"]["version"] == 2
+
+
+@pytest.mark.own_app
+def test_offline_targets_keys_with_the_cli(live, tmp_path):
+    """Three publishers hold offline keys; two signatures publish; the stock
+    client trusts the root.json the CLI wrote."""
+    from upgrade_server.cli.keys import keys_group
+
+    add_product(live, "gw")
+    for name in ("alice", "bob", "carol"):
+        result = CliRunner().invoke(keys_group, ["generate", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        assert oct((tmp_path / f"{name}.key").stat().st_mode & 0o777) == "0o600"
+    run_remote(
+        live,
+        "init",
+        "gw",
+        "--bin-bits",
+        "2",
+        "--targets-threshold",
+        "2",
+        *[
+            arg
+            for n in ("alice", "bob", "carol")
+            for arg in ("--targets-key", f"{tmp_path / n}.pub.pem")
+        ],
+    )
+    run_remote(live, "sign", "gw", "--key", str(tmp_path / "alice.key"))
+    out = run_remote(live, "sign", "gw", "--key", str(tmp_path / "bob.key"))
+    assert "5 request(s) signed" in out
+    firmware = tmp_path / "fw.bin"
+    firmware.write_bytes(b"signed offline")
+    assert "pending-signatures" in run_remote(
+        live, "publish", "gw", "1.0.0", str(firmware), "--no-progress"
+    )
+    run_remote(live, "repository", "gw", "--root-out", str(tmp_path / "root.json"))
+    device = Device(live.url, "gw", (tmp_path / "root.json").read_bytes(), tmp_path / "device")
+    assert device.custom("1.0.0/fw.bin") is None
+    signed = run_remote(live, "sign", "gw", "--key", str(tmp_path / "carol.key"))
+    assert "target 1.0.0/fw.bin" in signed  # the holder sees what it signs
+    assert device.custom("1.0.0/fw.bin") is None  # one of two
+    run_remote(live, "sign", "gw", "--key", str(tmp_path / "alice.key"))
+    assert device.fetch("1.0.0/fw.bin") == b"signed offline"
+    assert "1.0.0\tpublished" in run_remote(live, "releases", "gw")

@@ -44,7 +44,7 @@ def fail(error: AppError) -> NoReturn:
 
 
 def register_commands(app: Flask) -> None:
-    from upgrade_server.cli import accounts, audit, database, demo, inventory, remote
+    from upgrade_server.cli import accounts, audit, database, demo, inventory, keys, remote
 
     for group in (
         database.db_group,
@@ -58,6 +58,7 @@ def register_commands(app: Flask) -> None:
         demo.demo_command,
         demo.serve_command,
         remote.remote_group,
+        keys.keys_group,
     ):
         app.cli.add_command(group)
 

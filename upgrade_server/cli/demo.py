@@ -1,7 +1,9 @@
-"""`demo`: a working server with a demo organisation, product and devices."""
+"""`demo`: a working server with a demo organisation, product, devices and a
+signed release."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -10,6 +12,7 @@ from datetime import date, timedelta
 import click
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
@@ -21,6 +24,7 @@ from upgrade_server.devices.models import Device
 from upgrade_server.migrate import upgrade as migrate_upgrade
 from upgrade_server.organisations import service as organisations
 from upgrade_server.products import service as products
+from upgrade_server.products.models import Product
 
 DEMO_ORG = "demo-customer"
 DEMO_PRODUCT = "edge-gw"
@@ -86,11 +90,71 @@ def load_demo() -> dict[str, str]:
             else:
                 provisioned = devices.rotate_device_token(session, cli, existing)
             shown[f"device {serial}"] = provisioned.secret
+        _publish_demo_release(session, cli, product)
         for label, email in (("admin", DEMO_ADMIN), ("customer", DEMO_CUSTOMER)):
             shown[f"{label} {email}"] = accounts.create_api_token(
                 session, cli, name="demo", user_id=users[email].id, expires_in_days=30
             ).secret
     return shown
+
+
+DEMO_RELEASE = {
+    "version": "1.0.0",
+    "filename": "edge-gw-1.0.0.bin",
+    "channels": ["stable"],
+    "security_fix": True,
+    "notes": {
+        "zh-CN": "## 1.0.0 版本说明\n\n- 新增远程诊断功能\n- 修复了若干安全问题",
+        "en": "## Release 1.0.0\n\n- Adds remote diagnostics\n- Fixes several security issues",
+    },
+    "guidance": {
+        "installation": {
+            "zh-CN": "升级前请备份配置。升级约需 10 分钟，期间设备会重启一次。",
+            "en": "Back up the configuration first. The upgrade takes about 10 minutes "
+            "and restarts the device once.",
+        },
+        "operation": {
+            "zh-CN": "远程诊断在“维护”菜单中开启。",
+            "en": "Turn remote diagnostics on in the Maintenance menu.",
+        },
+        "maintenance": {
+            "zh-CN": "每月检查一次诊断日志。",
+            "en": "Check the diagnostics log monthly.",
+        },
+    },
+    "requirements": [{"name": "memory", "value": "512", "unit": "MiB"}],
+    "parameters": [
+        {
+            "name": "watchdog_timeout",
+            "old_default": "30",
+            "new_default": "60",
+            "unit": "s",
+            "operator_action": True,
+            "action": "Check that monitoring tolerates the longer timeout.",
+        }
+    ],
+}
+
+
+def _publish_demo_release(session: Session, cli: Principal, product: Product) -> None:
+    """A signed demo release, so one command gives a working signed repository."""
+    from upgrade_server.releases import service as releases
+    from upgrade_server.releases.models import Release
+    from upgrade_server.signing.service import repository_for
+
+    exists = session.execute(select(Release.id).where(Release.product_id == product.id)).first()
+    if exists:
+        return
+    store = current_app.extensions["artifact_store"]
+    writer = store.writer()
+    block = hashlib.sha256(b"demo firmware").digest() * 2048  # 64 KiB, reproducible
+    for _ in range(4):
+        writer.write(block)
+    staged = writer.finish()
+    repository = repository_for(session, product, current_app.config["SETTINGS"], create=True)
+    releases.publish_release(
+        session, cli, product, dict(DEMO_RELEASE), staged, store, repository, lambda undo: None
+    )
 
 
 @click.command("demo", help="Migrate, load demo data and print tokens; --serve runs it.")
@@ -106,6 +170,8 @@ def demo_command(serve: bool, host: str, port: int) -> None:
     base = f"http://{host}:{port}"
     click.echo(
         f"\nServer: {base}\n  API docs: {base}/api/docs\n  Health:   {base}/readyz\n"
+        f"  TUF:      {base}/tuf/{DEMO_PRODUCT}/metadata/1.root.json "
+        f"(trusted root of the demo release {DEMO_RELEASE['version']})\n"
         f"  Try:      curl -H 'Authorization: Bearer <admin token>' {base}/api/v1/devices"
     )
     if serve:

@@ -312,3 +312,103 @@ def _summary(role: str, md: Metadata[Any]) -> str:
         for name, role_ in signed.roles.items():
             lines.append(f"  {name}: {len(role_.keyids)} key(s), threshold {role_.threshold}")
     return "\n".join(lines)
+
+
+@remote_group.command("repository", help="Show a product's TUF roles, keys and versions.")
+@click.argument("product")
+@click.option(
+    "--root-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the current root.json here (to provision devices).",
+)
+@pass_server
+def repository(server: Server, product: str, root_out: Path | None) -> None:
+    summary = server.call("GET", f"/api/v1/products/{_product_id(server, product)}/repository")
+    for name, role in summary["roles"].items():
+        where = "offline" if name in summary["offline_roles"] else "online"
+        version = summary["versions"].get(name)
+        click.echo(
+            f"{name:<10} v{version}  threshold {role['threshold']} of {len(role['keyids'])} "
+            f"({where}): {', '.join(k[:12] for k in role['keyids'])}"
+        )
+    click.echo(
+        f"hash bins: {2 ** summary['bin_bits']}; open signing requests: "
+        f"{summary['open_signing_requests']}"
+    )
+    if root_out:
+        root_out.write_text(json.dumps(summary["root"], separators=(",", ":")))
+        click.echo(f"root.json written to {root_out}")
+
+
+@remote_group.command("init", help="Create a product's repository, with offline keys if given.")
+@click.argument("product")
+@click.option(
+    "--targets-key",
+    "targets_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Public key (PEM) of an offline targets signer (repeat).",
+)
+@click.option("--targets-threshold", type=int, default=1, show_default=True)
+@click.option(
+    "--root-key",
+    "root_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Public key (PEM) of an offline root signer (repeat).",
+)
+@click.option("--root-threshold", type=int, default=1, show_default=True)
+@click.option(
+    "--bin-bits", type=int, default=8, show_default=True, help="2**N hash bins for the targets."
+)
+@click.option("--private", is_flag=True, help="Metadata readable with a device token only.")
+@pass_server
+def init(
+    server: Server,
+    product: str,
+    targets_keys: tuple[Path, ...],
+    targets_threshold: int,
+    root_keys: tuple[Path, ...],
+    root_threshold: int,
+    bin_bits: int,
+    private: bool,
+) -> None:
+    offline: dict[str, Any] = {}
+    for role, keys, threshold in (
+        ("targets", targets_keys, targets_threshold),
+        ("root", root_keys, root_threshold),
+    ):
+        if keys:
+            offline[role] = {"keys": [k.read_text() for k in keys], "threshold": threshold}
+    summary = server.call(
+        "POST",
+        f"/api/v1/products/{_product_id(server, product)}/repository",
+        {"offline": offline, "bin_bits": bin_bits, "private": private},
+    )
+    click.echo(
+        f"{product}: repository created; {summary['open_signing_requests']} signing "
+        "request(s) wait for the offline holders (`remote sign`)"
+    )
+
+
+@remote_group.command("rotate", help="Replace a role's keys (new root signed by old and new).")
+@click.argument("product")
+@click.argument("role", type=click.Choice(["root", "targets", "snapshot", "timestamp"]))
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="New offline public key (PEM); none: generate one online.",
+)
+@click.option("--threshold", type=int, default=None)
+@pass_server
+def rotate(
+    server: Server, product: str, role: str, keys: tuple[Path, ...], threshold: int | None
+) -> None:
+    summary = server.call(
+        "POST",
+        f"/api/v1/products/{_product_id(server, product)}/repository/rotate",
+        {"role": role, "keys": [k.read_text() for k in keys], "threshold": threshold},
+    )
+    click.echo(f"{product}: {role} keys rotated; root now v{summary['versions']['root']}")
