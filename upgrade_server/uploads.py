@@ -11,12 +11,42 @@ from __future__ import annotations
 from typing import IO, Any
 
 from flask import Request, g, request
+from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from upgrade_server.storage import ArtifactStore
 from upgrade_server.transaction import on_failure
 
+_BUFFER_SIZE = 1024 * 1024
+
+
+class _LargeBufferFormParser(FormDataParser):
+    """Werkzeug's parser reads multipart bodies 64 KiB at a time; artifacts are
+    gigabytes, and 1 MiB reads cut the per-chunk Python work sixteenfold."""
+
+    def _parse_multipart(
+        self,
+        stream: IO[bytes],
+        mimetype: str,
+        content_length: int | None,
+        options: dict[str, str],
+    ) -> Any:
+        parser = MultiPartParser(
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+            buffer_size=_BUFFER_SIZE,
+        )
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
 
 class UploadRequest(Request):
+    form_data_parser_class = _LargeBufferFormParser
+
     def _get_file_stream(
         self,
         total_content_length: int | None,

@@ -111,6 +111,8 @@ def publish(product_id: int) -> Any:
     product = products.get_product(session(), product_id)
     store = _store()
     request.max_content_length = settings.max_artifact_bytes + settings.max_request_bytes
+    # Notes and guidance in two languages can be long; the parser's buffer is 1 MiB.
+    request.max_form_memory_size = 4 * 1024 * 1024
     stream_files_into(store, settings.max_artifact_bytes)
     artifact = request.files.get("artifact")
     if upload_was_cut_short():
