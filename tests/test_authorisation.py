@@ -42,6 +42,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/products/<int:product_id>/releases"): {"admin", "publisher"},
     ("GET", "/api/v1/products/<int:product_id>/releases"): EVERYONE,
     ("GET", "/api/v1/releases/<int:release_id>"): EVERYONE,
+    ("GET", "/api/v1/products/<int:product_id>/channels"): EVERYONE,
+    ("PUT", "/api/v1/products/<int:product_id>/channels"): {"admin", "publisher"},
     ("POST", "/api/v1/releases/<int:release_id>/promote"): {"admin", "publisher"},
     ("POST", "/api/v1/releases/<int:release_id>/withdraw"): {"admin", "publisher"},
     ("GET", "/api/v1/products/<int:product_id>/repository"): EVERYONE,

@@ -11,19 +11,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, g
+from flask import Flask, Response, request
 
 from upgrade_server.extensions import session
 
 log = logging.getLogger(__name__)
 
 
+def _hooks() -> list[Callable[[], None]]:
+    # Kept on the request, not on `g`: an app context can span several requests.
+    return request.environ.setdefault("upgrade_server.on_failure", [])
+
+
 def on_failure(undo: Callable[[], None]) -> None:
-    g.setdefault("_on_failure", []).append(undo)
+    _hooks().append(undo)
 
 
 def _run_failure_hooks() -> None:
-    for undo in reversed(g.pop("_on_failure", [])):
+    hooks = _hooks()
+    pending, hooks[:] = list(hooks), []
+    for undo in reversed(pending):
         try:
             undo()
         except Exception:
@@ -43,11 +50,11 @@ def init_app(app: Flask) -> None:
             session().rollback()
             _run_failure_hooks()
             raise
-        g.pop("_on_failure", None)
+        _hooks().clear()
         return response
 
     @app.teardown_request
     def _undo(exc: BaseException | None) -> None:
         # Reached with hooks still registered only when the view raised.
-        if "_on_failure" in g:
+        if _hooks():
             _run_failure_hooks()

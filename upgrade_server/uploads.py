@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from flask import Request, g, request
+from flask import Request, request
 from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from upgrade_server.storage import ArtifactStore
+from upgrade_server.storage.base import StagingWriter
 from upgrade_server.transaction import on_failure
 
 _BUFFER_SIZE = 1024 * 1024
@@ -46,6 +47,9 @@ class _LargeBufferFormParser(FormDataParser):
 
 class UploadRequest(Request):
     form_data_parser_class = _LargeBufferFormParser
+    # Per request, not on `g`: an app context (and so `g`) can outlive a request.
+    artifact_target: tuple[ArtifactStore, int] | None = None
+    artifact_writers: list[StagingWriter]
 
     def _get_file_stream(
         self,
@@ -54,7 +58,7 @@ class UploadRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes] | Any:
-        target: tuple[ArtifactStore, int] | None = g.get("_artifact_target")
+        target = self.artifact_target
         if target is None:
             return super()._get_file_stream(
                 total_content_length, content_type, filename, content_length
@@ -63,16 +67,16 @@ class UploadRequest(Request):
         writer = store.writer(max_bytes)
         # Aborted if the request fails in any way before the writer is committed.
         on_failure(writer.abort)
-        g.setdefault("_artifact_writers", []).append(writer)
+        self.__dict__.setdefault("artifact_writers", []).append(writer)
         return writer
 
 
 def stream_files_into(store: ArtifactStore, max_bytes: int) -> None:
     """Make this request's file parts stream into `store` (call before reading files)."""
-    g._artifact_target = (store, max_bytes)
+    request.artifact_target = (store, max_bytes)  # type: ignore[attr-defined]
 
 
 def upload_was_cut_short() -> bool:
     """A file part was started but the form parser dropped it: the body ended early."""
-    started = g.get("_artifact_writers", [])
+    started = request.__dict__.get("artifact_writers", [])
     return bool(started) and not any(f.stream in started for f in request.files.values())

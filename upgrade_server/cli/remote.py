@@ -238,6 +238,16 @@ def releases(server: Server, product: str) -> None:
         click.echo(f"{r['version']}\t{r['status']}\t{','.join(r['channels'])}")
 
 
+@remote_group.command("show", help="Show one release as JSON.")
+@click.argument("product")
+@click.argument("version")
+@pass_server
+def show(server: Server, product: str, version: str) -> None:
+    release_id = _release_id(server, _product_id(server, product), version)
+    release = server.call("GET", f"/api/v1/releases/{release_id}")
+    click.echo(json.dumps(release, indent=2, ensure_ascii=False))
+
+
 @remote_group.command("promote", help="Add CHANNEL to a release.")
 @click.argument("product")
 @click.argument("version")
@@ -402,13 +412,24 @@ def init(
     help="New offline public key (PEM); none: generate one online.",
 )
 @click.option("--threshold", type=int, default=None)
+@click.option("--add", "keep_existing", is_flag=True, help="Add the keys; keep the current ones.")
 @pass_server
 def rotate(
-    server: Server, product: str, role: str, keys: tuple[Path, ...], threshold: int | None
+    server: Server,
+    product: str,
+    role: str,
+    keys: tuple[Path, ...],
+    threshold: int | None,
+    keep_existing: bool,
 ) -> None:
     summary = server.call(
         "POST",
         f"/api/v1/products/{_product_id(server, product)}/repository/rotate",
-        {"role": role, "keys": [k.read_text() for k in keys], "threshold": threshold},
+        {
+            "role": role,
+            "keys": [k.read_text() for k in keys],
+            "threshold": threshold,
+            "keep_existing": keep_existing,
+        },
     )
     click.echo(f"{product}: {role} keys rotated; root now v{summary['versions']['root']}")

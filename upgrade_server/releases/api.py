@@ -12,6 +12,7 @@ from flask import current_app, request
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.audit.service import record
 from upgrade_server.config import Settings
 from upgrade_server.errors import BadRequestError, InvalidInputError, accepts
 from upgrade_server.extensions import session
@@ -184,3 +185,47 @@ def withdraw(release_id: int, data: dict[str, Any]) -> Any:
     release = service.get_release(session(), actor, release_id)
     repository = repository_for(session(), release.product, _settings())
     return service.withdraw_release(session(), actor, release, data["reason"], repository)
+
+
+class ChannelsIn(Schema):
+    channels = List(
+        String(validate=Length(1, 32)),
+        required=True,
+        validate=Length(1, 20),
+        metadata={"description": "channel names, lowest first, e.g. [dev, beta, stable]"},
+    )
+
+
+class ChannelsOut(Schema):
+    channels = List(String())
+
+
+@bp.get("/products/<int:product_id>/channels")
+@bp.auth_required(token_auth, roles=roles_for(Permission.RELEASE_READ))
+@bp.output(ChannelsOut)
+def get_channels(product_id: int) -> dict[str, Any]:
+    """The product's channels, lowest first; a device on one also takes those above."""
+    product = products.get_product(session(), product_id)
+    return {"channels": [c.name for c in service.channels(session(), product)]}
+
+
+@bp.put("/products/<int:product_id>/channels")
+@bp.auth_required(token_auth, roles=roles_for(Permission.PRODUCT_WRITE))
+@bp.input(ChannelsIn, arg_name="data")
+@bp.output(ChannelsOut)
+def put_channels(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Set the channel order; a channel that still holds releases cannot be dropped."""
+    product = products.get_product(session(), product_id)
+    before = [c.name for c in service.channels(session(), product)]
+    service.set_channels(session(), current_principal(), product, data["channels"])
+    after = [c.name for c in service.channels(session(), product)]
+    record(
+        session(),
+        current_principal(),
+        "product.channels",
+        "products",
+        product.id,
+        before={"channels": before},
+        after={"channels": after},
+    )
+    return {"channels": after}

@@ -90,7 +90,7 @@ class Release(Base):
 
     @property
     def channel_names(self) -> list[str]:
-        return [c.name for c in self.channels]
+        return [c.name for c in sorted(self.channels, key=lambda c: c.rank)]
 
     def audit_view(self) -> dict[str, object]:
         return {

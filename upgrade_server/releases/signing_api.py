@@ -45,6 +45,9 @@ class RotateIn(Schema):
     role = String(required=True, validate=OneOf(["root", "targets", "snapshot", "timestamp"]))
     keys = List(String(), load_default=list, metadata={"description": "offline keys, PEM"})
     threshold = Integer(load_default=None, validate=Range(1, 100))
+    keep_existing = Boolean(
+        load_default=False, metadata={"description": "add the keys beside the current ones"}
+    )
 
 
 class SignatureIn(Schema):
@@ -157,7 +160,7 @@ def rotate(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
     repo = _repository(product_id)
     keys = [public_from_pem(pem.encode()) for pem in data["keys"]] or None
     before = _summary(repo)["roles"]
-    repo.rotate_keys(data["role"], keys, data["threshold"])
+    repo.rotate_keys(data["role"], keys, data["threshold"], data["keep_existing"])
     after = _summary(repo)
     record(
         session(),

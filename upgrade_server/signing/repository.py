@@ -304,12 +304,18 @@ class TufRepository:
                 request.state = "superseded"
                 request.done_at = utcnow()
                 self.session.flush()
+            # Keys of the role that are online (say, a rotation's old key) sign now.
+            payload = CanonicalJSONSerializer().serialize(md.signed)
+            online_signatures = {
+                signer.public_key.keyid: signer.sign(payload).signature
+                for signer in self._online_signers(role, md)
+            }
             request = SigningRequest(
                 product_id=self.product.id,
                 role=role,
                 version=md.signed.version,
                 unsigned=md.to_bytes(_SERIALIZER),
-                signatures={},
+                signatures=online_signatures,
             )
             self.session.add(request)
             self.session.flush()
@@ -488,8 +494,10 @@ class TufRepository:
         role: str,
         new_keys: list[SSlibKey] | None = None,
         threshold: int | None = None,
+        keep_existing: bool = False,
     ) -> Outcome:
-        """Replace a role's keys with new ones (generated online when none are given).
+        """Replace a role's keys with new ones (generated online when none are given),
+        or with keep_existing, add them beside the current ones (a new publisher).
 
         Writes a new root version signed by the old and the new root
         thresholds; every earlier root version stays served, so clients walk
@@ -510,18 +518,24 @@ class TufRepository:
             self.keys.save(self.product.code, role, public.keyid, private)
             new_keys = [public]
         assert new_keys is not None
-        for keyid in old_keyids:
+        retired = [] if keep_existing else old_keyids
+        for keyid in retired:
             root.revoke_key(keyid, role)
         for key in new_keys:
             root.add_key(key, role)
             self._record_key(role, key, online=online)
-        root.roles[role].threshold = threshold or (1 if online else len(new_keys))
+        default_threshold = (
+            root.roles[role].threshold if keep_existing else (1 if online else len(new_keys))
+        )
+        root.roles[role].threshold = threshold or default_threshold
+        if root.roles[role].threshold > len(root.roles[role].keyids):
+            raise ConflictError(f"{role} threshold exceeds its number of keys")
         now = utcnow()
         for row in self.session.execute(
             select(SigningKey).where(
                 SigningKey.product_id == self.product.id,
                 SigningKey.role == role,
-                SigningKey.keyid.in_(old_keyids),
+                SigningKey.keyid.in_(retired),
             )
         ).scalars():
             row.retired_at = now
@@ -537,8 +551,9 @@ class TufRepository:
             assert targets_md is not None
             delegations = targets_md.signed.delegations
             assert delegations is not None and delegations.succinct_roles is not None
-            delegations.keys = {k.keyid: k for k in new_keys}
-            delegations.succinct_roles.keyids = [k.keyid for k in new_keys]
+            current = [root.get_key(k) for k in root.roles["targets"].keyids]
+            delegations.keys = {k.keyid: k for k in current}
+            delegations.succinct_roles.keyids = [k.keyid for k in current]
             delegations.succinct_roles.threshold = root.roles["targets"].threshold
             self._submit(targets_md, outcome)
             for name in delegations.succinct_roles.get_roles():

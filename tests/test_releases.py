@@ -1,0 +1,184 @@
+"""Releases through the API: fields, ordering, channels, visibility, private repositories."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from tests.test_signing import publish
+from upgrade_server.extensions import db
+from upgrade_server.releases.versions import sort_key
+
+
+def test_semver_ordering_keeps_prereleases():
+    ordered = ["1.2.0-alpha", "1.2.0-rc.1", "1.2.0-rc.2", "1.2.0-rc.10", "1.2.0", "1.10.0"]
+    assert sorted(reversed(ordered), key=sort_key) == ordered
+    assert sort_key("1.0.0+build.1") == sort_key("1.0.0+build.2")
+
+
+def test_full_release_description_round_trips(client, factory):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    metadata = {
+        "version": "2.1.0-rc.1",
+        "channels": ["beta"],
+        "hardware_revisions": ["rev-b"],
+        "requirements": [{"name": "bootloader", "value": ">= 2.0", "unit": ""}],
+        "parameters": [
+            {
+                "name": "max_sessions",
+                "old_default": "64",
+                "new_default": "128",
+                "unit": "",
+                "operator_action": True,
+                "action": "Raise the licence limit first.",
+            }
+        ],
+        "min_from_version": "2.0.0",
+        "security_fix": True,
+        "notes": {"zh-CN": "## 说明", "en": "## Notes"},
+        "guidance": {
+            "installation": {"zh-CN": "安装", "en": "Install"},
+            "operation": {"en": "Operate"},
+            "maintenance": {"zh-CN": "维护"},
+        },
+    }
+    r = client.post(
+        f"/api/v1/products/{product.id}/releases",
+        data={"metadata": json.dumps(metadata), "artifact": (io.BytesIO(b"abc"), "fw-2.1.bin")},
+        headers=publisher.headers,
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    for key, value in metadata.items():
+        assert body[key] == value, key
+    assert body["artifact"] == {
+        "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "size": 3,
+        "filename": "fw-2.1.bin",
+        "target_path": "2.1.0-rc.1/fw-2.1.bin",
+    }
+    assert body["status"] == "published"
+
+
+def test_bad_release_descriptions(client, factory):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    cases = {
+        "version": {"version": "v1"},
+        "channels": {"version": "1.0.0", "channels": ["nightly"]},
+        "min_from_version": {"version": "1.0.0", "min_from_version": "1.0.0"},
+        "notes": {"version": "1.0.0", "notes": {"fr": "bonjour"}},
+        "guidance": {"version": "1.0.0", "guidance": {"cooking": {"en": "x"}}},
+    }
+    for field, metadata in cases.items():
+        r = client.post(
+            f"/api/v1/products/{product.id}/releases",
+            data={"metadata": json.dumps(metadata), "artifact": (io.BytesIO(b"x"), "fw.bin")},
+            headers=publisher.headers,
+            content_type="multipart/form-data",
+        )
+        assert r.status_code == 422, field
+        assert field in {e.get("field") for e in r.get_json()["errors"]}, field
+    r = client.post(
+        f"/api/v1/products/{product.id}/releases",
+        data={"metadata": json.dumps({"version": "1.0.0"})},
+        headers=publisher.headers,
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 422, r.get_json()
+    assert r.get_json()["errors"][0]["field"] == "artifact"
+
+
+def test_channels_are_configurable_per_product(client, factory):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    url = f"/api/v1/products/{product.id}/channels"
+    assert client.get(url, headers=publisher.headers).get_json()["channels"] == [
+        "dev",
+        "beta",
+        "stable",
+    ]
+    r = client.put(
+        url, json={"channels": ["nightly", "beta", "stable", "lts"]}, headers=publisher.headers
+    )
+    assert r.get_json()["channels"] == ["nightly", "beta", "stable", "lts"]
+    assert publish(client, publisher.headers, product.id, "1.0.0").status_code == 201
+    # A channel that holds a release cannot be dropped.
+    r = client.put(url, json={"channels": ["beta", "lts"]}, headers=publisher.headers)
+    assert r.status_code == 409
+
+
+def test_promote_and_withdraw_are_audited_and_withdrawal_says_why(client, factory):
+    publisher = factory.caller("publisher")
+    admin = factory.caller("admin")
+    product = factory.product()
+    db.session.commit()
+    release = publish(client, publisher.headers, product.id, "1.0.0").get_json()
+    r = client.post(
+        f"/api/v1/releases/{release['id']}/promote",
+        json={"channel": "beta"},
+        headers=publisher.headers,
+    )
+    assert r.get_json()["channels"] == ["beta", "stable"]
+    r = client.post(
+        f"/api/v1/releases/{release['id']}/withdraw",
+        json={"reason": "corrupts the config on rev-a"},
+        headers=publisher.headers,
+    )
+    assert r.get_json()["status"] == "withdrawn"
+    assert r.get_json()["withdrawn_reason"] == "corrupts the config on rev-a"
+    r = client.post(
+        f"/api/v1/releases/{release['id']}/promote",
+        json={"channel": "dev"},
+        headers=publisher.headers,
+    )
+    assert r.status_code == 409
+    actions = [
+        e["action"]
+        for e in client.get(
+            f"/api/v1/audit?object_type=releases&object_id={release['id']}", headers=admin.headers
+        ).get_json()["items"]
+    ]
+    assert actions == ["release.publish", "release.promote", "release.withdraw"]
+
+
+def test_private_repository_needs_a_device_token_of_the_product(client, factory):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    other = factory.product()
+    db.session.commit()
+    r = client.post(
+        f"/api/v1/products/{product.id}/repository",
+        json={"private": True},
+        headers=publisher.headers,
+    )
+    assert r.status_code == 201
+    url = f"/tuf/{product.code}/metadata/timestamp.json"
+    assert client.get(url).status_code == 404
+    _, own = factory.device(product=product)
+    _, foreign = factory.device(product=other)
+    assert client.get(url, headers={"Authorization": f"Bearer {foreign}"}).status_code == 404
+    assert client.get(url, headers={"Authorization": f"Bearer {own}"}).status_code == 200
+
+
+def test_timestamp_is_renewed_at_half_life(app, factory):
+    from datetime import timedelta
+
+    from upgrade_server.database import utcnow
+    from upgrade_server.signing.service import repository_for
+
+    product = factory.product()
+    repo = repository_for(db.session, product, app.config["SETTINGS"], create=True)
+    timestamp = repo.latest_file("timestamp")
+    snapshot = repo.latest_file("snapshot")
+    assert repo.refresh_expiring() == []  # fresh: nothing to do
+    assert repo.refresh_expiring(now=utcnow() + timedelta(hours=13)) == ["timestamp"]
+    assert repo.latest_file("timestamp").version == timestamp.version + 1
+    renewed = repo.refresh_expiring(now=utcnow() + timedelta(days=4))
+    assert renewed == ["snapshot", "timestamp"]
+    assert repo.latest_file("snapshot").version == snapshot.version + 1
