@@ -75,15 +75,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=1024)
     args = parser.parse_args()
+    from tests.gunicorn_server import seed_publisher
     from tests.moto_server import free_port, wait_for_port
-    from upgrade_server import create_app
-    from upgrade_server.accounts import service as accounts
-    from upgrade_server.accounts.principal import Principal
     from upgrade_server.cli.remote import Server
-    from upgrade_server.config import Settings
-    from upgrade_server.extensions import db
-    from upgrade_server.migrate import upgrade
-    from upgrade_server.products import service as products
 
     with tempfile.TemporaryDirectory(prefix="bench-publish-", dir="/tmp") as tmp_name:
         tmp = Path(tmp_name)
@@ -91,18 +85,7 @@ def main() -> int:
         make_file(artifact, args.mib)
         url = f"sqlite:///{tmp / 'bench.db'}"
         instance = tmp / "instance"
-        upgrade(url)
-        app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=url)})
-        with app.app_context():
-            cli = Principal.cli()
-            user = accounts.create_user(
-                db.session, cli, email="bench@example.test", name="B", role="publisher"
-            )
-            token = accounts.create_api_token(db.session, cli, name="b", user_id=user.id).secret
-            product = products.create_product(db.session, cli, code="gw", name="GW")
-            product_id = product.id
-            db.session.commit()
-            db.engine.dispose()
+        token, product_id = seed_publisher(url, instance)
         port = free_port()
         env = {
             **os.environ,

@@ -45,3 +45,30 @@ def gunicorn(database_url: str, instance: Path, workers: int = 2, **env: str) ->
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def seed_publisher(database_url: str, instance: Path, product: str = "gw") -> tuple[str, int]:
+    """Migrate a fresh database; add a publisher (returns its token) and a product."""
+    from upgrade_server import create_app
+    from upgrade_server.accounts import service as accounts
+    from upgrade_server.accounts.principal import Principal
+    from upgrade_server.config import Settings
+    from upgrade_server.extensions import db
+    from upgrade_server.migrate import upgrade
+    from upgrade_server.products import service as products
+
+    upgrade(database_url)
+    app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=database_url)})
+    with app.app_context():
+        cli = Principal.cli()
+        user = accounts.create_user(
+            db.session, cli, email="publisher@example.test", name="P", role="publisher"
+        )
+        token = accounts.create_api_token(db.session, cli, name="ci", user_id=user.id).secret
+        created = products.create_product(
+            db.session, cli, code=product, name=product, hardware_revisions=[{"code": "rev-a"}]
+        )
+        db.session.commit()
+        product_id = created.id
+        db.engine.dispose()
+    return token, product_id

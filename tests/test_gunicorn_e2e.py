@@ -14,17 +14,10 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
-from tests.gunicorn_server import gunicorn
+from tests.gunicorn_server import gunicorn, seed_publisher
 from tests.tuf_client import Device
-from upgrade_server import create_app
-from upgrade_server.accounts import service as accounts
-from upgrade_server.accounts.principal import Principal
 from upgrade_server.cli.remote import remote_group
-from upgrade_server.config import Settings
 from upgrade_server.database import utcnow
-from upgrade_server.extensions import db
-from upgrade_server.migrate import upgrade
-from upgrade_server.products import service as products
 from upgrade_server.signing.models import MetadataFile
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
@@ -33,19 +26,7 @@ pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 @pytest.fixture
 def served(scratch_url, tmp_path):
     instance = tmp_path / "instance"
-    upgrade(scratch_url)
-    app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=scratch_url)})
-    with app.app_context():
-        cli = Principal.cli()
-        user = accounts.create_user(
-            db.session, cli, email="p@example.test", name="P", role="publisher"
-        )
-        token = accounts.create_api_token(db.session, cli, name="ci", user_id=user.id).secret
-        products.create_product(
-            db.session, cli, code="gw", name="GW", hardware_revisions=[{"code": "rev-a"}]
-        )
-        db.session.commit()
-        db.engine.dispose()
+    token, _ = seed_publisher(scratch_url, instance)
     with gunicorn(scratch_url, instance, workers=2) as url:
         yield {"url": url, "token": token, "db": scratch_url, "tmp": tmp_path}
 
