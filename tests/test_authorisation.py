@@ -51,12 +51,18 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/products/<int:product_id>/repository/rotate"): {"admin", "publisher"},
     ("GET", "/api/v1/products/<int:product_id>/signing-requests"): {"admin", "publisher"},
     ("POST", "/api/v1/signing-requests/<int:request_id>/signatures"): {"admin", "publisher"},
+    ("GET", "/api/v1/devices/<int:device_id>/installs"): EVERYONE,
+    ("GET", "/api/v1/releases/<int:release_id>/installs"): EVERYONE,
     ("GET", "/api/v1/audit"): {"admin"},
     ("GET", "/api/v1/audit/verify"): {"admin"},
 }
 DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/device"),
     ("POST", "/api/device/v1/token"),
+    ("POST", "/api/device/v1/update-check"),
+    ("GET", "/api/device/v1/releases/<int:release_id>"),
+    ("GET", "/api/device/v1/releases/<int:release_id>/artifact"),
+    ("POST", "/api/device/v1/installs"),
 }
 
 
@@ -142,8 +148,9 @@ def test_role_matrix(client, world, method, rule, role):
 @pytest.mark.parametrize(("method", "rule"), sorted(DEVICE_ENDPOINTS))
 def test_device_api_refuses_user_tokens(client, world, method, rule):
     admin = world["callers"]["admin"]
-    assert client.open(rule, method=method, headers=admin.headers).status_code == 401
-    assert client.open(rule, method=method).status_code == 401
+    url = _fill(rule, world)
+    assert client.open(url, method=method, headers=admin.headers, json={}).status_code == 401
+    assert client.open(url, method=method, json={}).status_code == 401
 
 
 class TestOrganisationScope:

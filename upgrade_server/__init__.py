@@ -96,6 +96,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.releases.api import bp as releases_bp
     from upgrade_server.releases.signing_api import bp as signing_bp
     from upgrade_server.releases.tuf_api import bp as tuf_bp
+    from upgrade_server.updates.api import bp as updates_bp
+    from upgrade_server.updates.device_api import bp as device_updates_bp
 
     for blueprint in (
         health.bp,
@@ -107,7 +109,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         audit_bp,
         releases_bp,
         signing_bp,
+        updates_bp,
         device_api_bp,
+        device_updates_bp,
         tuf_bp,
     ):
         app.register_blueprint(blueprint)

@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     tuf_targets_expiry_days: int = Field(default=90)
     tuf_snapshot_expiry_days: int = Field(default=7)
     tuf_timestamp_expiry_days: int = Field(default=1)
+    update_poll_seconds: int = Field(
+        default=1800, description="How often devices should call the update check."
+    )
+    update_full_check_seconds: int = Field(
+        default=6 * 3600,
+        description="Longest time a device polling static metadata goes without an update check.",
+    )
+    download_url_seconds: int = Field(
+        default=300, description="Lifetime of presigned S3 download URLs handed to devices."
+    )
     token_ttl_days: int = Field(default=90, description="Default lifetime of API tokens.")
     log_level: str = Field(default="INFO")
     public_url: str | None = Field(

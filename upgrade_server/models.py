@@ -7,6 +7,7 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
+from upgrade_server.updates.models import InstallEvent
 
 __all__ = [
     "ApiToken",
@@ -16,6 +17,7 @@ __all__ = [
     "Device",
     "DeviceToken",
     "HardwareRevision",
+    "InstallEvent",
     "MetadataFile",
     "Organisation",
     "Product",

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from upgrade_server.database import UTCDateTime, utcnow
@@ -33,6 +34,10 @@ class Device(Base):
     current_version: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(32), default="stable")
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the device last reported of itself (hardware, free-form attributes).
+    inventory: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship(lazy="joined")

@@ -73,6 +73,9 @@ class Release(Base):
     guidance: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
     # hardware revision codes it runs on
     hardware_revisions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # ",rev-a,rev-b," so the update check can match a revision in SQL.
+    hardware_key: Mapped[str] = mapped_column(String(2000), default=",", server_default=",")
+    downloads: Mapped[int] = mapped_column(default=0, server_default="0")
     # [{"name", "value", "unit"}], e.g. minimum memory or bootloader version
     requirements: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # [{"name", "old_default", "new_default", "unit", "operator_action", "action"}]

@@ -229,6 +229,7 @@ def publish_release(
             notes=fields["notes"],
             guidance=fields["guidance"],
             hardware_revisions=fields["hardware_revisions"],
+            hardware_key="," + ",".join(fields["hardware_revisions"]) + ",",
             requirements=fields["requirements"],
             parameters=fields["parameters"],
             created_by=actor.label,

@@ -1,0 +1,1 @@
+"""What a device should install now, the bytes, and how the install went."""

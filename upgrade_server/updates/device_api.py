@@ -1,0 +1,187 @@
+"""Device API (/api/device/v1): update check, release notes, download, install reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import DateTime, Dict, Integer, String
+from apiflask.validators import Length, OneOf
+from flask import Response, current_app, request, send_file, url_for
+
+from upgrade_server.config import Settings
+from upgrade_server.devices.auth import current_device, device_auth
+from upgrade_server.extensions import session
+from upgrade_server.releases.models import Release
+from upgrade_server.storage import ArtifactStore
+from upgrade_server.updates import service
+from upgrade_server.updates.models import InstallStatus
+
+bp = APIBlueprint("device_updates", __name__, url_prefix="/api/device/v1", tag="Device API")
+
+
+class CheckIn(Schema):
+    current_version = String(required=True, validate=Length(1, 64))
+    hardware_revision = String(load_default=None, validate=Length(1, 64))
+    channel = String(load_default=None, validate=Length(1, 32))
+    attributes = Dict(load_default=None, metadata={"description": "free-form inventory"})
+
+
+class EventIn(Schema):
+    event_id = String(required=True, validate=Length(1, 64))
+    status = String(required=True, validate=OneOf([s.value for s in InstallStatus]))
+    release_id = Integer(load_default=None)
+    version = String(load_default=None, validate=Length(1, 64))
+    error_code = String(load_default=None, validate=Length(1, 64))
+    error_text = String(load_default=None, validate=Length(0, 2000))
+    occurred_at = DateTime(load_default=None)
+
+
+class EventOut(Schema):
+    id = Integer()
+    event_id = String()
+    release_id = Integer(allow_none=True)
+    version = String()
+    status = String()
+    error_code = String(allow_none=True)
+    error_text = String(allow_none=True)
+    occurred_at = DateTime()
+    received_at = DateTime()
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["SETTINGS"]
+    return settings
+
+
+def _offer(release: Release, poll: int) -> dict[str, Any]:
+    return {
+        "release_id": release.id,
+        "version": release.version,
+        "target_path": release.target_path,
+        "length": release.artifact_size,
+        "hashes": {"sha256": release.artifact_sha256},
+        "download_url": url_for("device_updates.download", release_id=release.id),
+        "notes_url": url_for("device_updates.notes", release_id=release.id),
+        "security_fix": release.security_fix,
+        "parameters": release.parameters,
+        "operator_action_required": any(p.get("operator_action") for p in release.parameters),
+        "poll_seconds": poll,
+    }
+
+
+def _etag(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+@bp.post("/update-check")
+@bp.auth_required(device_auth)
+@bp.input(CheckIn, arg_name="data")
+@bp.doc(
+    responses={
+        200: "the release to install now",
+        204: "nothing to install now",
+        304: "same answer as the ETag sent in If-None-Match",
+    }
+)
+def update_check(data: dict[str, Any]) -> Response:
+    """What this device should install now.
+
+    The highest published version in the device's channel (or a higher one)
+    that fits its hardware, is above its version, is reachable from it (a
+    stepping stone first), and that its coverage allows.
+    """
+    device = current_device()
+    report = service.DeviceReport(
+        current_version=data["current_version"],
+        hardware_revision=data["hardware_revision"],
+        channel=data["channel"],
+        attributes=data["attributes"],
+    )
+    release = service.check_for_update(session(), device, report)
+    poll = _settings().update_poll_seconds
+    if release is None:
+        body = b""
+        tag = _etag(f"none:{poll}".encode())
+        response = Response(status=204)
+    else:
+        body = json.dumps(_offer(release, poll), separators=(",", ":")).encode()
+        tag = _etag(body)
+        response = Response(body, mimetype="application/json")
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    if request.if_none_match.contains(tag):
+        return Response(status=304, headers={"ETag": response.headers["ETag"]})
+    return response
+
+
+def _release_for_device(release_id: int) -> Release:
+    device = current_device()
+    release = session().get(Release, release_id)
+    if release is None:
+        from upgrade_server.errors import NotFoundError
+
+        raise NotFoundError(f"no release {release_id}")
+    service.may_download(device, release, service.everything_allowed)
+    return release
+
+
+@bp.get("/releases/<int:release_id>")
+@bp.auth_required(device_auth)
+def notes(release_id: int) -> dict[str, Any]:
+    """A release's notes, guidance, requirements and parameter changes."""
+    release = _release_for_device(release_id)
+    return {
+        "release_id": release.id,
+        "version": release.version,
+        "notes": release.notes,
+        "guidance": release.guidance,
+        "requirements": release.requirements,
+        "parameters": release.parameters,
+        "security_fix": release.security_fix,
+        "min_from_version": release.min_from_version,
+        "hardware_revisions": release.hardware_revisions,
+    }
+
+
+@bp.get("/releases/<int:release_id>/artifact")
+@bp.auth_required(device_auth)
+@bp.doc(
+    responses={200: "the artifact", 206: "a range of it", 302: "presigned URL", 416: "bad range"}
+)
+def download(release_id: int) -> Response:
+    """The artifact: resumable (Range, If-Range), from disk with sendfile or via S3."""
+    release = _release_for_device(release_id)
+    # Count a download once, not once per resumed range.
+    range_header = request.headers.get("Range", "")
+    if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
+        service.count_download(session(), release)
+    store: ArtifactStore = current_app.extensions["artifact_store"]
+    url = store.download_url(
+        release.artifact_sha256, _settings().download_url_seconds, release.filename
+    )
+    if url is not None:
+        return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    path = store.local_path(release.artifact_sha256)
+    assert path is not None
+    return send_file(
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=release.filename,
+        etag=release.artifact_sha256,
+        conditional=True,
+        max_age=0,
+    )
+
+
+@bp.post("/installs")
+@bp.auth_required(device_auth)
+@bp.input(EventIn, arg_name="data")
+@bp.output(EventOut, status_code=201)
+def report_event(data: dict[str, Any]) -> Any:
+    """Report an install step; the same event_id again is counted once (200)."""
+    event, created = service.record_event(session(), current_device(), service.EventReport(**data))
+    return event, 201 if created else 200

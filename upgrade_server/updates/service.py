@@ -1,0 +1,276 @@
+"""The update check, download authorisation and install reports.
+
+The update check is the hot path (a million devices polling every 30 minutes
+is ~560 checks a second): it costs one query for the device and its token,
+one for the release, and one write for what the device reported.
+
+Errors raised: InvalidInputError, NotFoundError, PermissionDeniedError,
+ConflictError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from upgrade_server.database import utcnow
+from upgrade_server.devices.models import Device
+from upgrade_server.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from upgrade_server.releases import versions
+from upgrade_server.releases.models import Channel, Release, ReleaseChannel, ReleaseStatus
+from upgrade_server.updates.models import InstallEvent, InstallStatus
+
+# Coverage (the entitlements issue) plugs in here: (device, release) -> allowed.
+EntitlementCheck = Callable[[Device, Release], bool]
+
+
+def everything_allowed(device: Device, release: Release) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    current_version: str
+    hardware_revision: str | None = None
+    channel: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+def apply_report(device: Device, report: DeviceReport, now: datetime | None = None) -> None:
+    """Keep what the device says of itself: last seen, version, channel, inventory."""
+    device.last_seen_at = now or utcnow()
+    if device.current_version != report.current_version:
+        device.current_version = report.current_version
+    if report.channel and report.channel != device.channel:
+        device.channel = report.channel
+    inventory = dict(report.attributes or {})
+    if report.hardware_revision:
+        inventory["hardware_revision"] = report.hardware_revision
+    if inventory and inventory != device.inventory:
+        device.inventory = inventory
+
+
+def candidates(device: Device, current_version: str, channel: str) -> Any:
+    """Published releases this device could move to now, best first.
+
+    Above its version (never a downgrade), for its hardware revision (the
+    vendor's record, not what the device claims), reachable from its version
+    (min_from_version at or below it, so a stepping stone comes first), and in
+    its channel or a higher-ranked one.
+    """
+    current_key = versions.sort_key(versions.parse(current_version, "current_version"))
+    rank = (
+        select(Channel.rank)
+        .where(Channel.product_id == device.product_id, Channel.name == channel)
+        .scalar_subquery()
+    )
+    in_channel = (
+        select(ReleaseChannel.release_id)
+        .join(Channel, Channel.id == ReleaseChannel.channel_id)
+        .where(ReleaseChannel.release_id == Release.id, Channel.rank >= rank)
+        .exists()
+    )
+    revision = device.hardware_revision.code
+    return (
+        select(Release)
+        .where(
+            Release.product_id == device.product_id,
+            Release.status == ReleaseStatus.PUBLISHED.value,
+            Release.version_key > current_key,
+            (Release.min_from_key.is_(None)) | (Release.min_from_key <= current_key),
+            Release.hardware_key.contains(f",{revision},", autoescape=True),
+            in_channel,
+        )
+        .order_by(Release.version_key.desc())
+    )
+
+
+def check_for_update(
+    session: Session,
+    device: Device,
+    report: DeviceReport,
+    allowed: EntitlementCheck = everything_allowed,
+) -> Release | None:
+    """The release this device should install now, or None."""
+    channel = report.channel or device.channel
+    apply_report(device, report)
+    # Usually the first candidate is the answer; a few more cover releases
+    # the device's coverage does not allow.
+    for release in session.execute(
+        candidates(device, report.current_version, channel).limit(8)
+    ).scalars():
+        if allowed(device, release):
+            return release
+    return None
+
+
+def may_download(device: Device, release: Release, allowed: EntitlementCheck) -> None:
+    """Raise unless this device may fetch this release's artifact.
+
+    Another product's release is NotFound (its existence does not leak); a
+    withdrawn, pending, foreign-hardware or not-entitled one is PermissionDenied.
+    """
+    if release.product_id != device.product_id:
+        raise NotFoundError(f"no release {release.id}")
+    if release.status != ReleaseStatus.PUBLISHED.value:
+        raise PermissionDeniedError(f"release {release.version} is {release.status}")
+    if device.hardware_revision.code not in release.hardware_revisions:
+        raise PermissionDeniedError(
+            f"release {release.version} is not for hardware {device.hardware_revision.code}"
+        )
+    if not allowed(device, release):
+        raise PermissionDeniedError(f"this device is not entitled to {release.version}")
+
+
+def count_download(session: Session, release: Release) -> None:
+    session.execute(
+        update(Release).where(Release.id == release.id).values(downloads=Release.downloads + 1)
+    )
+
+
+# --- install reports -----------------------------------------------------------
+
+_ORDER = {
+    InstallStatus.DOWNLOADING: 1,
+    InstallStatus.DOWNLOADED: 2,
+    InstallStatus.VERIFIED: 3,
+    InstallStatus.INSTALLING: 4,
+    InstallStatus.INSTALLED: 5,
+}
+_TERMINAL = {InstallStatus.INSTALLED, InstallStatus.FAILED, InstallStatus.ROLLED_BACK}
+
+
+def _allowed_after(previous: InstallStatus | None, new: InstallStatus) -> bool:
+    """The install state machine for one release on one device."""
+    if previous is None or previous in (InstallStatus.FAILED, InstallStatus.ROLLED_BACK):
+        # A new attempt may start anywhere (a device may skip reporting steps),
+        # but a rollback needs something installed or installing.
+        return new is not InstallStatus.ROLLED_BACK or previous is InstallStatus.FAILED
+    if new is InstallStatus.FAILED:
+        return previous not in _TERMINAL
+    if new is InstallStatus.ROLLED_BACK:
+        return previous in (InstallStatus.INSTALLING, InstallStatus.INSTALLED)
+    if previous is InstallStatus.INSTALLED:
+        return False
+    return _ORDER[new] > _ORDER[previous]
+
+
+@dataclass(frozen=True)
+class EventReport:
+    event_id: str
+    status: str
+    version: str | None = None
+    release_id: int | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    occurred_at: datetime | None = None
+
+
+def record_event(
+    session: Session, device: Device, report: EventReport
+) -> tuple[InstallEvent, bool]:
+    """Keep one install step; returns (event, created). A repeated event_id is a no-op.
+
+    `installed` sets the device's current version. A version installed outside
+    the server is reported with `version` and no release.
+    """
+    existing = session.execute(
+        select(InstallEvent).where(
+            InstallEvent.device_id == device.id, InstallEvent.event_id == report.event_id
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing, False
+    try:
+        status = InstallStatus(report.status)
+    except ValueError as exc:
+        raise InvalidInputError(
+            "unknown status",
+            [{"field": "status", "message": f"one of {[s.value for s in InstallStatus]}"}],
+        ) from exc
+    release = None
+    if report.release_id is not None:
+        release = session.get(Release, report.release_id)
+        if release is None or release.product_id != device.product_id:
+            raise NotFoundError(f"no release {report.release_id}")
+        version = release.version
+    elif report.version:
+        version = str(versions.parse(report.version))
+        if status is not InstallStatus.INSTALLED:
+            raise InvalidInputError(
+                "an outside install is reported once, as installed",
+                [{"field": "status", "message": "installed, with version and no release_id"}],
+            )
+    else:
+        raise InvalidInputError(
+            "which release?", [{"field": "release_id", "message": "release_id or version"}]
+        )
+    if status is InstallStatus.FAILED and not report.error_code:
+        raise InvalidInputError(
+            "a failure needs its error code", [{"field": "error_code", "message": "required"}]
+        )
+    if release is not None:
+        previous = session.execute(
+            select(InstallEvent.status)
+            .where(InstallEvent.device_id == device.id, InstallEvent.release_id == release.id)
+            .order_by(InstallEvent.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        previous_status = InstallStatus(previous) if previous else None
+        if not _allowed_after(previous_status, status):
+            raise ConflictError(
+                f"cannot go from {previous_status.value if previous_status else 'nothing'} "
+                f"to {status.value} for release {release.version}",
+            )
+    event = InstallEvent(
+        device_id=device.id,
+        release_id=release.id if release else None,
+        version=version,
+        event_id=report.event_id,
+        status=status.value,
+        error_code=report.error_code,
+        error_text=report.error_text,
+        occurred_at=report.occurred_at or utcnow(),
+    )
+    session.add(event)
+    if status is InstallStatus.INSTALLED:
+        device.current_version = version
+    session.flush()
+    return event, True
+
+
+def release_outcomes(session: Session, release_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per release: how many devices succeeded, failed, rolled back, are in progress."""
+    latest = (
+        select(
+            InstallEvent.release_id,
+            InstallEvent.device_id,
+            func.max(InstallEvent.id).label("last_id"),
+        )
+        .where(InstallEvent.release_id.in_(release_ids))
+        .group_by(InstallEvent.release_id, InstallEvent.device_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(InstallEvent.release_id, InstallEvent.status, func.count())
+        .join(latest, and_(InstallEvent.id == latest.c.last_id))
+        .group_by(InstallEvent.release_id, InstallEvent.status)
+    ).all()
+    empty = {"installed": 0, "failed": 0, "rolled_back": 0, "in_progress": 0}
+    out: dict[int, dict[str, int]] = {rid: dict(empty) for rid in release_ids}
+    for release_id, status, count in rows:
+        if release_id is None:
+            continue
+        key = status if status in ("installed", "failed", "rolled_back") else "in_progress"
+        out[release_id][key] += count
+    return out
