@@ -47,7 +47,12 @@ def gunicorn(database_url: str, instance: Path, workers: int = 2, **env: str) ->
         log.close()
 
 
-def seed_publisher(database_url: str, instance: Path, product: str = "gw") -> tuple[str, int]:
+def seed_publisher(
+    database_url: str,
+    instance: Path,
+    product: str = "gw",
+    revisions: tuple[str, ...] = ("rev-a",),
+) -> tuple[str, int]:
     """Migrate a fresh database; add a publisher (returns its token) and a product."""
     from upgrade_server import create_app
     from upgrade_server.accounts import service as accounts
@@ -66,9 +71,44 @@ def seed_publisher(database_url: str, instance: Path, product: str = "gw") -> tu
         )
         token = accounts.create_api_token(db.session, cli, name="ci", user_id=user.id).secret
         created = products.create_product(
-            db.session, cli, code=product, name=product, hardware_revisions=[{"code": "rev-a"}]
+            db.session,
+            cli,
+            code=product,
+            name=product,
+            hardware_revisions=[{"code": r} for r in revisions],
         )
         db.session.commit()
         product_id = created.id
         db.engine.dispose()
     return token, product_id
+
+
+def provision(database_url: str, instance: Path, product: str, revision: str, serial: str) -> str:
+    """A device of an organisation "acme", on 0.9.0; returns its token."""
+    from upgrade_server import create_app
+    from upgrade_server.accounts.principal import Principal
+    from upgrade_server.config import Settings
+    from upgrade_server.devices import service as devices
+    from upgrade_server.extensions import db
+    from upgrade_server.organisations import service as organisations
+
+    app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=database_url)})
+    with app.app_context():
+        cli = Principal.cli()
+        if organisations.find_by_slug(db.session, "acme") is None:
+            organisations.create_organisation(db.session, cli, slug="acme", name="ACME")
+        provisioned = devices.create_device(
+            db.session,
+            cli,
+            {
+                "serial": serial,
+                "product": product,
+                "hardware_revision": revision,
+                "organisation": "acme",
+                "current_version": "0.9.0",
+            },
+        )
+        db.session.commit()
+        secret = provisioned.secret
+        db.engine.dispose()
+    return secret

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class AgentConfig:
+    """The agent's settings, from a TOML file such as:
+
+    server = "https://updates.example.com"
+    token_file = "/etc/upgrade-agent/token"     # or token = "usd_..."
+    product = "edge-gw"
+    hardware_revision = "rev-a"
+    channel = "stable"
+    root = "/etc/upgrade-agent/root.json"       # the product's trusted TUF root
+    state_dir = "/var/lib/upgrade-agent"
+    install_command = ["/usr/sbin/apply-update", "{file}", "{version}"]
+    initial_version = "1.0.0"                  # until the first install
+    """
+
+    server: str
+    token: str
+    product: str
+    hardware_revision: str
+    root: Path
+    state_dir: Path
+    install_command: list[str]
+    channel: str = "stable"
+    initial_version: str = "0.0.0"
+    # Where the signed metadata is polled: the server, or a static export (CDN).
+    metadata_url: str | None = None
+    targets_url: str | None = None
+    attributes: dict[str, object] = field(default_factory=dict)
+    timeout_seconds: float = 30.0
+
+    @classmethod
+    def load(cls, path: Path) -> AgentConfig:
+        data = tomllib.loads(path.read_text())
+        token = data.pop("token", None)
+        token_file = data.pop("token_file", None)
+        if token_file:
+            token = Path(token_file).read_text().strip()
+        if not token:
+            raise ValueError("the config needs `token` or `token_file`")
+        return cls(
+            token=token,
+            root=Path(data.pop("root")),
+            state_dir=Path(data.pop("state_dir")),
+            **data,
+        )
+
+    @property
+    def tuf_metadata_url(self) -> str:
+        base = self.metadata_url or f"{self.server.rstrip('/')}/tuf/{self.product}/metadata"
+        return base.rstrip("/") + "/"
+
+    @property
+    def tuf_targets_url(self) -> str:
+        base = self.targets_url or f"{self.server.rstrip('/')}/tuf/{self.product}/targets"
+        return base.rstrip("/") + "/"

@@ -1,0 +1,341 @@
+"""What the agent does: check, download, verify, install, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from semver import Version
+from tuf.api.exceptions import LengthOrHashMismatchError, RepositoryError
+from tuf.ngclient import Updater, Urllib3Fetcher
+
+from upgrade_server.agent.config import AgentConfig
+
+_CHUNK = 1024 * 1024
+
+
+class AgentError(Exception):
+    """A step failed; `code` is what the agent reports to the server."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Offer:
+    release_id: int
+    version: str
+    target_path: str
+    length: int
+    sha256: str
+    download_url: str
+    poll_seconds: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Offer:
+        return cls(
+            release_id=int(data["release_id"]),
+            version=str(data["version"]),
+            target_path=str(data["target_path"]),
+            length=int(data["length"]),
+            sha256=str(data["hashes"]["sha256"]),
+            download_url=str(data["download_url"]),
+            poll_seconds=int(data.get("poll_seconds", 1800)),
+        )
+
+
+class _TokenFetcher(Urllib3Fetcher):
+    """python-tuf's fetcher, sending the device token (for private repositories)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        pool = self._proxy_env
+        original = pool.request
+
+        def with_token(method: str, url: str, **kw: Any) -> Any:
+            headers = {**(kw.pop("headers", None) or {}), "Authorization": f"Bearer {self._token}"}
+            return original(method, url, headers=headers, **kw)
+
+        pool.request = with_token  # type: ignore[method-assign]
+        try:
+            yield from super()._fetch(url)
+        finally:
+            pool.request = original  # type: ignore[method-assign]
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.log = log
+        self.http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10.0, read=config.timeout_seconds),
+            retries=urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504)),
+        )
+        self.state_file = config.state_dir / "state.json"
+        self.downloads = config.state_dir / "downloads"
+        self.tuf_dir = config.state_dir / "tuf"
+        for folder in (self.downloads, self.tuf_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    # --- state -----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        if self.state_file.exists():
+            data: dict[str, Any] = json.loads(self.state_file.read_text())
+            return data
+        return {"current_version": self.config.initial_version}
+
+    def save(self, **changes: Any) -> None:
+        state = {**self.state(), **changes}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_file)
+
+    @property
+    def current_version(self) -> str:
+        return str(self.state()["current_version"])
+
+    def offer(self) -> Offer | None:
+        data = self.state().get("offer")
+        return Offer.from_json(data) if data else None
+
+    # --- HTTP ------------------------------------------------------------------
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.token}", **(extra or {})}
+
+    def _url(self, path: str) -> str:
+        return self.config.server.rstrip("/") + path
+
+    def report(
+        self,
+        status: str,
+        offer: Offer | None = None,
+        *,
+        version: str | None = None,
+        error: AgentError | None = None,
+    ) -> None:
+        """Tell the server about a step; retried posts reuse the event id."""
+        body: dict[str, Any] = {"event_id": uuid.uuid4().hex, "status": status}
+        if offer is not None:
+            body["release_id"] = offer.release_id
+        else:
+            body["version"] = version
+        if error is not None:
+            body["error_code"] = error.code
+            body["error_text"] = str(error)[:2000]
+        try:
+            response = self.http.request(
+                "POST",
+                self._url("/api/device/v1/installs"),
+                body=json.dumps(body).encode(),
+                headers=self._headers({"Content-Type": "application/json"}),
+            )
+            if response.status >= 400:
+                self.log(f"report {status} refused: {response.status} {response.data[:200]!r}")
+        except urllib3.exceptions.HTTPError as exc:
+            self.log(f"report {status} not delivered: {exc}")
+
+    # --- check -------------------------------------------------------------------
+
+    def check(self) -> Offer | None:
+        """Ask the server what to install now; remembers the offer."""
+        body = {
+            "current_version": self.current_version,
+            "hardware_revision": self.config.hardware_revision,
+            "channel": self.config.channel,
+            "attributes": self.config.attributes,
+        }
+        etag = self.state().get("check_etag")
+        headers = self._headers({"Content-Type": "application/json"})
+        if etag:
+            headers["If-None-Match"] = etag
+        try:
+            response = self.http.request(
+                "POST",
+                self._url("/api/device/v1/update-check"),
+                body=json.dumps(body).encode(),
+                headers=headers,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise AgentError("E_CHECK", f"update check failed: {exc}") from exc
+        if response.status == 304:
+            return self.offer()
+        if response.status == 204:
+            self.save(offer=None, check_etag=response.headers.get("ETag"))
+            return None
+        if response.status != 200:
+            raise AgentError("E_CHECK", f"update check answered {response.status}")
+        data = json.loads(response.data)
+        self.save(offer=data, check_etag=response.headers.get("ETag"))
+        return Offer.from_json(data)
+
+    # --- download ------------------------------------------------------------------
+
+    def artifact_path(self, offer: Offer) -> Path:
+        return self.downloads / f"{offer.sha256}.bin"
+
+    def download(self, offer: Offer, deadline_seconds: float = 3600.0) -> Path:
+        """Fetch the artifact, resuming a partial file with Range, within a deadline."""
+        final = self.artifact_path(offer)
+        if final.exists() and final.stat().st_size == offer.length:
+            return final
+        self.report("downloading", offer)
+        part = final.with_suffix(".part")
+        deadline = time.monotonic() + deadline_seconds
+        attempt = 0
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            if have >= offer.length:
+                break
+            if time.monotonic() > deadline:
+                raise AgentError(
+                    "E_DOWNLOAD_DEADLINE", f"download unfinished after {deadline_seconds:.0f}s"
+                )
+            headers = self._headers({"Range": f"bytes={have}-"} if have else {})
+            try:
+                self._fetch_into(part, self._url(offer.download_url), headers, have, deadline)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                attempt += 1
+                wait = min(30.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                self.log(
+                    f"download interrupted at {part.stat().st_size if part.exists() else 0} "
+                    f"bytes ({exc}); resuming in {wait:.1f}s"
+                )
+                if time.monotonic() + wait > deadline:
+                    raise AgentError("E_DOWNLOAD_DEADLINE", f"download failed: {exc}") from exc
+                time.sleep(wait)
+        os.replace(part, final)
+        self.report("downloaded", offer)
+        return final
+
+    def _fetch_into(
+        self, part: Path, url: str, headers: dict[str, str], have: int, deadline: float
+    ) -> None:
+        response = self.http.request(
+            "GET", url, headers=headers, preload_content=False, redirect=True, retries=False
+        )
+        try:
+            if response.status == 416:
+                part.unlink(missing_ok=True)  # our partial file is wrong: start again
+                raise OSError("range not satisfiable")
+            if response.status not in (200, 206):
+                raise AgentError("E_DOWNLOAD", f"download answered {response.status}")
+            mode = "ab" if response.status == 206 and have else "wb"
+            with part.open(mode) as out:
+                for chunk in response.stream(_CHUNK):
+                    out.write(chunk)
+                    if time.monotonic() > deadline:
+                        raise AgentError("E_DOWNLOAD_DEADLINE", "download deadline passed")
+        finally:
+            response.release_conn()
+
+    # --- verify --------------------------------------------------------------------
+
+    def _updater(self) -> Updater:
+        bootstrap = None
+        if not (self.tuf_dir / "root.json").exists():
+            bootstrap = self.config.root.read_bytes()
+        return Updater(
+            metadata_dir=str(self.tuf_dir),
+            metadata_base_url=self.config.tuf_metadata_url,
+            target_dir=str(self.downloads),
+            target_base_url=self.config.tuf_targets_url,
+            fetcher=_TokenFetcher(self.config.token),
+            bootstrap=bootstrap,
+        )
+
+    def verify(self, offer: Offer, path: Path) -> None:
+        """Check the file against the signed metadata; raise AgentError if anything is off.
+
+        The server's offer is not trusted: only what the TUF metadata signed
+        counts, so a lying server cannot make the device install the wrong thing.
+        """
+        try:
+            updater = self._updater()
+            updater.refresh()
+            info = updater.get_targetinfo(offer.target_path)
+        except RepositoryError as exc:
+            raise AgentError("E_VERIFY_METADATA", f"signed metadata refused: {exc}") from exc
+        if info is None:
+            raise AgentError("E_VERIFY_UNKNOWN_TARGET", f"{offer.target_path} is not signed")
+        try:
+            with path.open("rb") as f:
+                info.verify_length_and_hashes(f)
+        except LengthOrHashMismatchError as exc:
+            raise AgentError(
+                "E_VERIFY_HASH", f"the file does not match its signature: {exc}"
+            ) from exc
+        custom = info.custom or {}
+        if custom.get("product") != self.config.product:
+            raise AgentError("E_WRONG_PRODUCT", f"signed for product {custom.get('product')!r}")
+        if custom.get("version") != offer.version:
+            raise AgentError(
+                "E_WRONG_VERSION",
+                f"signed as {custom.get('version')!r}, offered as {offer.version}",
+            )
+        if self.config.hardware_revision not in custom.get("hardware_revisions", []):
+            raise AgentError(
+                "E_WRONG_HARDWARE",
+                f"signed for {custom.get('hardware_revisions')}, this is "
+                f"{self.config.hardware_revision}",
+            )
+        current = Version.parse(self.current_version)
+        if Version.parse(custom["version"]) <= current:
+            raise AgentError("E_DOWNGRADE", f"{custom['version']} is not above {current}")
+        min_from = custom.get("min_from_version")
+        if min_from and Version.parse(min_from) > current:
+            raise AgentError("E_UNREACHABLE", f"{custom['version']} installs from {min_from} up")
+        self.report("verified", offer)
+
+    # --- install -------------------------------------------------------------------
+
+    def install(self, offer: Offer, path: Path) -> None:
+        command = [
+            part.replace("{file}", str(path)).replace("{version}", offer.version)
+            for part in self.config.install_command
+        ]
+        self.report("installing", offer)
+        env = {**os.environ, "UPGRADE_FILE": str(path), "UPGRADE_VERSION": offer.version}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise AgentError(
+                "E_INSTALL", f"install command exited {result.returncode}: {result.stderr[-500:]}"
+            )
+        self.save(current_version=offer.version, offer=None, check_etag=None)
+        self.report("installed", offer)
+        path.unlink(missing_ok=True)
+
+    # --- the whole cycle -----------------------------------------------------------
+
+    def cycle(self, deadline_seconds: float = 3600.0) -> Offer | None:
+        """Check; if something is offered, download, verify and install it."""
+        offer = self.check()
+        if offer is None:
+            self.log(f"up to date at {self.current_version}")
+            return None
+        self.log(f"offered {offer.version} (now {self.current_version})")
+        try:
+            path = self.download(offer, deadline_seconds)
+            self.verify(offer, path)
+            self.install(offer, path)
+        except AgentError as error:
+            self.log(f"{error.code}: {error}")
+            self.report("failed", offer, error=error)
+            self.artifact_path(offer).unlink(missing_ok=True)
+            raise
+        self.log(f"installed {offer.version}")
+        return offer
