@@ -72,7 +72,7 @@ def run(count: int, tmp: Path) -> tuple[int, int, list[str]]:
     from upgrade_server.signing.service import repository_for
 
     url = f"sqlite:///{tmp / f'bench-{count}.db'}"
-    with live_server(url, tmp / f"instance-{count}") as live:
+    with live_server(url, tmp / f"instance-{count}", tuf_bin_bits=8) as live:
         product_id = add_product(live, "edge-gw")
         with live.app.app_context():
             product = db.session.get(Product, product_id)

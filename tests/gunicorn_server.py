@@ -26,6 +26,7 @@ def gunicorn(database_url: str, instance: Path, workers: int = 2, **env: str) ->
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_ACCESS_LOG": "/dev/null",
+        "UPGRADE_SERVER_TUF_BIN_BITS": "4",
         **env,
     }
     log = (instance / "gunicorn.log").open("wb")

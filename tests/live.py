@@ -37,7 +37,10 @@ def live_server(database_url: str, instance: Path, **settings: Any) -> Iterator[
     app = create_app(
         {
             "SETTINGS": Settings(
-                instance_path=instance, database_url=database_url, log_level="WARNING", **settings
+                instance_path=instance,
+                database_url=database_url,
+                log_level="WARNING",
+                **{"tuf_bin_bits": 4, **settings},
             )
         }
     )
@@ -49,7 +52,7 @@ def live_server(database_url: str, instance: Path, **settings: Any) -> Iterator[
         token = accounts.create_api_token(db.session, cli, name="live", user_id=admin.id).secret
         db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield Live(app, f"http://127.0.0.1:{server.server_port}", token)

@@ -43,7 +43,7 @@ def mirror_of(upstream: str) -> Iterator[Mirror]:
     mirror = Mirror(upstream)
     server = make_server("127.0.0.1", 0, mirror, threaded=True)
     mirror.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield mirror

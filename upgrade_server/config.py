@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     keys_path: Path | None = Field(
         default=None, description="Folder of online signing keys; default: instance/keys."
     )
+    tuf_bin_bits: int = Field(
+        default=8, description="New repositories delegate targets to 2**N hash bins."
+    )
     tuf_root_expiry_days: int = Field(default=365)
     tuf_targets_expiry_days: int = Field(default=90)
     tuf_snapshot_expiry_days: int = Field(default=7)

@@ -225,8 +225,16 @@ class Agent:
     def _fetch_into(
         self, part: Path, url: str, headers: dict[str, str], have: int, deadline: float
     ) -> None:
+        # Never wait on a silent connection past the overall deadline.
+        remaining = max(0.1, deadline - time.monotonic())
         response = self.http.request(
-            "GET", url, headers=headers, preload_content=False, redirect=True, retries=False
+            "GET",
+            url,
+            headers=headers,
+            preload_content=False,
+            redirect=True,
+            retries=False,
+            timeout=urllib3.Timeout(connect=10.0, read=min(self.config.timeout_seconds, remaining)),
         )
         try:
             if response.status == 416:

@@ -32,7 +32,7 @@ class OfflineRoleIn(Schema):
 
 
 class RepositoryIn(Schema):
-    bin_bits = Integer(load_default=8, validate=Range(0, 14))
+    bin_bits = Integer(load_default=None, validate=Range(0, 14))
     private = Boolean(load_default=False)
     offline = Dict(
         keys=String(validate=OneOf(["root", "targets"])),
@@ -139,7 +139,10 @@ def create_repository(product_id: int, data: dict[str, Any]) -> tuple[dict[str, 
                 "not a public key", [{"field": f"offline.{role}.keys", "message": str(exc)}]
             ) from exc
         offline[role] = OfflineRole(keys, spec["threshold"])
-    repo.initialise(offline, bin_bits=data["bin_bits"])
+    bin_bits = data["bin_bits"]
+    if bin_bits is None:
+        bin_bits = current_app.config["SETTINGS"].tuf_bin_bits
+    repo.initialise(offline, bin_bits=bin_bits)
     repo.settings().private = data["private"]
     record(
         session(),
@@ -147,7 +150,7 @@ def create_repository(product_id: int, data: dict[str, Any]) -> tuple[dict[str, 
         "repository.create",
         "products",
         product_id,
-        after={"offline_roles": sorted(offline), "bin_bits": data["bin_bits"]},
+        after={"offline_roles": sorted(offline), "bin_bits": bin_bits},
     )
     return _summary(repo), 201
 

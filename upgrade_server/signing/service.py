@@ -27,5 +27,5 @@ def repository_for(
         session, product, KeyFolder(settings.resolved_keys_path()), expiry_from(settings)
     )
     if create and not repo.exists():
-        repo.initialise()
+        repo.initialise(bin_bits=settings.tuf_bin_bits)
     return repo

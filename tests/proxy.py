@@ -1,0 +1,62 @@
+"""A lying server: a proxy in front of the real one that can answer anything itself."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import urllib3
+from werkzeug.serving import make_server
+
+Answer = tuple[int, dict[str, str], Iterable[bytes]]
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "host"}
+
+
+class Proxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.http = urllib3.PoolManager(retries=False)
+        # (method, path) -> a function of the WSGI environ giving the answer
+        self.overrides: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {}
+        self.url = ""
+
+    def forward(self, environ: dict[str, Any]) -> Answer:
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and key[5:].lower().replace("_", "-") not in _HOP
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else None
+        query = environ.get("QUERY_STRING")
+        url = self.upstream + environ["PATH_INFO"] + (f"?{query}" if query else "")
+        response = self.http.request(
+            environ["REQUEST_METHOD"], url, body=body, headers=headers, redirect=False
+        )
+        out = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+        return response.status, out, [response.data]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        key = (environ["REQUEST_METHOD"], environ["PATH_INFO"])
+        handler = self.overrides.get(key, self.forward)
+        status, headers, body = handler(environ)
+        start_response(f"{status} X", list(headers.items()))
+        return body
+
+
+@contextmanager
+def proxy_of(upstream: str) -> Iterator[Proxy]:
+    proxy = Proxy(upstream)
+    server = make_server("127.0.0.1", 0, proxy, threaded=True)
+    proxy.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

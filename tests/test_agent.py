@@ -1,0 +1,256 @@
+"""The agent against an honest server, a flaky network and a lying server."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from tests.agent_helpers import installed, write_config
+from tests.live import add_product, live_server
+from tests.proxy import proxy_of
+from tests.test_tuf_e2e import run_remote
+from upgrade_server.accounts.principal import Principal
+from upgrade_server.agent.config import AgentConfig
+from upgrade_server.agent.core import Agent, AgentError
+from upgrade_server.devices import service as devices
+from upgrade_server.extensions import db
+
+pytestmark = pytest.mark.own_app
+BIG = 3 * 1024 * 1024
+
+
+@pytest.fixture
+def world(scratch_url, tmp_path):
+    with live_server(scratch_url, tmp_path / "instance") as live:
+        add_product(live, "gw")
+        add_product(live, "other")
+        versions = {}
+        for product, version, extra, size in (
+            ("gw", "1.0.0", [], 1000),
+            ("gw", "1.1.0", ["--min-from", "1.0.0"], BIG),
+            ("gw", "2.0.0", ["--min-from", "1.1.0", "--hardware", "rev-a"], 2000),
+            ("other", "5.0.0", [], 1500),
+        ):
+            artifact = tmp_path / f"{product}-{version}.bin"
+            artifact.write_bytes(bytes(range(256)) * (size // 256) + version.encode())
+            run_remote(
+                live,
+                "publish",
+                product,
+                version,
+                str(artifact),
+                "--channel",
+                "stable",
+                *extra,
+                "--no-progress",
+            )
+            versions[(product, version)] = artifact.read_bytes()
+        with live.app.app_context():
+            cli = Principal.cli()
+            from upgrade_server.organisations import service as organisations
+
+            organisations.create_organisation(db.session, cli, slug="acme", name="ACME")
+            tokens = {}
+            for rev in ("rev-a", "rev-b"):
+                tokens[rev] = devices.create_device(
+                    db.session,
+                    cli,
+                    {
+                        "serial": f"D-{rev}",
+                        "product": "gw",
+                        "hardware_revision": rev,
+                        "organisation": "acme",
+                    },
+                ).secret
+            db.session.commit()
+        root = urllib.request.urlopen(f"{live.url}/tuf/gw/metadata/1.root.json").read()
+        with proxy_of(live.url) as proxy:
+            yield {
+                "live": live,
+                "proxy": proxy,
+                "tokens": tokens,
+                "root": root,
+                "tmp": tmp_path,
+                "bytes": versions,
+            }
+
+
+def agent_for(world, revision="rev-a", version="0.9.0", name="device") -> tuple[Agent, object]:
+    home = world["tmp"] / f"{name}-{revision}-{version}"
+    config = write_config(
+        home, world["proxy"].url, world["tokens"][revision], revision, world["root"]
+    )
+    agent = Agent(AgentConfig.load(config), log=lambda m: None)
+    agent.save(current_version=version)
+    return agent, home
+
+
+def _log(world, revision):
+    live = world["live"]
+    with live.app.app_context():
+        from sqlalchemy import select
+
+        from upgrade_server.devices.models import Device
+        from upgrade_server.updates.models import InstallEvent
+
+        device = db.session.execute(
+            select(Device).where(Device.serial == f"D-{revision}")
+        ).scalar_one()
+        events = (
+            db.session.execute(
+                select(InstallEvent)
+                .where(InstallEvent.device_id == device.id)
+                .order_by(InstallEvent.id)
+            )
+            .scalars()
+            .all()
+        )
+        return [(e.version, e.status, e.error_code) for e in events]
+
+
+def test_a_cut_download_resumes_with_range_and_verifies(world):
+    proxy = world["proxy"]
+    agent, home = agent_for(world, version="1.0.0")
+    offer = agent.check()
+    assert offer.version == "1.1.0"
+    path = offer.download_url
+    cut = {"done": False}
+
+    def cut_once(environ):
+        status, headers, body = proxy.forward(environ)
+        if cut["done"] or environ.get("HTTP_RANGE"):
+            return status, headers, body
+        cut["done"] = True
+        data = b"".join(body)
+
+        def half():
+            yield data[: len(data) // 2]
+            raise ConnectionResetError("network dropped")
+
+        return status, headers, half()
+
+    proxy.overrides[("GET", path)] = cut_once
+    assert agent.cycle() is not None
+    assert cut["done"]
+    assert installed(home) == ["1.1.0"]
+    assert (home / "installed" / "1.1.0").read_bytes() == world["bytes"][("gw", "1.1.0")]
+    assert ("1.1.0", "installed", None) in _log(world, "rev-a")
+
+
+def test_download_deadline(world):
+    proxy = world["proxy"]
+    agent, home = agent_for(world, version="1.0.0")
+    offer = agent.check()
+
+    def always_cut(environ):
+        def nothing():
+            raise ConnectionResetError("no network")
+            yield b""
+
+        return 200, {"Content-Length": str(offer.length)}, nothing()
+
+    proxy.overrides[("GET", offer.download_url)] = always_cut
+    with pytest.raises(AgentError) as error:
+        agent.download(offer, deadline_seconds=1.0)
+    assert error.value.code == "E_DOWNLOAD_DEADLINE"
+    assert installed(home) == []
+
+
+def _lie(world, offer_body, artifact=None):
+    proxy = world["proxy"]
+
+    def update_check(environ):
+        return 200, {"Content-Type": "application/json"}, [json.dumps(offer_body).encode()]
+
+    proxy.overrides[("POST", "/api/device/v1/update-check")] = update_check
+    if artifact is not None:
+        proxy.overrides[("GET", offer_body["download_url"])] = lambda environ: (
+            200,
+            {"Content-Length": str(len(artifact))},
+            [artifact],
+        )
+
+
+def _offer(world, product, version, revision="rev-a"):
+    """A genuine offer (as the honest server would make it) for a release."""
+    live = world["live"]
+    with live.app.app_context():
+        from sqlalchemy import select
+
+        from upgrade_server.products.models import Product
+        from upgrade_server.releases.models import Release
+
+        release = db.session.execute(
+            select(Release).join(Product).where(Product.code == product, Release.version == version)
+        ).scalar_one()
+        return {
+            "release_id": release.id,
+            "version": release.version,
+            "target_path": release.target_path,
+            "length": release.artifact_size,
+            "hashes": {"sha256": release.artifact_sha256},
+            "download_url": f"/api/device/v1/releases/{release.id}/artifact",
+            "poll_seconds": 60,
+        }
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("another products artifact", "E_VERIFY_UNKNOWN_TARGET"),
+        ("a downgrade", "E_DOWNGRADE"),
+        ("a tampered file", "E_VERIFY_HASH"),
+        ("a target for other hardware", "E_WRONG_HARDWARE"),
+        ("a version the signed metadata does not say", "E_WRONG_VERSION"),
+    ],
+)
+def test_a_lying_server_installs_nothing(world, case, code):
+    revision, current = "rev-a", "1.1.0"
+    if case == "another products artifact":
+        offer = _offer(world, "other", "5.0.0")
+        offer["release_id"] = _offer(world, "gw", "2.0.0")["release_id"]
+        artifact = world["bytes"][("other", "5.0.0")]
+    elif case == "a downgrade":
+        offer = _offer(world, "gw", "1.0.0")
+        artifact = world["bytes"][("gw", "1.0.0")]
+    elif case == "a tampered file":
+        offer = _offer(world, "gw", "2.0.0")
+        genuine = world["bytes"][("gw", "2.0.0")]
+        artifact = b"\x00" * len(genuine)
+    elif case == "a target for other hardware":
+        revision = "rev-b"
+        offer = _offer(world, "gw", "2.0.0", "rev-b")
+        artifact = world["bytes"][("gw", "2.0.0")]
+    else:
+        offer = _offer(world, "gw", "2.0.0")
+        offer["version"] = "9.0.0"
+        artifact = world["bytes"][("gw", "2.0.0")]
+    _lie(world, offer, artifact)
+    agent, home = agent_for(world, revision=revision, version=current, name=case.replace(" ", "-"))
+    with pytest.raises(AgentError) as error:
+        agent.cycle()
+    assert error.value.code == code
+    assert installed(home) == []
+    assert agent.current_version == current
+    assert list((agent.config.state_dir / "downloads").glob("*.bin")) == []
+    # The failure was reported with its code.
+    assert any(status == "failed" and err == code for _, status, err in _log(world, revision))
+
+
+def test_the_agent_cli(world):
+    from upgrade_server.agent.cli import main
+
+    _, home = agent_for(world, version="1.0.0", name="cli")
+    config = str(home / "agent.toml")
+    runner = CliRunner()
+    out = runner.invoke(main, ["--config", config, "check"])
+    assert "offered 1.1.0" in out.output, out.output
+    assert runner.invoke(main, ["--config", config, "download"]).exit_code == 0
+    assert "verified" in runner.invoke(main, ["--config", config, "verify"]).output
+    assert "installed 1.1.0" in runner.invoke(main, ["--config", config, "install"]).output
+    assert installed(home) == ["1.1.0"]
+    # The next step of the path is offered now.
+    assert "offered 2.0.0" in runner.invoke(main, ["--config", config, "check"]).output
