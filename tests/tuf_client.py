@@ -20,6 +20,7 @@ class Device:
         self._bootstrap: bytes | None = root
 
     def updater(self) -> Updater:
+        # metadata_url may be pointed at a static export after construction.
         updater = Updater(
             metadata_dir=str(self.metadata_dir),
             metadata_base_url=self.metadata_url,

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     keys_path: Path | None = Field(
         default=None, description="Folder of online signing keys; default: instance/keys."
     )
+    export_path: Path | None = Field(
+        default=None,
+        description="Folder where signed metadata is exported as static files (for nginx/CDN).",
+    )
+    export_s3: bool = Field(
+        default=False, description="Export signed metadata into the S3 bucket under tuf/."
+    )
     tuf_bin_bits: int = Field(
         default=8, description="New repositories delegate targets to 2**N hash bins."
     )

@@ -33,6 +33,9 @@ class AgentConfig:
     metadata_url: str | None = None
     targets_url: str | None = None
     attributes: dict[str, object] = field(default_factory=dict)
+    # Poll the (static) timestamp.json first; call the update check only when it
+    # changed, or after this many seconds, to catch coverage and rollout changes.
+    full_check_seconds: float = 6 * 3600
     timeout_seconds: float = 30.0
 
     @classmethod

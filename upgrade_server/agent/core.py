@@ -173,15 +173,44 @@ class Agent:
         except urllib3.exceptions.HTTPError as exc:
             raise AgentError("E_CHECK", f"update check failed: {exc}") from exc
         if response.status == 304:
+            self.save(last_check=time.time())
             return self.offer()
         if response.status == 204:
-            self.save(offer=None, check_etag=response.headers.get("ETag"))
+            self.save(offer=None, check_etag=response.headers.get("ETag"), last_check=time.time())
             return None
         if response.status != 200:
             raise AgentError("E_CHECK", f"update check answered {response.status}")
         data = json.loads(response.data)
-        self.save(offer=data, check_etag=response.headers.get("ETag"))
+        self.save(offer=data, check_etag=response.headers.get("ETag"), last_check=time.time())
         return Offer.from_json(data)
+
+    def metadata_changed(self) -> bool:
+        """A conditional GET of timestamp.json (static, behind a CDN): did it change?
+
+        Every publish, promotion or withdrawal re-signs the timestamp, so an
+        unchanged one means nothing new was released: no need to ask the server.
+        """
+        url = self.config.tuf_metadata_url + "timestamp.json"
+        headers = self._headers()
+        etag = self.state().get("timestamp_etag")
+        if etag:
+            headers["If-None-Match"] = etag
+        try:
+            response = self.http.request("GET", url, headers=headers)
+        except urllib3.exceptions.HTTPError:
+            return True  # cannot tell: ask the server
+        if response.status == 304:
+            return False
+        if response.status == 200:
+            self.save(timestamp_etag=response.headers.get("ETag"))
+        return True
+
+    def idle(self) -> bool:
+        """True when this poll can end at the static timestamp, without an update check."""
+        # Always look, so the ETag seen at each update check is the one compared next.
+        changed = self.metadata_changed()
+        since = time.time() - float(self.state().get("last_check") or 0)
+        return not changed and since < self.config.full_check_seconds
 
     # --- download ------------------------------------------------------------------
 
@@ -323,7 +352,8 @@ class Agent:
             raise AgentError(
                 "E_INSTALL", f"install command exited {result.returncode}: {result.stderr[-500:]}"
             )
-        self.save(current_version=offer.version, offer=None, check_etag=None)
+        # Ask again at once: the next step of an upgrade path may be waiting.
+        self.save(current_version=offer.version, offer=None, check_etag=None, last_check=0)
         self.report("installed", offer)
         path.unlink(missing_ok=True)
 
@@ -331,6 +361,9 @@ class Agent:
 
     def cycle(self, deadline_seconds: float = 3600.0) -> Offer | None:
         """Check; if something is offered, download, verify and install it."""
+        if self.offer() is None and self.idle():
+            self.log(f"no new metadata; still at {self.current_version}")
+            return None
         offer = self.check()
         if offer is None:
             self.log(f"up to date at {self.current_version}")

@@ -44,7 +44,7 @@ def fail(error: AppError) -> NoReturn:
 
 
 def register_commands(app: Flask) -> None:
-    from upgrade_server.cli import accounts, audit, database, demo, inventory, keys, remote
+    from upgrade_server.cli import accounts, audit, database, demo, inventory, keys, remote, tuf
 
     for group in (
         database.db_group,
@@ -59,6 +59,7 @@ def register_commands(app: Flask) -> None:
         demo.serve_command,
         remote.remote_group,
         keys.keys_group,
+        tuf.tuf_group,
     ):
         app.cli.add_command(group)
 

@@ -49,6 +49,7 @@ from upgrade_server.errors import (
     NotFoundError,
 )
 from upgrade_server.products.models import Product
+from upgrade_server.signing.export import Exporter, queue
 from upgrade_server.signing.keys import KeyFolder, generate
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
 
@@ -102,12 +103,18 @@ class TufRepository:
     """Reads and changes one product's repository inside the caller's transaction."""
 
     def __init__(
-        self, session: Session, product: Product, keys: KeyFolder, expiry: Expiry | None = None
+        self,
+        session: Session,
+        product: Product,
+        keys: KeyFolder,
+        expiry: Expiry | None = None,
+        exporter: Exporter | None = None,
     ) -> None:
         self.session = session
         self.product = product
         self.keys = keys
         self.expiry = expiry or Expiry()
+        self.exporter = exporter
 
     # --- reading -------------------------------------------------------------
 
@@ -359,6 +366,8 @@ class TufRepository:
         )
         self.session.add(row)
         self.session.flush()
+        if self.exporter is not None:
+            queue(self.session, self.exporter, self.product.code, row)
         return row
 
     def _refresh_snapshot(self, outcome: Outcome) -> None:
