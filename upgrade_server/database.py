@@ -61,8 +61,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Set by code that is about to write outside a request (the CLI's transaction()).
+# Set by code that is about to write outside a request (the CLI's transaction()),
+# and for read-method requests whose view writes (see `writes`).
 write_intent: ContextVar[bool] = ContextVar("write_intent", default=False)
+
+
+def writes(view: Any) -> Any:
+    """Mark a GET view that writes, so SQLite takes the write lock up front."""
+    view.writes = True
+    return view
 
 
 @event.listens_for(Engine, "begin")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, request
 
+from upgrade_server.database import write_intent
 from upgrade_server.extensions import session
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ def _run_failure_hooks() -> None:
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _declare_writes() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "writes", False):
+            request.environ["upgrade_server.write_token"] = write_intent.set(True)
+
     @app.after_request
     def _commit(response: Response) -> Response:
         if response.status_code >= 400:
@@ -55,6 +62,9 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _undo(exc: BaseException | None) -> None:
+        token = request.environ.pop("upgrade_server.write_token", None)
+        if token is not None:
+            write_intent.reset(token)
         # Reached with hooks still registered only when the view raised.
         if _hooks():
             _run_failure_hooks()

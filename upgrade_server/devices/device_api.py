@@ -6,6 +6,7 @@ from typing import Any
 
 from apiflask import APIBlueprint
 
+from upgrade_server.database import writes
 from upgrade_server.devices import service
 from upgrade_server.devices.api import DeviceOut, ProvisionedOut
 from upgrade_server.devices.auth import current_device, device_auth
@@ -15,6 +16,7 @@ bp = APIBlueprint("device_api", __name__, url_prefix="/api/device/v1", tag="Devi
 
 
 @bp.get("/device")
+@writes
 @bp.auth_required(device_auth)
 @bp.output(DeviceOut)
 def whoami() -> Any:

@@ -12,6 +12,7 @@ from apiflask.validators import Length, OneOf
 from flask import Response, current_app, request, send_file, url_for
 
 from upgrade_server.config import Settings
+from upgrade_server.database import writes
 from upgrade_server.devices.auth import current_device, device_auth
 from upgrade_server.extensions import session
 from upgrade_server.releases.models import Release
@@ -147,6 +148,7 @@ def notes(release_id: int) -> dict[str, Any]:
 
 
 @bp.get("/releases/<int:release_id>/artifact")
+@writes
 @bp.auth_required(device_auth)
 @bp.doc(
     responses={200: "the artifact", 206: "a range of it", 302: "presigned URL", 416: "bad range"}
