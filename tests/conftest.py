@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         log_level="WARNING",
         # 16 hash bins instead of 256: the same code paths, faster set-up.
         tuf_bin_bits=4,
+        # Reports written in the request, inside the test's transaction.
+        report_batch_seconds=0,
     )
 
 
@@ -95,9 +98,13 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
             sessionmaker(bind=connection, join_transaction_mode="create_savepoint"),
             scopefunc=_app_ctx_id,
         )
+        # The update check's hot path reads on its own connection: give it ours.
+        hot_source = app.extensions["hot_connection"]
+        app.extensions["hot_connection"] = lambda: nullcontext(connection)
         try:
             yield
         finally:
+            app.extensions["hot_connection"] = hot_source
             db.session.remove()
             db.session = original
             outer.rollback()

@@ -47,7 +47,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         SETTINGS=settings,
         SECRET_KEY=settings.resolved_secret_key(),
         SQLALCHEMY_DATABASE_URI=settings.resolved_database_url(),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # A ping per checkout costs a round trip per request; SQLite needs none.
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_pre_ping": not settings.resolved_database_url().startswith("sqlite")
+        },
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         JSON_SORT_KEYS=False,
         DESCRIPTION=(
@@ -83,6 +86,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
     db.init_app(app)
     app.extensions["artifact_store"] = make_store(settings)
+    from upgrade_server.updates.hot import AnswerCache, connection_source
+
+    app.extensions["answer_cache"] = AnswerCache()
+    with app.app_context():
+        app.extensions["hot_connection"] = connection_source(db.engine)
+        if settings.report_batch_seconds > 0:
+            from upgrade_server.updates.reports import ReportWriter
+
+            app.extensions["report_writer"] = ReportWriter(db.engine, settings.report_batch_seconds)
     errors.init_app(app)
     openapi.init_app(app)
 

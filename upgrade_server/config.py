@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         default=6 * 3600,
         description="Longest time a device polling static metadata goes without an update check.",
     )
+    report_batch_seconds: float = Field(
+        default=1.0,
+        description="Devices' update-check reports (last seen, version) are written in "
+        "batches this often; 0 writes each one in its request.",
+    )
     download_url_seconds: int = Field(
         default=300, description="Lifetime of presigned S3 download URLs handed to devices."
     )

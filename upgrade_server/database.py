@@ -62,8 +62,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Set by code that is about to write outside a request (the CLI's transaction()),
-# and for read-method requests whose view writes (see `writes`).
-write_intent: ContextVar[bool] = ContextVar("write_intent", default=False)
+# and for requests whose view does not write as its method suggests (`writes`,
+# `read_only`). None: decide by the request method.
+write_intent: ContextVar[bool | None] = ContextVar("write_intent", default=None)
 
 
 def writes(view: Any) -> Any:
@@ -72,19 +73,27 @@ def writes(view: Any) -> Any:
     return view
 
 
+def read_only(view: Any) -> Any:
+    """Mark a POST view that only reads, so it never waits for the write lock."""
+    view.writes = False
+    return view
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn: Any) -> None:
     if conn.dialect.name != "sqlite":
         return
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return  # each statement is its own transaction
     # A deferred transaction that reads and then writes fails at once with
     # SQLITE_BUSY when another writer committed meanwhile (busy_timeout does
     # not help). Requests that change things, and CLI commands, take the write
     # lock up front instead and queue for it; reads stay concurrent.
     from flask import has_request_context, request
 
-    writing = write_intent.get() or (
-        has_request_context() and request.method not in _READ_ONLY_METHODS
-    )
+    writing = write_intent.get()
+    if writing is None:
+        writing = has_request_context() and request.method not in _READ_ONLY_METHODS
     conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 

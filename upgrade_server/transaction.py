@@ -14,7 +14,7 @@ from collections.abc import Callable
 from flask import Flask, Response, request
 
 from upgrade_server.database import write_intent
-from upgrade_server.extensions import session
+from upgrade_server.extensions import db, session
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,16 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _declare_writes() -> None:
         view = app.view_functions.get(request.endpoint or "")
-        if getattr(view, "writes", False):
-            request.environ["upgrade_server.write_token"] = write_intent.set(True)
+        declared = getattr(view, "writes", None)
+        if declared is not None:
+            request.environ["upgrade_server.write_token"] = write_intent.set(declared)
 
     @app.after_request
     def _commit(response: Response) -> Response:
+        if not db.session.registry.has():
+            # The request never opened a session (the update check's hot path).
+            _hooks().clear()
+            return response
         if response.status_code >= 400:
             session().rollback()
             _run_failure_hooks()

@@ -16,6 +16,9 @@ class Product(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(2000), default="")
+    # Bumped whenever what the update check could answer changes (publish,
+    # promotion, withdrawal, channels): it keys the answer cache.
+    release_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     hardware_revisions: Mapped[list[HardwareRevision]] = relationship(

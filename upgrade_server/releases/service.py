@@ -82,6 +82,7 @@ def set_channels(session: Session, actor: Principal, product: Product, names: li
             ).first():
                 raise ConflictError(f"channel {name} still holds releases")
             session.delete(channel)
+    bump_generation(product)
     session.flush()
 
 
@@ -268,7 +269,13 @@ def _mark_published(session: Session, repository: TufRepository, outcome: Outcom
         if repository.target_path_exists(release.target_path):
             release.status = ReleaseStatus.PUBLISHED.value
             release.published_at = now
+            bump_generation(release.product)
     session.flush()
+
+
+def bump_generation(product: Product) -> None:
+    """What the update check can answer for this product has changed."""
+    product.release_generation = (product.release_generation or 0) + 1
 
 
 def after_signature(session: Session, repository: TufRepository, outcome: Outcome) -> None:
@@ -294,6 +301,7 @@ def promote_release(
         return release
     before = release.audit_view()
     release.channels.append(channel)
+    bump_generation(release.product)
     session.flush()
     outcome = repository.change_targets([Change(release.target_path, target_file(release))])
     _mark_published(session, repository, outcome)
@@ -318,6 +326,7 @@ def withdraw_release(
     release.status = ReleaseStatus.WITHDRAWN.value
     release.withdrawn_at = utcnow()
     release.withdrawn_reason = reason.strip()
+    bump_generation(release.product)
     session.flush()
     repository.change_targets([Change(release.target_path, None)])
     record_change(session, actor, "release.withdraw", release, before)

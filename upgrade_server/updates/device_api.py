@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import DateTime, Dict, Integer, String
 from apiflask.validators import Length, OneOf
-from flask import Response, current_app, request, send_file, url_for
+from flask import Response, current_app, request, send_file
+from semver import Version
 
 from upgrade_server.config import Settings
-from upgrade_server.database import writes
+from upgrade_server.database import read_only, utcnow, writes
 from upgrade_server.devices.auth import current_device, device_auth
+from upgrade_server.errors import AuthenticationError, InvalidInputError, NotFoundError
 from upgrade_server.extensions import session
 from upgrade_server.releases.models import Release
 from upgrade_server.storage import ArtifactStore
-from upgrade_server.updates import service
+from upgrade_server.updates import hot, service
 from upgrade_server.updates.models import InstallStatus
+from upgrade_server.updates.reports import ReportWriter, report_values
 
 bp = APIBlueprint("device_updates", __name__, url_prefix="/api/device/v1", tag="Device API")
 
@@ -57,64 +58,86 @@ def _settings() -> Settings:
     return settings
 
 
-def _offer(release: Release, poll: int) -> dict[str, Any]:
-    return {
-        "release_id": release.id,
-        "version": release.version,
-        "target_path": release.target_path,
-        "length": release.artifact_size,
-        "hashes": {"sha256": release.artifact_sha256},
-        "download_url": url_for("device_updates.download", release_id=release.id),
-        "notes_url": url_for("device_updates.notes", release_id=release.id),
-        "security_fix": release.security_fix,
-        "parameters": release.parameters,
-        "operator_action_required": any(p.get("operator_action") for p in release.parameters),
-        "poll_seconds": poll,
-    }
-
-
-def _etag(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:32]
+def _check_input(data: Any) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """Validate the update check's body by hand: it is the hot path."""
+    errors: list[dict[str, str]] = []
+    if not isinstance(data, dict):
+        raise InvalidInputError(
+            "the body must be a JSON object", [{"field": "", "message": "object"}]
+        )
+    version = data.get("current_version")
+    if not isinstance(version, str) or not Version.is_valid(version):
+        errors.append({"field": "current_version", "message": "a semantic version is required"})
+    fields: dict[str, Any] = {}
+    for name, limit in (("hardware_revision", 64), ("channel", 32)):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            errors.append({"field": name, "message": f"a string of 1 to {limit} characters"})
+        fields[name] = value
+    attributes = data.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        errors.append({"field": "attributes", "message": "an object"})
+    if errors:
+        raise InvalidInputError("the update check is invalid", errors)
+    return str(version), fields["hardware_revision"], fields["channel"], attributes
 
 
 @bp.post("/update-check")
-@bp.auth_required(device_auth)
-@bp.input(CheckIn, arg_name="data")
+@read_only
+@bp.input(CheckIn, arg_name="data", validation=False)
 @bp.doc(
+    security="DeviceToken",
     responses={
         200: "the release to install now",
         204: "nothing to install now",
         304: "same answer as the ETag sent in If-None-Match",
-    }
+        401: "no valid device token",
+        422: "invalid body",
+    },
 )
-def update_check(data: dict[str, Any]) -> Response:
+def update_check(data: Any) -> Response:
     """What this device should install now.
 
     The highest published version in the device's channel (or a higher one)
     that fits its hardware, is above its version, is reachable from it (a
-    stepping stone first), and that its coverage allows.
+    stepping stone first), and that its coverage allows. Sends its version,
+    hardware revision, channel and free-form attributes (kept as inventory).
     """
-    device = current_device()
-    report = service.DeviceReport(
-        current_version=data["current_version"],
-        hardware_revision=data["hardware_revision"],
-        channel=data["channel"],
-        attributes=data["attributes"],
-    )
-    release = service.check_for_update(session(), device, report)
-    poll = _settings().update_poll_seconds
-    if release is None:
-        body = b""
-        tag = _etag(f"none:{poll}".encode())
+    header = request.headers.get("Authorization", "")
+    raw = header[7:] if header.startswith("Bearer ") else ""
+    with current_app.extensions["hot_connection"]() as conn:
+        device = hot.find_device(conn, raw)
+        if device is None:
+            raise AuthenticationError("a valid device token is required")
+        version, hardware, channel_asked, attributes = _check_input(data)
+        channel = channel_asked or device.channel
+        settings = _settings()
+        cache: hot.AnswerCache = current_app.extensions["answer_cache"]
+        key = (device.product_id, device.release_generation, device.hardware, channel, version)
+        answer = cache.get(key)
+        if answer is None:
+            answer = hot.compute_answer(
+                conn, device, version, channel, settings.update_poll_seconds, bp.url_prefix or ""
+            )
+            cache.put(key, answer)
+        inventory = dict(attributes or {})
+        if hardware:
+            inventory["hardware_revision"] = hardware
+        values = report_values(device, utcnow(), version, channel, inventory)
+        writer: ReportWriter | None = current_app.extensions.get("report_writer")
+        if writer is None:
+            hot.record_report(conn, device.id, values)
+        else:
+            writer.add(device.id, values)
+    etag = f'"{answer.etag}"'
+    if answer.etag in request.if_none_match:
+        return Response(status=304, headers={"ETag": etag})
+    if answer.body is None:
         response = Response(status=204)
     else:
-        body = json.dumps(_offer(release, poll), separators=(",", ":")).encode()
-        tag = _etag(body)
-        response = Response(body, mimetype="application/json")
-    response.set_etag(tag)
+        response = Response(answer.body, mimetype="application/json")
+    response.headers["ETag"] = etag
     response.headers["Cache-Control"] = "private, no-cache"
-    if request.if_none_match.contains(tag):
-        return Response(status=304, headers={"ETag": response.headers["ETag"]})
     return response
 
 
@@ -122,8 +145,6 @@ def _release_for_device(release_id: int) -> Release:
     device = current_device()
     release = session().get(Release, release_id)
     if release is None:
-        from upgrade_server.errors import NotFoundError
-
         raise NotFoundError(f"no release {release_id}")
     service.may_download(device, release, service.everything_allowed)
     return release

@@ -1,8 +1,4 @@
-"""The update check, download authorisation and install reports.
-
-The update check is the hot path (a million devices polling every 30 minutes
-is ~560 checks a second): it costs one query for the device and its token,
-one for the release, and one write for what the device reported.
+"""Download authorisation and install reports (the update check is in hot.py).
 
 Errors raised: InvalidInputError, NotFoundError, PermissionDeniedError,
 ConflictError.
@@ -13,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -27,7 +22,7 @@ from upgrade_server.errors import (
     PermissionDeniedError,
 )
 from upgrade_server.releases import versions
-from upgrade_server.releases.models import Channel, Release, ReleaseChannel, ReleaseStatus
+from upgrade_server.releases.models import Release, ReleaseStatus
 from upgrade_server.updates.models import InstallEvent, InstallStatus
 
 # Coverage (the entitlements issue) plugs in here: (device, release) -> allowed.
@@ -36,82 +31,6 @@ EntitlementCheck = Callable[[Device, Release], bool]
 
 def everything_allowed(device: Device, release: Release) -> bool:
     return True
-
-
-@dataclass(frozen=True)
-class DeviceReport:
-    current_version: str
-    hardware_revision: str | None = None
-    channel: str | None = None
-    attributes: dict[str, Any] | None = None
-
-
-def apply_report(device: Device, report: DeviceReport, now: datetime | None = None) -> None:
-    """Keep what the device says of itself: last seen, version, channel, inventory."""
-    device.last_seen_at = now or utcnow()
-    if device.current_version != report.current_version:
-        device.current_version = report.current_version
-    if report.channel and report.channel != device.channel:
-        device.channel = report.channel
-    inventory = dict(report.attributes or {})
-    if report.hardware_revision:
-        inventory["hardware_revision"] = report.hardware_revision
-    if inventory and inventory != device.inventory:
-        device.inventory = inventory
-
-
-def candidates(device: Device, current_version: str, channel: str) -> Any:
-    """Published releases this device could move to now, best first.
-
-    Above its version (never a downgrade), for its hardware revision (the
-    vendor's record, not what the device claims), reachable from its version
-    (min_from_version at or below it, so a stepping stone comes first), and in
-    its channel or a higher-ranked one.
-    """
-    current_key = versions.sort_key(versions.parse(current_version, "current_version"))
-    rank = (
-        select(Channel.rank)
-        .where(Channel.product_id == device.product_id, Channel.name == channel)
-        .scalar_subquery()
-    )
-    in_channel = (
-        select(ReleaseChannel.release_id)
-        .join(Channel, Channel.id == ReleaseChannel.channel_id)
-        .where(ReleaseChannel.release_id == Release.id, Channel.rank >= rank)
-        .exists()
-    )
-    revision = device.hardware_revision.code
-    return (
-        select(Release)
-        .where(
-            Release.product_id == device.product_id,
-            Release.status == ReleaseStatus.PUBLISHED.value,
-            Release.version_key > current_key,
-            (Release.min_from_key.is_(None)) | (Release.min_from_key <= current_key),
-            Release.hardware_key.contains(f",{revision},", autoescape=True),
-            in_channel,
-        )
-        .order_by(Release.version_key.desc())
-    )
-
-
-def check_for_update(
-    session: Session,
-    device: Device,
-    report: DeviceReport,
-    allowed: EntitlementCheck = everything_allowed,
-) -> Release | None:
-    """The release this device should install now, or None."""
-    channel = report.channel or device.channel
-    apply_report(device, report)
-    # Usually the first candidate is the answer; a few more cover releases
-    # the device's coverage does not allow.
-    for release in session.execute(
-        candidates(device, report.current_version, channel).limit(8)
-    ).scalars():
-        if allowed(device, release):
-            return release
-    return None
 
 
 def may_download(device: Device, release: Release, allowed: EntitlementCheck) -> None:

@@ -1,0 +1,107 @@
+"""What devices report at each update check, written behind in batches.
+
+Last-seen times, reported versions, channels and inventory are observations,
+not decisions: losing the last second of them in a crash harms nothing, and
+the next check reports them again. Writing them one transaction per check
+would make every check a write (a commit and its fsync on PostgreSQL, the
+single write lock on SQLite). So each worker queues them and a background
+thread applies them every `interval` seconds in one transaction. Install
+events, which are decisions, are never batched.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.engine import Engine
+
+from upgrade_server.devices.models import Device
+
+log = logging.getLogger(__name__)
+
+
+class ReportWriter:
+    def __init__(self, engine: Engine, interval: float = 1.0, max_pending: int = 50_000) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.max_pending = max_pending
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        atexit.register(self.flush)
+
+    def add(self, device_id: int, values: dict[str, Any]) -> None:
+        with self._lock:
+            # Several checks of one device within the interval: keep the newest.
+            self._pending.setdefault(device_id, {}).update(values)
+            full = len(self._pending) >= self.max_pending
+        self._ensure_thread()
+        if full:
+            self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        # gunicorn forks workers after the app is built: start in each worker.
+        if self._thread is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="report-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("writing device reports failed; they are retried")
+
+    def flush(self) -> int:
+        """Apply what is queued; returns how many devices were updated."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if not batch:
+            return 0
+        # Group by the set of columns, so each group is one executemany.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for device_id, values in batch.items():
+            groups.setdefault(tuple(sorted(values)), []).append({"_id": device_id, **values})
+        try:
+            with self.engine.begin() as conn:
+                for columns, rows in groups.items():
+                    stmt = (
+                        update(Device)
+                        .where(Device.id == bindparam("_id"))
+                        .values({c: bindparam(c) for c in columns})
+                    )
+                    conn.execute(stmt, rows)
+        except Exception:
+            with self._lock:  # put them back, unless newer ones arrived meanwhile
+                for device_id, values in batch.items():
+                    self._pending[device_id] = {**values, **self._pending.get(device_id, {})}
+            raise
+        return len(batch)
+
+
+def report_values(
+    row: Any,
+    now: datetime,
+    current_version: str,
+    channel: str,
+    inventory: dict[str, Any] | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"last_seen_at": now}
+    if current_version != row.current_version:
+        values["current_version"] = current_version
+    if channel != row.channel:
+        values["channel"] = channel
+    if inventory and inventory != row.inventory:
+        values["inventory"] = inventory
+    return values
