@@ -89,11 +89,12 @@ def seed(url: str, devices: int, releases: int) -> None:
                     "downloads": 0,
                 }
             )
-        conn.execute(insert(Release), rows)
-        conn.execute(
-            insert(ReleaseChannel),
-            [{"release_id": i + 1, "channel_id": 3, "added_at": now} for i in range(releases)],
-        )
+        if rows:  # (an empty list would insert one row of defaults)
+            conn.execute(insert(Release), rows)
+            conn.execute(
+                insert(ReleaseChannel),
+                [{"release_id": i + 1, "channel_id": 3, "added_at": now} for i in range(releases)],
+            )
         for start in range(0, devices, BATCH):
             block = range(start, min(devices, start + BATCH))
             conn.execute(
