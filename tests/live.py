@@ -40,7 +40,7 @@ def live_server(database_url: str, instance: Path, **settings: Any) -> Iterator[
                 instance_path=instance,
                 database_url=database_url,
                 log_level="WARNING",
-                **{"tuf_bin_bits": 4, **settings},
+                **{"tuf_bin_bits": 4, "report_batch_seconds": 0, **settings},
             )
         }
     )

@@ -36,7 +36,13 @@ class ReportWriter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:
+            log.warning("device reports not written at exit: %s", exc.__class__.__name__)
 
     def add(self, device_id: int, values: dict[str, Any]) -> None:
         with self._lock:
