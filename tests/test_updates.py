@@ -329,3 +329,57 @@ class TestInstallReports:
         device = fleet["a"]["device"]
         r = client.get(f"/api/v1/devices/{device.id}/installs", headers=other_customer.headers)
         assert r.status_code == 404
+
+
+class TestUpdateCheckErrors:
+    """The fast path answers like the rest of the API: problem+json, stable types."""
+
+    def test_bad_requests(self, client, fleet):
+        headers = fleet["a"]["headers"]
+        url = "/api/device/v1/update-check"
+        cases = [
+            (client.post(url, json={"current_version": "1.0.0"}), 401, "unauthenticated"),
+            (
+                client.post(url, data="{oops", content_type="application/json", headers=headers),
+                400,
+                "bad-request",
+            ),
+            (
+                client.post(url, data="v=1", content_type="text/plain", headers=headers),
+                415,
+                "unsupported-media-type",
+            ),
+            (
+                client.post(
+                    url,
+                    data=b"{" + b" " * 70000 + b"}",
+                    content_type="application/json",
+                    headers=headers,
+                ),
+                413,
+                "payload-too-large",
+            ),
+            (client.post(url, json=["1.0.0"], headers=headers), 422, "invalid-input"),
+            (
+                client.post(url, json={"current_version": "1.0.0", "channel": 7}, headers=headers),
+                422,
+                "invalid-input",
+            ),
+        ]
+        for response, status, slug in cases:
+            assert response.status_code == status, response.data
+            assert response.mimetype == "application/problem+json"
+            assert response.get_json()["type"] == f"/problems/{slug}"
+        assert cases[0][0].headers["WWW-Authenticate"].startswith("Bearer")
+
+    def test_the_flask_view_answers_the_same(self, app, fleet):
+        """With the fast path off, the documented view runs the same UpdateCheck."""
+        from werkzeug.test import Client
+
+        flask_only = Client(app.wsgi_app.app)
+        body = {"current_version": "1.0.0", "channel": "stable"}
+        via_flask = flask_only.post(
+            "/api/device/v1/update-check", json=body, headers=fleet["a"]["headers"]
+        )
+        assert via_flask.status_code == 200
+        assert via_flask.get_json()["version"] == "1.1.0"

@@ -253,21 +253,28 @@ def all_problems() -> dict[str, Problem]:
     return found
 
 
+def problem_document(
+    problem: Problem, detail: str | None, extra: dict[str, Any] | None, instance: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"/problems/{problem.slug}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": detail or problem.description,
+        "instance": instance,
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
 def problem_response(
     problem: Problem,
     detail: str | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": f"/problems/{problem.slug}",
-        "title": problem.title,
-        "status": problem.status,
-        "detail": detail or problem.description,
-        "instance": request.path,
-    }
-    if extra:
-        body.update(extra)
+    body = problem_document(problem, detail, extra, request.path)
     response = Response(
         json.dumps(body), status=problem.status, mimetype=PROBLEM_MIMETYPE, headers=headers
     )

@@ -19,14 +19,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from semver import Version
+from sqlalchemy import bindparam, create_engine, select, update
 from sqlalchemy.engine import Connection, Engine, Row
+from werkzeug.http import parse_etags
 
 from upgrade_server import tokens
+from upgrade_server.database import utcnow
 from upgrade_server.devices.models import Device, DeviceToken
+from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases import versions
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel, ReleaseStatus
+from upgrade_server.updates.reports import ReportWriter, report_values
 
 _DEVICE = (
     select(
@@ -112,10 +117,11 @@ class AnswerCache:
 
 
 def connection_source(engine: Engine) -> Callable[[], AbstractContextManager[Connection]]:
-    """Connections for the check: autocommit, so a read is one round trip (no
-    BEGIN/COMMIT around it). Tests replace this with their own transaction's."""
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return autocommit.connect
+    """Connections for the check from a pool of its own in autocommit mode: a
+    read is one round trip, with no BEGIN/COMMIT and no isolation level to
+    reset on each checkout. Tests replace this with their own transaction's."""
+    hot_engine = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    return hot_engine.connect
 
 
 def find_device(conn: Connection, raw_token: str) -> Row[Any] | None:
@@ -172,3 +178,80 @@ def record_report(conn: Connection, device_id: int, values: dict[str, Any]) -> N
 
 def _etag(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
+
+
+class UpdateCheck:
+    """The update check itself, free of Flask: called by the WSGI fast path
+    (fastpath.py) for every request, and by the documented Flask view."""
+
+    URL_PREFIX = "/api/device/v1"
+
+    def __init__(self, extensions: dict[str, Any], poll_seconds: int) -> None:
+        # Read at each call, so tests can swap the connection source.
+        self.extensions = extensions
+        self.poll_seconds = poll_seconds
+
+    def __call__(
+        self, authorization: str, body: bytes, if_none_match: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(status, headers, body) of the answer. Raises AuthenticationError,
+        InvalidInputError or OperationalError."""
+        raw = authorization[7:] if authorization.startswith("Bearer ") else ""
+        with self.extensions["hot_connection"]() as conn:
+            device = find_device(conn, raw)
+            if device is None:
+                raise AuthenticationError("a valid device token is required")
+            version, hardware, channel_asked, attributes = parse_body(body)
+            channel = channel_asked or device.channel
+            cache: AnswerCache = self.extensions["answer_cache"]
+            key = (device.product_id, device.release_generation, device.hardware, channel, version)
+            answer = cache.get(key)
+            if answer is None:
+                answer = compute_answer(
+                    conn, device, version, channel, self.poll_seconds, self.URL_PREFIX
+                )
+                cache.put(key, answer)
+            inventory = dict(attributes or {})
+            if hardware:
+                inventory["hardware_revision"] = hardware
+            values = report_values(device, utcnow(), version, channel, inventory)
+            writer: ReportWriter | None = self.extensions.get("report_writer")
+            if writer is None:
+                record_report(conn, device.id, values)
+            else:
+                writer.add(device.id, values)
+        etag = f'"{answer.etag}"'
+        if if_none_match and parse_etags(if_none_match).contains(answer.etag):
+            return 304, [("ETag", etag)], b""
+        headers = [("ETag", etag), ("Cache-Control", "private, no-cache")]
+        if answer.body is None:
+            return 204, headers, b""
+        headers.append(("Content-Type", "application/json"))
+        headers.append(("Content-Length", str(len(answer.body))))
+        return 200, headers, answer.body
+
+
+def parse_body(body: bytes) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    """Validate the update check's body by hand: it is the hot path."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError as exc:
+        raise BadRequestError("the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidInputError("the body must be a JSON object", [{"field": "", "message": "{}"}])
+    errors: list[dict[str, str]] = []
+    version = data.get("current_version")
+    if not isinstance(version, str) or not Version.is_valid(version):
+        errors.append({"field": "current_version", "message": "a semantic version is required"})
+    fields: dict[str, Any] = {}
+    for name, limit in (("hardware_revision", 64), ("channel", 32)):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            errors.append({"field": name, "message": f"a string of 1 to {limit} characters"})
+        fields[name] = value
+    attributes = data.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        errors.append({"field": "attributes", "message": "an object"})
+    if errors:
+        raise InvalidInputError("the update check is invalid", errors)
+    return str(version), fields["hardware_revision"], fields["channel"], attributes
