@@ -47,6 +47,7 @@ def _answer(url: str, token: str) -> tuple[bytes, str]:
 
 def statements_per_check(db_url: str, instance: Path) -> int:
     from sqlalchemy import event
+    from sqlalchemy.engine import Engine
 
     from upgrade_server import create_app
     from upgrade_server.config import Settings
@@ -59,7 +60,7 @@ def statements_per_check(db_url: str, instance: Path) -> int:
     client.post("/api/device/v1/update-check", json=body, headers=headers)  # warm up
     count = 0
     with app.app_context():
-        engine = db.engine
+        engine = Engine  # every engine: the app's and the update check's own pool
 
         def counter(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
             nonlocal count
@@ -72,7 +73,7 @@ def statements_per_check(db_url: str, instance: Path) -> int:
             client.post("/api/device/v1/update-check", json=body, headers=headers)
         finally:
             event.remove(engine, "before_cursor_execute", counter)
-        engine.dispose()
+        db.engine.dispose()
     return count
 
 

@@ -83,7 +83,8 @@ def read_only(view: Any) -> Any:
 def _sqlite_on_begin(conn: Any) -> None:
     if conn.dialect.name != "sqlite":
         return
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    options = conn.get_execution_options()
+    if options.get("autocommit_engine") or options.get("isolation_level") == "AUTOCOMMIT":
         return  # each statement is its own transaction
     # A deferred transaction that reads and then writes fails at once with
     # SQLITE_BUSY when another writer committed meanwhile (busy_timeout does

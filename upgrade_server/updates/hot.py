@@ -120,7 +120,12 @@ def connection_source(engine: Engine) -> Callable[[], AbstractContextManager[Con
     """Connections for the check from a pool of its own in autocommit mode: a
     read is one round trip, with no BEGIN/COMMIT and no isolation level to
     reset on each checkout. Tests replace this with their own transaction's."""
-    hot_engine = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    hot_engine = create_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        # Nothing to roll back in autocommit mode when a connection returns.
+        pool_reset_on_return=None,
+    ).execution_options(autocommit_engine=True)
     return hot_engine.connect
 
 
