@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from tests.agent_helpers import installed, write_config
 from tests.live import add_product, live_server
 from tests.proxy import proxy_of
-from tests.test_tuf_e2e import run_remote
+from tests.test_tuf_e2e import publish_file
 from tests.tuf_client import Device
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.agent.config import AgentConfig
@@ -58,16 +58,7 @@ def exported(scratch_url, tmp_path):
 def _publish(world, version):
     artifact = world["tmp"] / f"gw-{version}.bin"
     artifact.write_bytes(f"firmware {version}".encode() * 100)
-    run_remote(
-        world["live"],
-        "publish",
-        "gw",
-        version,
-        str(artifact),
-        "--channel",
-        "stable",
-        "--no-progress",
-    )
+    publish_file(world["live"], "gw", version, artifact)
 
 
 def test_every_change_is_exported_and_the_stock_client_reads_it(exported):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import add_product, live_server
-from tests.test_tuf_e2e import run_remote
+from tests.test_tuf_e2e import publish_file
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
@@ -29,17 +29,7 @@ def test_fleet_simulation(scratch_url, tmp_path, capsys):
         for version, extra in (("1.0.0", []), ("1.1.0", ["--min-from", "1.0.0"])):
             artifact = tmp_path / f"{version}.bin"
             artifact.write_bytes(version.encode() * 1000)
-            run_remote(
-                live,
-                "publish",
-                "gw",
-                version,
-                str(artifact),
-                "--channel",
-                "stable",
-                *extra,
-                "--no-progress",
-            )
+            publish_file(live, "gw", version, artifact, *extra)
         result = fleet.main(
             [
                 "--server",

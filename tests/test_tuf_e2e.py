@@ -31,6 +31,12 @@ def run_remote(live, *args: str) -> str:
     return result.output
 
 
+def publish_file(live, product: str, version: str, artifact, *extra: str) -> str:
+    """Publish a file on the stable channel with the publisher CLI."""
+    args = ["publish", product, version, str(artifact), "--channel", "stable", *extra]
+    return run_remote(live, *args, "--no-progress")
+
+
 def root_of(live, product: str) -> bytes:
     with urllib.request.urlopen(f"{live.url}/tuf/{product}/metadata/1.root.json") as r:
         return r.read()
