@@ -1,4 +1,5 @@
-"""A lying server: a proxy in front of the real one that can answer anything itself."""
+"""A lying server or a malicious mirror: a proxy in front of the real server
+that can answer anything itself."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ class Proxy:
         self.http = urllib3.PoolManager(retries=False)
         # (method, path) -> a function of the WSGI environ giving the answer
         self.overrides: dict[tuple[str, str], Callable[[dict[str, Any]], Answer]] = {}
+        # GET path -> the bytes (or a function yielding chunks) served instead
+        self.served: dict[str, bytes | Callable[[], Iterable[bytes]]] = {}
         self.url = ""
+
+    def fetch_upstream(self, path: str) -> bytes:
+        return self.http.request("GET", self.upstream + path).data
 
     def forward(self, environ: dict[str, Any]) -> Answer:
         headers = {
@@ -42,8 +48,12 @@ class Proxy:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         key = (environ["REQUEST_METHOD"], environ["PATH_INFO"])
-        handler = self.overrides.get(key, self.forward)
-        status, headers, body = handler(environ)
+        served = self.served.get(environ["PATH_INFO"]) if key[0] == "GET" else None
+        if served is not None:
+            body = served() if callable(served) else [served]
+            status, headers = 200, {"Content-Type": "application/octet-stream"}
+        else:
+            status, headers, body = self.overrides.get(key, self.forward)(environ)
         start_response(f"{status} X", list(headers.items()))
         return body
 

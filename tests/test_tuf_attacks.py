@@ -16,7 +16,7 @@ from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, 
 from tuf.api.serialization.json import JSONSerializer
 
 from tests.live import add_product, live_server
-from tests.mirror import mirror_of
+from tests.proxy import proxy_of
 from tests.test_tuf_e2e import root_of, run_remote
 from tests.tuf_client import Device
 from upgrade_server.signing.keys import KeyFolder, generate, load_private, private_pem
@@ -34,7 +34,7 @@ def world(scratch_url, tmp_path):
         firmware = tmp_path / "fw.bin"
         firmware.write_bytes(GOOD)
         run_remote(live, "publish", "gw", "1.0.0", str(firmware), "--no-progress")
-        with mirror_of(live.url) as mirror:
+        with proxy_of(live.url) as mirror:
             device = Device(mirror.url, "gw", root_of(live, "gw"), tmp_path / "device")
             assert device.fetch(TARGET) == GOOD  # the honest path works
             for f in device.target_dir.iterdir():
@@ -85,7 +85,7 @@ def test_arbitrary_installation(world):
     """The mirror swaps the artifact's bytes (same length): the hash check refuses."""
     sha = _current(world)[3].signed.targets[TARGET].hashes["sha256"]
     evil = b"X" * len(GOOD)
-    world["mirror"].overrides[f"/tuf/gw/targets/1.0.0/{sha}.fw.bin"] = evil
+    world["mirror"].served[f"/tuf/gw/targets/1.0.0/{sha}.fw.bin"] = evil
     _assert_refused(world, exceptions.LengthOrHashMismatchError)
 
 
@@ -108,7 +108,7 @@ def test_endless_data(world):
         while True:
             yield b"A" * 65536
 
-    world["mirror"].overrides["/tuf/gw/metadata/timestamp.json"] = endless
+    world["mirror"].served["/tuf/gw/metadata/timestamp.json"] = endless
     _assert_refused(world, exceptions.DownloadLengthMismatchError)
 
 
@@ -119,7 +119,7 @@ def test_extraneous_dependencies(world):
         length=3, hashes={"sha256": "0" * 64}, path="1.0.0/backdoor.bin"
     )
     path = f"/tuf/gw/metadata/{bin_md.signed.version}.{name}.json"
-    world["mirror"].overrides[path] = _bytes(bin_md)  # signatures no longer match
+    world["mirror"].served[path] = _bytes(bin_md)  # signatures no longer match
     _assert_refused(world, exceptions.UnsignedMetadataError, _fresh_device(world))
 
 
@@ -128,7 +128,7 @@ def test_malicious_mirror_alters_signed_metadata(world):
     _, snapshot, *_ = _current(world)
     snapshot.signed.meta["targets.json"] = MetaFile(version=999)
     path = f"/tuf/gw/metadata/{snapshot.signed.version}.snapshot.json"
-    world["mirror"].overrides[path] = _bytes(snapshot)
+    world["mirror"].served[path] = _bytes(snapshot)
     _assert_refused(world, exceptions.UnsignedMetadataError, _fresh_device(world))
 
 
@@ -146,7 +146,7 @@ def test_mix_and_match(world):
             break
     assert new_bin.signed.version > old_bin.signed.version
     path = f"/tuf/gw/metadata/{new_bin.signed.version}.{name}.json"
-    world["mirror"].overrides[path] = _bytes(old_bin)
+    world["mirror"].served[path] = _bytes(old_bin)
     device: Device = world["device"]
     with pytest.raises(exceptions.RepositoryError):
         device.fetch(TARGET)
@@ -160,7 +160,7 @@ def test_rollback(world):
     firmware.write_bytes(b"newer")
     run_remote(world["live"], "publish", "gw", "1.1.0", str(firmware), "--no-progress")
     world["device"].refresh()  # the device now trusts the newer timestamp
-    world["mirror"].overrides["/tuf/gw/metadata/timestamp.json"] = old_timestamp
+    world["mirror"].served["/tuf/gw/metadata/timestamp.json"] = old_timestamp
     _assert_refused(world, exceptions.BadVersionNumberError)
 
 
@@ -171,7 +171,7 @@ def test_indefinite_freeze(world):
     timestamp.signed.expires = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     timestamp.signatures.clear()
     timestamp.sign(_online_signer(world, "timestamp"))
-    world["mirror"].overrides["/tuf/gw/metadata/timestamp.json"] = _bytes(timestamp)
+    world["mirror"].served["/tuf/gw/metadata/timestamp.json"] = _bytes(timestamp)
     _assert_refused(world, exceptions.ExpiredMetadataError)
 
 
@@ -182,9 +182,9 @@ def test_fast_forward_and_recovery(world):
     timestamp.signed.version = 10**9
     timestamp.signatures.clear()
     timestamp.sign(_online_signer(world, "timestamp"))
-    mirror.overrides["/tuf/gw/metadata/timestamp.json"] = _bytes(timestamp)
+    mirror.served["/tuf/gw/metadata/timestamp.json"] = _bytes(timestamp)
     device.refresh()  # validly signed, so the device now holds version 10**9
-    del mirror.overrides["/tuf/gw/metadata/timestamp.json"]
+    del mirror.served["/tuf/gw/metadata/timestamp.json"]
     # The genuine timestamp now looks like a rollback: the device is stuck...
     with pytest.raises(exceptions.BadVersionNumberError):
         device.refresh()
@@ -232,7 +232,7 @@ def test_key_compromise_below_threshold(scratch_url, tmp_path):
         assert r.status_code == 201
         for signer in signers:
             sign_all(client, live.headers, product_id, signer)
-        with mirror_of(live.url) as mirror:
+        with proxy_of(live.url) as mirror:
             device = Device(mirror.url, "gw", root_of(live, "gw"), tmp_path / "device")
             device.refresh()
             world = {"live": live, "mirror": mirror}
@@ -261,13 +261,13 @@ def test_key_compromise_below_threshold(scratch_url, tmp_path):
             new_timestamp.signed.expires = bin_md.signed.expires
             new_timestamp.sign(_online_signer(world, "timestamp"))
             base = "/tuf/gw/metadata/"
-            mirror.overrides[base + "timestamp.json"] = _bytes(new_timestamp)
-            mirror.overrides[f"{base}{new_snapshot.signed.version}.snapshot.json"] = _bytes(
+            mirror.served[base + "timestamp.json"] = _bytes(new_timestamp)
+            mirror.served[f"{base}{new_snapshot.signed.version}.snapshot.json"] = _bytes(
                 new_snapshot
             )
-            mirror.overrides[f"{base}{bin_md.signed.version}.{name}.json"] = _bytes(bin_md)
+            mirror.served[f"{base}{bin_md.signed.version}.{name}.json"] = _bytes(bin_md)
             sha = hashlib.sha256(evil).hexdigest()
-            mirror.overrides[f"/tuf/gw/targets/1.0.0/{sha}.fw.bin"] = evil
+            mirror.served[f"/tuf/gw/targets/1.0.0/{sha}.fw.bin"] = evil
             with pytest.raises(exceptions.UnsignedMetadataError):
                 device.fetch(TARGET)
             assert list(device.target_dir.iterdir()) == []
@@ -292,13 +292,13 @@ def test_wrong_software(world, scratch_url):
     assert custom["hardware_revisions"] == ["rev-a", "rev-b"]
     _, _, name, bin_md = _current(world)
     bin_md.signed.targets[TARGET].unrecognized_fields["custom"]["hardware_revisions"] = ["rev-z"]
-    mirror.overrides[f"/tuf/gw/metadata/{bin_md.signed.version}.{name}.json"] = _bytes(bin_md)
+    mirror.served[f"/tuf/gw/metadata/{bin_md.signed.version}.{name}.json"] = _bytes(bin_md)
     _assert_refused(world, exceptions.UnsignedMetadataError, _fresh_device(world))
 
 
 def test_refusals_leave_the_trusted_state_intact(world):
     """After a refused attack the device still updates once the mirror is honest."""
-    world["mirror"].overrides["/tuf/gw/metadata/timestamp.json"] = b"{not json"
+    world["mirror"].served["/tuf/gw/metadata/timestamp.json"] = b"{not json"
     _assert_refused(world)
-    world["mirror"].overrides.clear()
+    world["mirror"].served.clear()
     assert world["device"].fetch(TARGET) == GOOD
