@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from tests.test_signing import publish
 from upgrade_server.extensions import db
 from upgrade_server.releases.versions import sort_key
@@ -182,3 +184,32 @@ def test_timestamp_is_renewed_at_half_life(app, factory):
     renewed = repo.refresh_expiring(now=utcnow() + timedelta(days=4))
     assert renewed == ["snapshot", "timestamp"]
     assert repo.latest_file("snapshot").version == snapshot.version + 1
+
+
+@pytest.mark.own_app
+def test_background_upkeep_resigns_without_any_request(scratch_url, tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from tests.live import add_product, live_server
+    from tests.test_tuf_e2e import publish_file
+    from upgrade_server.database import utcnow
+    from upgrade_server.signing.models import MetadataFile
+    from upgrade_server.signing.upkeep import refresh_all
+
+    with live_server(scratch_url, tmp_path / "instance") as live:
+        add_product(live, "gw")
+        artifact = tmp_path / "fw.bin"
+        artifact.write_bytes(b"fw")
+        publish_file(live, "gw", "1.0.0", artifact)
+        assert refresh_all(live.app) == {}  # everything fresh
+        with live.app.app_context():
+            db.session.execute(
+                update(MetadataFile)
+                .where(MetadataFile.role == "timestamp")
+                .values(expires=utcnow() + timedelta(hours=1))
+            )
+            db.session.commit()
+        assert refresh_all(live.app) == {"gw": ["timestamp"]}
+        assert refresh_all(live.app) == {}

@@ -156,6 +156,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         app.wsgi_app, app.extensions["update_check"]
     )
 
+    if settings.tuf_upkeep_seconds > 0 and not app.testing:
+        from upgrade_server.signing import upkeep
+
+        upkeep.start(app, settings.tuf_upkeep_seconds)
+
     from upgrade_server.cli import register_commands
 
     register_commands(app)

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     tuf_bin_bits: int = Field(
         default=8, description="New repositories delegate targets to 2**N hash bins."
     )
+    tuf_upkeep_seconds: float = Field(
+        default=600,
+        description="Each worker re-signs expiring snapshot/timestamp this often; 0: off.",
+    )
     tuf_root_expiry_days: int = Field(default=365)
     tuf_targets_expiry_days: int = Field(default=90)
     tuf_snapshot_expiry_days: int = Field(default=7)
