@@ -14,9 +14,21 @@ from upgrade_server.extensions import db
 from upgrade_server.signing.keys import generate, load_private, private_pem, public_pem
 
 
-def _signer() -> CryptoSigner:
+def new_signer() -> CryptoSigner:
     private, _ = generate()
     return load_private(private_pem(private))
+
+
+def create_offline_repository(client, headers, product_id, signers, threshold, bin_bits):
+    """A repository whose targets role is held by `signers`' offline keys."""
+    keys = [public_pem(s.public_key).decode() for s in signers]
+    r = client.post(
+        f"/api/v1/products/{product_id}/repository",
+        json={"bin_bits": bin_bits, "offline": {"targets": {"keys": keys, "threshold": threshold}}},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
 
 
 def sign_all(client, headers, product_id, signer) -> list[dict]:
@@ -57,22 +69,9 @@ def offline_product(client, factory):
     customer = factory.caller("customer-viewer")
     product = factory.product()
     db.session.commit()
-    signers = [_signer() for _ in range(3)]
-    r = client.post(
-        f"/api/v1/products/{product.id}/repository",
-        json={
-            "bin_bits": 2,
-            "offline": {
-                "targets": {
-                    "keys": [public_pem(s.public_key).decode() for s in signers],
-                    "threshold": 2,
-                }
-            },
-        },
-        headers=publisher.headers,
-    )
-    assert r.status_code == 201, r.get_json()
-    assert r.get_json()["open_signing_requests"] == 5  # targets and 4 bins
+    signers = [new_signer() for _ in range(3)]
+    summary = create_offline_repository(client, publisher.headers, product.id, signers, 2, 2)
+    assert summary["open_signing_requests"] == 5  # targets and 4 bins
     # Until the targets threshold signed the set-up, nothing is served.
     assert client.get(f"/tuf/{product.code}/metadata/timestamp.json").status_code == 404
     sign_all(client, publisher.headers, product.id, signers[0])
@@ -147,7 +146,7 @@ def test_bad_signatures_are_refused(client, offline_product):
     request = client.get(
         f"/api/v1/products/{p['product'].id}/signing-requests", headers=headers
     ).get_json()["items"][0]
-    stranger = _signer()
+    stranger = new_signer()
     md = Metadata.from_bytes(json.dumps(request["unsigned"]).encode())
     payload = CanonicalJSONSerializer().serialize(md.signed)
     sig = stranger.sign(payload)

@@ -19,7 +19,7 @@ from tests.live import add_product, live_server
 from tests.proxy import proxy_of
 from tests.test_tuf_e2e import root_of, run_remote
 from tests.tuf_client import Device
-from upgrade_server.signing.keys import KeyFolder, generate, load_private, private_pem
+from upgrade_server.signing.keys import KeyFolder
 
 pytestmark = pytest.mark.own_app
 
@@ -205,31 +205,13 @@ def test_fast_forward_and_recovery(world):
 def test_key_compromise_below_threshold(scratch_url, tmp_path):
     """With targets at 2 of 2 offline keys, one stolen key (plus every online
     key of the server) cannot get a malicious target past the client."""
-    from tests.test_signing import sign_all  # the honest publishers' signing
+    from tests.test_signing import create_offline_repository, new_signer, sign_all
 
     with live_server(scratch_url, tmp_path / "instance") as live:
         product_id = add_product(live, "gw")
-        signers = []
-        for _ in range(2):
-            private, _public = generate()
-            signers.append(load_private(private_pem(private)))
-        from upgrade_server.signing.keys import public_pem
-
+        signers = [new_signer() for _ in range(2)]
         client = live.app.test_client()
-        r = client.post(
-            f"/api/v1/products/{product_id}/repository",
-            json={
-                "bin_bits": 1,
-                "offline": {
-                    "targets": {
-                        "keys": [public_pem(s.public_key).decode() for s in signers],
-                        "threshold": 2,
-                    }
-                },
-            },
-            headers=live.headers,
-        )
-        assert r.status_code == 201
+        create_offline_repository(client, live.headers, product_id, signers, 2, 1)
         for signer in signers:
             sign_all(client, live.headers, product_id, signer)
         with proxy_of(live.url) as mirror:

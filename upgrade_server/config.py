@@ -73,9 +73,6 @@ class Settings(BaseSettings):
         description="Devices' update-check reports (last seen, version) are written in "
         "batches this often; 0 writes each one in its request.",
     )
-    download_url_seconds: int = Field(
-        default=300, description="Lifetime of presigned S3 download URLs handed to devices."
-    )
     token_ttl_days: int = Field(default=90, description="Default lifetime of API tokens.")
     log_level: str = Field(default="INFO")
     public_url: str | None = Field(

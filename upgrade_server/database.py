@@ -12,6 +12,11 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
 
+def escape_like(value: str) -> str:
+    """Make a value literal inside a LIKE pattern (with ESCAPE '\\')."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

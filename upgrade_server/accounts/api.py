@@ -5,13 +5,12 @@ from typing import Any
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, DateTime, Email, Integer, String
 from apiflask.validators import Length, OneOf, Range
-from flask import current_app
 
 from upgrade_server.accounts import service
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.models import ApiToken, User
 from upgrade_server.accounts.roles import Permission, Role, roles_for
-from upgrade_server.extensions import session
+from upgrade_server.extensions import current_settings, session
 from upgrade_server.pagination import paginate
 from upgrade_server.schemas import PageQuery, page_body, page_schema
 
@@ -146,7 +145,7 @@ def create_token(data: dict[str, Any]) -> Any:
     issued = service.create_api_token(
         session(),
         current_principal(),
-        default_days=current_app.config["SETTINGS"].token_ttl_days,
+        default_days=current_settings().token_ttl_days,
         **data,
     )
     body = {c: getattr(issued.token, c) for c in TokenOut().fields}

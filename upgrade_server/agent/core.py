@@ -8,15 +8,17 @@ import random
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tuf
 import urllib3
 from semver import Version
 from tuf.api.exceptions import LengthOrHashMismatchError, RepositoryError
 from tuf.ngclient import Updater, Urllib3Fetcher
+from tuf.ngclient._internal.proxy import ProxyEnvironment
 
 from upgrade_server.agent.config import AgentConfig
 
@@ -55,25 +57,14 @@ class Offer:
 
 
 class _TokenFetcher(Urllib3Fetcher):
-    """python-tuf's fetcher, sending the device token (for private repositories)."""
+    """python-tuf's fetcher, also sending the device token (private repositories)."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
-        self._token = token
-
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        pool = self._proxy_env
-        original = pool.request
-
-        def with_token(method: str, url: str, **kw: Any) -> Any:
-            headers = {**(kw.pop("headers", None) or {}), "Authorization": f"Bearer {self._token}"}
-            return original(method, url, headers=headers, **kw)
-
-        pool.request = with_token  # type: ignore[method-assign]
-        try:
-            yield from super()._fetch(url)
-        finally:
-            pool.request = original  # type: ignore[method-assign]
+        user_agent = f"upgrade-agent python-tuf/{tuf.__version__}"
+        self._proxy_env = ProxyEnvironment(
+            headers={"User-Agent": user_agent, "Authorization": f"Bearer {token}"}
+        )
 
 
 class Agent:

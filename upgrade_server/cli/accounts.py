@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from sqlalchemy import select
 
 from upgrade_server.accounts import service
@@ -10,7 +9,7 @@ from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
 from upgrade_server.cli import fail, transaction
 from upgrade_server.errors import AppError, NotFoundError
-from upgrade_server.extensions import session
+from upgrade_server.extensions import current_settings, session
 
 
 def _user_by_email(email: str) -> User:
@@ -27,7 +26,7 @@ def _issue(user: User, name: str, days: int | None) -> str:
         name=name,
         user_id=user.id,
         expires_in_days=days,
-        default_days=current_app.config["SETTINGS"].token_ttl_days,
+        default_days=current_settings().token_ttl_days,
     )
     return issued.secret
 

@@ -21,6 +21,7 @@ from upgrade_server.accounts.roles import Role
 from upgrade_server.cli import transaction
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
+from upgrade_server.extensions import artifact_store, current_settings
 from upgrade_server.migrate import upgrade as migrate_upgrade
 from upgrade_server.organisations import service as organisations
 from upgrade_server.products import service as products
@@ -145,13 +146,13 @@ def _publish_demo_release(session: Session, cli: Principal, product: Product) ->
     exists = session.execute(select(Release.id).where(Release.product_id == product.id)).first()
     if exists:
         return
-    store = current_app.extensions["artifact_store"]
+    store = artifact_store()
     writer = store.writer()
     block = hashlib.sha256(b"demo firmware").digest() * 2048  # 64 KiB, reproducible
     for _ in range(4):
         writer.write(block)
     staged = writer.finish()
-    repository = repository_for(session, product, current_app.config["SETTINGS"], create=True)
+    repository = repository_for(session, product, current_settings(), create=True)
     releases.publish_release(
         session, cli, product, dict(DEMO_RELEASE), staged, store, repository, lambda undo: None
     )

@@ -135,34 +135,26 @@ def remote_group(ctx: click.Context, server: str, token: str) -> None:
     ctx.obj = Server(server, token)
 
 
-def _product_id(server: Server, code: str) -> int:
+def _find_id(server: Server, path: str, field: str, value: str) -> int:
+    """The id of the item of a paged listing whose `field` is `value`."""
     after = None
     while True:
-        page = server.call(
-            "GET", "/api/v1/products?limit=500" + (f"&after={after}" if after else "")
-        )
-        for product in page["items"]:
-            if product["code"] == code:
-                return int(product["id"])
+        query = f"&after={after}" if after else ""
+        page = server.call("GET", f"{path}?limit=500{query}")
+        for item in page["items"]:
+            if item[field] == value:
+                return int(item["id"])
         after = page["next_cursor"]
         if after is None:
-            raise click.ClickException(f"no product {code}")
+            raise click.ClickException(f"no {field} {value}")
+
+
+def _product_id(server: Server, code: str) -> int:
+    return _find_id(server, "/api/v1/products", "code", code)
 
 
 def _release_id(server: Server, product_id: int, version: str) -> int:
-    after = None
-    while True:
-        page = server.call(
-            "GET",
-            f"/api/v1/products/{product_id}/releases?limit=500"
-            + (f"&after={after}" if after else ""),
-        )
-        for release in page["items"]:
-            if release["version"] == version:
-                return int(release["id"])
-        after = page["next_cursor"]
-        if after is None:
-            raise click.ClickException(f"no release {version}")
+    return _find_id(server, f"/api/v1/products/{product_id}/releases", "version", version)
 
 
 def _read_text(path: str | None) -> str | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from sqlalchemy import select
 
 from upgrade_server.cli import transaction
-from upgrade_server.extensions import session
+from upgrade_server.extensions import current_settings, session
 from upgrade_server.products.models import Product
 from upgrade_server.signing.export import export_all
 from upgrade_server.signing.service import exporter_from, repository_for
@@ -22,7 +21,7 @@ def tuf_group() -> None:
     "refresh", help="Re-sign snapshot and timestamp past half-life (run hourly from cron)."
 )
 def refresh() -> None:
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     with transaction() as s:
         for product in s.execute(select(Product).order_by(Product.id)).scalars():
             repo = repository_for(s, product, settings)
@@ -34,7 +33,7 @@ def refresh() -> None:
 
 @tuf_group.command("export", help="Write every product's metadata to the export location.")
 def export() -> None:
-    exporter = exporter_from(current_app.config["SETTINGS"])
+    exporter = exporter_from(current_settings())
     if exporter is None:
         raise click.ClickException(
             "no export location: set UPGRADE_SERVER_EXPORT_PATH or UPGRADE_SERVER_EXPORT_S3"

@@ -21,7 +21,7 @@ from upgrade_server import tokens
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record, record_change
-from upgrade_server.database import flush_unique, utcnow
+from upgrade_server.database import escape_like, flush_unique, utcnow
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from upgrade_server.organisations.models import Organisation
@@ -83,8 +83,7 @@ def visible_devices(actor: Principal, filters: DeviceFilters | None = None) -> S
     if f.current_version is not None:
         stmt = stmt.where(Device.current_version == f.current_version)
     if f.serial_prefix:
-        escaped = f.serial_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(Device.serial.like(f"{escaped}%", escape="\\"))
+        stmt = stmt.where(Device.serial.like(f"{escape_like(f.serial_prefix)}%", escape="\\"))
     if f.site is not None:
         stmt = stmt.where(Device.site == f.site)
     return stmt

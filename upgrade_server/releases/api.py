@@ -8,21 +8,19 @@ from typing import Any
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, DateTime, Dict, Function, Integer, List, String
 from apiflask.validators import Length
-from flask import current_app, request
+from flask import request
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.audit.service import record
-from upgrade_server.config import Settings
 from upgrade_server.errors import BadRequestError, InvalidInputError, accepts
-from upgrade_server.extensions import session
+from upgrade_server.extensions import artifact_store, current_settings, session
 from upgrade_server.pagination import paginate
 from upgrade_server.products import service as products
 from upgrade_server.releases import service
 from upgrade_server.releases.models import Release
 from upgrade_server.schemas import PageQuery, page_body, page_schema
 from upgrade_server.signing.service import repository_for
-from upgrade_server.storage import ArtifactStore
 from upgrade_server.storage.base import StagingWriter
 from upgrade_server.transaction import on_failure
 from upgrade_server.uploads import stream_files_into, upload_was_cut_short
@@ -76,16 +74,6 @@ class WithdrawIn(Schema):
 ReleasePage = page_schema(ReleaseOut, "ReleasePage")
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["SETTINGS"]
-    return settings
-
-
-def _store() -> ArtifactStore:
-    store: ArtifactStore = current_app.extensions["artifact_store"]
-    return store
-
-
 PUBLISH_DOC = """Upload an artifact and publish it as a signed release.
 
 Send `multipart/form-data` with two parts, in this order: `metadata`, a JSON
@@ -108,9 +96,9 @@ the threshold of publishers has signed."""
 @bp.doc(description=PUBLISH_DOC)
 def publish(product_id: int) -> Any:
     """Publish a release."""
-    settings = _settings()
+    settings = current_settings()
     product = products.get_product(session(), product_id)
-    store = _store()
+    store = artifact_store()
     request.max_content_length = settings.max_artifact_bytes + settings.max_request_bytes
     # Notes and guidance in two languages can be long; the parser's buffer is 1 MiB.
     request.max_form_memory_size = 4 * 1024 * 1024
@@ -171,7 +159,7 @@ def promote(release_id: int, data: dict[str, Any]) -> Any:
     """Add a further channel to a release (re-signs its target)."""
     actor = current_principal()
     release = service.get_release(session(), actor, release_id)
-    repository = repository_for(session(), release.product, _settings())
+    repository = repository_for(session(), release.product, current_settings())
     return service.promote_release(session(), actor, release, data["channel"], repository)
 
 
@@ -183,7 +171,7 @@ def withdraw(release_id: int, data: dict[str, Any]) -> Any:
     """Withdraw a release: offered to no one from now on; its notes say why."""
     actor = current_principal()
     release = service.get_release(session(), actor, release_id)
-    repository = repository_for(session(), release.product, _settings())
+    repository = repository_for(session(), release.product, current_settings())
     return service.withdraw_release(session(), actor, release, data["reason"], repository)
 
 

@@ -239,7 +239,7 @@ def publish_release(
         session.add(release)
         session.flush()
         outcome = repository.change_targets([Change(release.target_path, target_file(release))])
-        _mark_published(session, repository, outcome)
+        mark_published(session, repository, outcome)
     except BaseException:
         store.discard(staged)
         raise
@@ -253,8 +253,9 @@ def publish_release(
     return release, True
 
 
-def _mark_published(session: Session, repository: TufRepository, outcome: Outcome) -> None:
-    """Releases whose targets are now in stored (signed) bins become visible."""
+def mark_published(session: Session, repository: TufRepository, outcome: Outcome) -> None:
+    """Releases whose targets are now in stored (signed) bins become visible
+    (after a publish, or when offline signatures completed a bin)."""
     stored_bins = [r for r in outcome.stored if r.startswith("bins-")]
     if not stored_bins:
         return
@@ -278,11 +279,6 @@ def bump_generation(product: Product) -> None:
     product.release_generation = (product.release_generation or 0) + 1
 
 
-def after_signature(session: Session, repository: TufRepository, outcome: Outcome) -> None:
-    """Called when an offline signature completed a role: publish what it held."""
-    _mark_published(session, repository, outcome)
-
-
 def promote_release(
     session: Session,
     actor: Principal,
@@ -304,7 +300,7 @@ def promote_release(
     bump_generation(release.product)
     session.flush()
     outcome = repository.change_targets([Change(release.target_path, target_file(release))])
-    _mark_published(session, repository, outcome)
+    mark_published(session, repository, outcome)
     record_change(session, actor, "release.promote", release, before)
     return release
 

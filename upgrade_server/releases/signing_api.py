@@ -8,16 +8,15 @@ from typing import Any
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from flask import current_app
 from sqlalchemy import select
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.audit.service import record
 from upgrade_server.errors import InvalidInputError, NotFoundError
-from upgrade_server.extensions import session
+from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
-from upgrade_server.releases.service import after_signature
+from upgrade_server.releases.service import mark_published
 from upgrade_server.signing.keys import public_from_pem
 from upgrade_server.signing.models import SigningRequest
 from upgrade_server.signing.repository import BIN_PREFIX, OfflineRole, TufRepository
@@ -72,7 +71,7 @@ class SigningRequestPage(Schema):
 
 def _repository(product_id: int) -> TufRepository:
     product = products.get_product(session(), product_id)
-    return repository_for(session(), product, current_app.config["SETTINGS"])
+    return repository_for(session(), product, current_settings())
 
 
 def _summary(repo: TufRepository) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def create_repository(product_id: int, data: dict[str, Any]) -> tuple[dict[str, 
         offline[role] = OfflineRole(keys, spec["threshold"])
     bin_bits = data["bin_bits"]
     if bin_bits is None:
-        bin_bits = current_app.config["SETTINGS"].tuf_bin_bits
+        bin_bits = current_settings().tuf_bin_bits
     repo.initialise(offline, bin_bits=bin_bits)
     repo.settings().private = data["private"]
     record(
@@ -201,7 +200,7 @@ def add_signature(request_id: int, data: dict[str, Any]) -> dict[str, Any]:
         raise NotFoundError(f"no signing request {request_id}")
     repo = _repository(request.product_id)
     outcome = repo.add_signature(request, data["keyid"], data["sig"])
-    after_signature(session(), repo, outcome)
+    mark_published(session(), repo, outcome)
     record(
         session(),
         current_principal(),

@@ -14,19 +14,18 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Response, abort, current_app, request, send_file
+from flask import Blueprint, Response, abort, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from upgrade_server.config import Settings
 from upgrade_server.devices.service import authenticate_device_token
-from upgrade_server.extensions import session
+from upgrade_server.downloads import send_artifact
+from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release, ReleaseStatus
 from upgrade_server.signing.repository import TufRepository
 from upgrade_server.signing.service import repository_for
-from upgrade_server.storage import ArtifactStore
 
 bp = Blueprint("tuf", __name__, url_prefix="/tuf")
 log = logging.getLogger(__name__)
@@ -39,8 +38,7 @@ def _product(code: str) -> Product:
     product = products.find_by_code(session(), code)
     if product is None:
         abort(404)
-    settings: Settings = current_app.config["SETTINGS"]
-    repo = repository_for(session(), product, settings)
+    repo = repository_for(session(), product, current_settings())
     if not repo.exists():
         abort(404)
     if repo.settings().private:
@@ -77,7 +75,7 @@ def _refresh(repo: TufRepository) -> None:
 @bp.get("/<code>/metadata/<name>")
 def metadata(code: str, name: str) -> Response:
     product = _product(code)
-    repo = repository_for(session(), product, current_app.config["SETTINGS"])
+    repo = repository_for(session(), product, current_settings())
     if name == "timestamp.json":
         _refresh(repo)
         row = repo.latest_file("timestamp")
@@ -119,20 +117,5 @@ def target(code: str, name: str) -> Response:
     )
     if release is None:
         abort(404)
-    store: ArtifactStore = current_app.extensions["artifact_store"]
-    settings: Settings = current_app.config["SETTINGS"]
-    url = store.download_url(release.artifact_sha256, settings.s3_presign_seconds, release.filename)
-    if url is not None:
-        return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-    path = store.local_path(release.artifact_sha256)
-    assert path is not None
-    response = send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=release.filename,
-        etag=release.artifact_sha256,
-        conditional=True,
-        max_age=86400,
-    )
-    return response
+    # Targets are immutable (their hash is in the name): caches may keep them.
+    return send_artifact(release, max_age=86400)

@@ -7,15 +7,14 @@ from typing import Any
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import DateTime, Dict, Integer, String
 from apiflask.validators import Length, OneOf
-from flask import Response, current_app, request, send_file
+from flask import Response, current_app, request
 
-from upgrade_server.config import Settings
 from upgrade_server.database import read_only, writes
 from upgrade_server.devices.auth import current_device, device_auth
+from upgrade_server.downloads import send_artifact
 from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import session
 from upgrade_server.releases.models import Release
-from upgrade_server.storage import ArtifactStore
 from upgrade_server.updates import hot, service
 from upgrade_server.updates.models import InstallStatus
 
@@ -49,11 +48,6 @@ class EventOut(Schema):
     error_text = String(allow_none=True)
     occurred_at = DateTime()
     received_at = DateTime()
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["SETTINGS"]
-    return settings
 
 
 @bp.post("/update-check")
@@ -129,23 +123,7 @@ def download(release_id: int) -> Response:
     range_header = request.headers.get("Range", "")
     if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
         service.count_download(session(), release)
-    store: ArtifactStore = current_app.extensions["artifact_store"]
-    url = store.download_url(
-        release.artifact_sha256, _settings().download_url_seconds, release.filename
-    )
-    if url is not None:
-        return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-    path = store.local_path(release.artifact_sha256)
-    assert path is not None
-    return send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=release.filename,
-        etag=release.artifact_sha256,
-        conditional=True,
-        max_age=0,
-    )
+    return send_artifact(release, max_age=0)
 
 
 @bp.post("/installs")

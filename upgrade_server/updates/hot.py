@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from werkzeug.http import parse_etags
 
 from upgrade_server import tokens
-from upgrade_server.database import utcnow
+from upgrade_server.database import escape_like, utcnow
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError
 from upgrade_server.products.models import HardwareRevision, Product
@@ -135,10 +135,6 @@ def find_device(conn: Connection, raw_token: str) -> Row[Any] | None:
     return conn.execute(_DEVICE, {"token_hash": tokens.hash_secret(raw_token)}).first()
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def compute_answer(
     conn: Connection,
     device: Row[Any],
@@ -154,7 +150,7 @@ def compute_answer(
             "product_id": device.product_id,
             "channel": channel,
             "current_key": current_key,
-            "hardware_like": f"%,{_escape_like(device.hardware)},%",
+            "hardware_like": f"%,{escape_like(device.hardware)},%",
         },
     ).first()
     if row is None:
