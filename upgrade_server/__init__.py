@@ -86,11 +86,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
     db.init_app(app)
     app.extensions["artifact_store"] = make_store(settings)
-    from upgrade_server.updates.hot import AnswerCache, UpdateCheck, connection_source
+    from upgrade_server.updates.hot import AnswerCache, KeptConnections, UpdateCheck
 
     app.extensions["answer_cache"] = AnswerCache()
     with app.app_context():
-        app.extensions["hot_connection"] = connection_source(db.engine)
+        app.extensions["hot_connection"] = KeptConnections(db.engine)
         app.extensions["update_check"] = UpdateCheck(app.extensions, settings.update_poll_seconds)
         if settings.report_batch_seconds > 0:
             from upgrade_server.updates.reports import ReportWriter

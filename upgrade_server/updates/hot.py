@@ -6,22 +6,30 @@ from its token (with what the answer depends on), the answer comes from a
 per-process cache keyed by the product's release generation (bumped on every
 publish, promotion, withdrawal or channel change), or else from one release
 query; what the device reported is written behind in batches (reports.py).
+
+Both queries are written in Core but compiled once per dialect and run on the
+raw DBAPI cursor of a connection each thread keeps: SQLAlchemy's per-execution
+work (pool checkout, execution context, result object) cost three quarters of
+a check on SQLite. The token is still looked up on every check, so a revoked
+token is refused at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections import OrderedDict, namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from semver import Version
-from sqlalchemy import bindparam, create_engine, select, update
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy import Select, bindparam, create_engine, select, update
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from werkzeug.http import parse_etags
 
 from upgrade_server import tokens
@@ -116,43 +124,122 @@ class AnswerCache:
                 self._data.popitem(last=False)
 
 
-def connection_source(engine: Engine) -> Callable[[], AbstractContextManager[Connection]]:
-    """Connections for the check from a pool of its own in autocommit mode: a
-    read is one round trip, with no BEGIN/COMMIT and no isolation level to
-    reset on each checkout. Tests replace this with their own transaction's."""
-    hot_engine = create_engine(
-        engine.url,
-        isolation_level="AUTOCOMMIT",
-        # Nothing to roll back in autocommit mode when a connection returns.
-        pool_reset_on_return=None,
-    ).execution_options(autocommit_engine=True)
-    return hot_engine.connect
+class CompiledQuery:
+    """A Core select compiled once for one dialect and run on the raw DBAPI
+    cursor, with the same bind values, type conversions and wrapped errors as
+    Connection.execute, minus its per-call work."""
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.bind_converters = {
+            compiled.bind_names[b]: convert
+            for b in compiled.binds.values()
+            if (convert := b.type.dialect_impl(dialect).bind_processor(dialect))
+        }
+        self.sql = compiled.string
+        self.defaults = compiled.construct_params(_check=False)
+        self.positions = compiled.positiontup if dialect.positional else None
+        columns = statement.selected_columns
+        self.row: Any = namedtuple("row", [c.name for c in columns])  # type: ignore[misc]
+        self.converters = [
+            (i, convert)
+            for i, c in enumerate(columns)
+            if (convert := c.type.dialect_impl(dialect).result_processor(dialect, None))
+        ]
+
+    def first(self, conn: Connection, values: dict[str, Any]) -> Any:
+        params: Any = {**self.defaults, **values}
+        for name, convert in self.bind_converters.items():
+            params[name] = convert(params[name])
+        if self.positions is not None:
+            params = tuple(params[name] for name in self.positions)
+        dialect, dbapi = conn.dialect, conn.dialect.loaded_dbapi
+        raw = conn.connection.dbapi_connection
+        try:
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(self.sql, params)
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+        except dbapi.Error as exc:
+            gone = dialect.is_disconnect(exc, raw, None)
+            raise DBAPIError.instance(
+                self.sql, params, exc, dbapi.Error, connection_invalidated=gone
+            ) from exc
+        if found is None:
+            return None
+        if self.converters:
+            found = list(found)
+            for i, convert in self.converters:
+                found[i] = convert(found[i])
+        return self.row._make(found)
 
 
-def find_device(conn: Connection, raw_token: str) -> Row[Any] | None:
+_compiled: dict[tuple[int, str], CompiledQuery] = {}
+
+
+def _query(statement: Select[Any], conn: Connection) -> CompiledQuery:
+    key = (id(statement), conn.dialect.name)
+    query = _compiled.get(key)
+    if query is None:
+        query = _compiled[key] = CompiledQuery(statement, conn.dialect)
+    return query
+
+
+class KeptConnections:
+    """The check's connections: one per thread, kept between checks, from an
+    engine of its own in autocommit mode (a read is one round trip, with no
+    BEGIN/COMMIT). A connection that fails is dropped and the next check opens
+    a new one. Tests replace this with their own transaction's connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = create_engine(
+            engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+        ).execution_options(autocommit_engine=True)
+        self._local = threading.local()
+
+    @contextmanager
+    def __call__(self) -> Iterator[Connection]:
+        local = self._local
+        # A connection made before gunicorn forked belongs to the parent.
+        if getattr(local, "pid", None) != os.getpid() or local.conn is None:
+            local.conn, local.pid = self.engine.connect(), os.getpid()
+        conn: Connection = local.conn
+        try:
+            yield conn
+            if conn.in_transaction():  # a report written through Core
+                conn.commit()
+        except DBAPIError:
+            local.conn = None
+            conn.invalidate()
+            raise
+
+
+def find_device(conn: Connection, raw_token: str) -> Any:
     if not raw_token.startswith(tokens.DEVICE_TOKEN_PREFIX):
         return None
-    return conn.execute(_DEVICE, {"token_hash": tokens.hash_secret(raw_token)}).first()
+    return _query(_DEVICE, conn).first(conn, {"token_hash": tokens.hash_secret(raw_token)})
 
 
 def compute_answer(
     conn: Connection,
-    device: Row[Any],
+    device: Any,
     current_version: str,
     channel: str,
     poll_seconds: int,
     url_prefix: str,
 ) -> Answer:
     current_key = versions.sort_key(versions.parse(current_version, "current_version"))
-    row = conn.execute(
-        _RELEASE,
+    row = _query(_RELEASE, conn).first(
+        conn,
         {
             "product_id": device.product_id,
             "channel": channel,
             "current_key": current_key,
             "hardware_like": f"%,{escape_like(device.hardware)},%",
         },
-    ).first()
+    )
     if row is None:
         return Answer(None, _etag(f"none:{poll_seconds}".encode()))
     offer = {
@@ -198,6 +285,25 @@ class UpdateCheck:
         """(status, headers, body) of the answer. Raises AuthenticationError,
         InvalidInputError or OperationalError."""
         raw = authorization[7:] if authorization.startswith("Bearer ") else ""
+        try:
+            answer = self._answer(raw, body)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The kept connection had died (the database restarted, a proxy
+            # closed it): once more, on a new one.
+            answer = self._answer(raw, body)
+        etag = f'"{answer.etag}"'
+        if if_none_match and parse_etags(if_none_match).contains(answer.etag):
+            return 304, [("ETag", etag)], b""
+        headers = [("ETag", etag), ("Cache-Control", "private, no-cache")]
+        if answer.body is None:
+            return 204, headers, b""
+        headers.append(("Content-Type", "application/json"))
+        headers.append(("Content-Length", str(len(answer.body))))
+        return 200, headers, answer.body
+
+    def _answer(self, raw: str, body: bytes) -> Answer:
         with self.extensions["hot_connection"]() as conn:
             device = find_device(conn, raw)
             if device is None:
@@ -221,15 +327,7 @@ class UpdateCheck:
                 record_report(conn, device.id, values)
             else:
                 writer.add(device.id, values)
-        etag = f'"{answer.etag}"'
-        if if_none_match and parse_etags(if_none_match).contains(answer.etag):
-            return 304, [("ETag", etag)], b""
-        headers = [("ETag", etag), ("Cache-Control", "private, no-cache")]
-        if answer.body is None:
-            return 204, headers, b""
-        headers.append(("Content-Type", "application/json"))
-        headers.append(("Content-Length", str(len(answer.body))))
-        return 200, headers, answer.body
+        return answer
 
 
 def parse_body(body: bytes) -> tuple[str, str | None, str | None, dict[str, Any] | None]:

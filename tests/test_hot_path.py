@@ -1,0 +1,89 @@
+"""The update check on the connections it keeps in production (the rest of the
+suite hands it the test's transaction instead)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.gunicorn_server import provision, seed_publisher
+from upgrade_server import create_app
+from upgrade_server.accounts.principal import Principal
+from upgrade_server.config import Settings
+from upgrade_server.devices import service as devices
+from upgrade_server.devices.models import Device
+from upgrade_server.extensions import db
+
+CHECK = "/api/device/v1/update-check"
+
+
+def _check(client, token: str):
+    return client.post(
+        CHECK, json={"current_version": "0.9.0"}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def _cut_kept_connection(app, database_url: str) -> None:
+    """What a database restart does to the connection the check keeps."""
+    if database_url.startswith("sqlite"):
+        # The kept connection belongs to this thread: close it underneath.
+        with app.extensions["hot_connection"]() as conn:
+            conn.connection.dbapi_connection.close()
+        return
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    admin.dispose()
+    assert killed >= 1
+
+
+@pytest.mark.own_app
+def test_kept_connection_survives_a_restart_and_sees_revocation_at_once(scratch_url, tmp_path):
+    instance = tmp_path / "instance"
+    seed_publisher(scratch_url, instance)
+    token = provision(scratch_url, instance, "gw", "rev-a", "K-1")
+    # Reports written with each check, on the kept connection too.
+    settings = Settings(
+        instance_path=instance,
+        database_url=scratch_url,
+        log_level="CRITICAL",
+        report_batch_seconds=0,
+    )
+    app = create_app({"SETTINGS": settings})
+    client = app.test_client()
+    assert _check(client, token).status_code == 204  # nothing published yet
+    with app.app_context():
+        assert db.session.scalars(db.select(Device.last_seen_at)).one() is not None
+
+    _cut_kept_connection(app, scratch_url)
+    # The device does not see the restart: the check reconnects and answers.
+    assert _check(client, token).status_code == 204
+
+    with app.app_context():
+        device = db.session.scalars(db.select(Device)).one()
+        devices.revoke_device_tokens(db.session, Principal.cli(), device)
+        db.session.commit()
+    r = _check(client, token)
+    assert r.status_code == 401
+    assert r.mimetype == "application/problem+json"
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.own_app
+def test_unreachable_database_is_a_503_problem(tmp_path):
+    settings = Settings(
+        instance_path=tmp_path,
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        log_level="CRITICAL",
+    )
+    r = _check(create_app({"SETTINGS": settings}).test_client(), "usd_whatever")
+    assert r.status_code == 503
+    assert r.mimetype == "application/problem+json"
+    assert r.get_json()["type"].endswith("/problems/service-unavailable")
+    assert "Traceback" not in r.get_data(as_text=True)
