@@ -55,6 +55,18 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/releases/<int:release_id>/installs"): EVERYONE,
     ("GET", "/api/v1/audit"): {"admin"},
     ("GET", "/api/v1/audit/verify"): {"admin"},
+    ("GET", "/api/v1/devices/<int:device_id>/coverage"): EVERYONE,
+    ("POST", "/api/v1/devices/<int:device_id>/coverage-overrides"): {"admin"},
+    (
+        "DELETE",
+        "/api/v1/devices/<int:device_id>/coverage-overrides/<int:override_id>",
+    ): {"admin"},
+    ("GET", "/api/v1/contracts"): EVERYONE,
+    ("POST", "/api/v1/contracts"): {"admin"},
+    ("GET", "/api/v1/contracts/<int:contract_id>"): EVERYONE,
+    ("DELETE", "/api/v1/contracts/<int:contract_id>"): {"admin"},
+    ("GET", "/api/v1/coverage/expiring"): EVERYONE,
+    ("GET", "/api/v1/organisations/<int:organisation_id>/coverage"): EVERYONE,
 }
 DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/device"),
@@ -63,6 +75,7 @@ DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/releases/<int:release_id>"),
     ("GET", "/api/device/v1/releases/<int:release_id>/artifact"),
     ("POST", "/api/device/v1/installs"),
+    ("GET", "/api/device/v1/coverage"),
 }
 
 
@@ -114,6 +127,8 @@ def _fill(rule: str, world) -> str:
         "device_id": world["device"].id,
         "release_id": 999_999,
         "request_id": 999_999,
+        "contract_id": 999_999,
+        "override_id": 999_999,
     }
     return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule)
 

@@ -104,6 +104,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.audit.api import bp as audit_bp
     from upgrade_server.devices.api import bp as devices_bp
     from upgrade_server.devices.device_api import bp as device_api_bp
+    from upgrade_server.entitlements.api import bp as coverage_bp
+    from upgrade_server.entitlements.api import device_bp as device_coverage_bp
     from upgrade_server.organisations.api import bp as organisations_bp
     from upgrade_server.products.api import bp as products_bp
     from upgrade_server.releases.api import bp as releases_bp
@@ -119,11 +121,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         tokens_bp,
         products_bp,
         devices_bp,
+        coverage_bp,
         audit_bp,
         releases_bp,
         signing_bp,
         updates_bp,
         device_api_bp,
+        device_coverage_bp,
         device_updates_bp,
         tuf_bp,
     ):

@@ -55,6 +55,10 @@ class PermissionDeniedError(AppError):
     pass
 
 
+class NotEntitledError(PermissionDeniedError):
+    """The device's upgrade coverage does not include this release."""
+
+
 class NotFoundError(AppError):
     pass
 
@@ -115,6 +119,13 @@ PROBLEMS: dict[type[AppError], Problem] = {
     ),
     PermissionDeniedError: Problem(
         403, "forbidden", "Forbidden", "The caller's role does not allow this action."
+    ),
+    NotEntitledError: Problem(
+        403,
+        "not-entitled",
+        "Not entitled",
+        "The device's upgrade coverage does not include this release: it was published"
+        " after the coverage ended. A contract that covers it brings it.",
     ),
     NotFoundError: Problem(
         404,

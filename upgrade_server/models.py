@@ -3,6 +3,7 @@
 from upgrade_server.accounts.models import ApiToken, User
 from upgrade_server.audit.models import AuditEntry, AuditHead
 from upgrade_server.devices.models import Device, DeviceToken
+from upgrade_server.entitlements.models import Contract, CoverageOverride
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
@@ -14,6 +15,8 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Channel",
+    "Contract",
+    "CoverageOverride",
     "Device",
     "DeviceToken",
     "HardwareRevision",

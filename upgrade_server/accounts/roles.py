@@ -39,6 +39,7 @@ class Permission(StrEnum):
     RELEASE_READ = "release:read"
     RELEASE_PUBLISH = "release:publish"
     SIGNING_MANAGE = "signing:manage"
+    COVERAGE_MANAGE = "coverage:manage"
 
 
 _ALL = frozenset(Role)
@@ -63,6 +64,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.RELEASE_PUBLISH: frozenset({Role.ADMIN, Role.PUBLISHER}),
     # Creating repositories, rotating keys and uploading offline signatures.
     Permission.SIGNING_MANAGE: frozenset({Role.ADMIN, Role.PUBLISHER}),
+    # Contracts and manual overrides of coverage.
+    Permission.COVERAGE_MANAGE: frozenset({Role.ADMIN}),
 }
 
 

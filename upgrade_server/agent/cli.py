@@ -51,6 +51,12 @@ def check(agent: Agent) -> None:
         click.echo(f"up to date ({agent.current_version})")
     else:
         click.echo(f"offered {offer.version} ({offer.length} bytes); now {agent.current_version}")
+    hint = agent.not_entitled()
+    if hint:
+        click.echo(
+            f"{hint['version']} is not covered: upgrade coverage ended on"
+            f" {hint['coverage_ends_on']}; a contract that covers it brings it"
+        )
 
 
 @main.command(help="Download the offered artifact, resuming a partial one.")

@@ -101,7 +101,13 @@ class Agent:
 
     def offer(self) -> Offer | None:
         data = self.state().get("offer")
-        return Offer.from_json(data) if data else None
+        return Offer.from_json(data) if data and "version" in data else None
+
+    def not_entitled(self) -> dict[str, Any] | None:
+        """What the last check said of a newer release coverage does not include."""
+        data = self.state().get("offer") or {}
+        hint: dict[str, Any] | None = data.get("newer_not_entitled")
+        return hint
 
     # --- HTTP ------------------------------------------------------------------
 
@@ -173,7 +179,9 @@ class Agent:
             raise AgentError("E_CHECK", f"update check answered {response.status}")
         data = json.loads(response.data)
         self.save(offer=data, check_etag=response.headers.get("ETag"), last_check=time.time())
-        return Offer.from_json(data)
+        # Without release fields: nothing to install, but a newer release that
+        # this device's coverage does not include (newer_not_entitled).
+        return self.offer()
 
     def metadata_changed(self) -> bool:
         """A conditional GET of timestamp.json (static, behind a CDN): did it change?

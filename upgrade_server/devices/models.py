@@ -38,6 +38,12 @@ class Device(Base):
     inventory: Mapped[dict[str, Any]] = mapped_column(
         JSON, default=dict, server_default=text("'{}'")
     )
+    # Upgrade coverage as the update check reads it (coverage.stored_form):
+    # {"windows": [[from, until) POSIX seconds, null: open], "through": last
+    # covered day}, kept by entitlements.service.refresh whenever a date,
+    # contract, override, time zone or product term changes. NULL: no delivery
+    # recorded yet, the vendor's own stock, not restricted.
+    upgrade_windows: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship(lazy="joined")

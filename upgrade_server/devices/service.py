@@ -245,6 +245,7 @@ def create_device(session: Session, actor: Principal, data: dict[str, Any]) -> P
         raise InvalidInputError("the device description is invalid", errors)
     provisioned = _provision(session, actor, row)
     flush_unique(session, f"a device with serial {row.serial!r} exists")
+    _refresh_coverage(session, [provisioned.device])
     record_change(
         session,
         actor,
@@ -316,6 +317,7 @@ def import_devices_csv(session: Session, actor: Principal, text: str) -> list[Pr
         raise InvalidInputError("the CSV file has no rows", [{"row": 2, "message": "no data"}])
     provisioned = [_provision(session, actor, row) for row in rows]
     flush_unique(session, "a device in the file was created meanwhile; nothing was imported")
+    _refresh_coverage(session, [p.device for p in provisioned])
     record(
         session,
         actor,
@@ -365,10 +367,18 @@ def update_device(
             "the change is invalid", [{"field": "accepted_on", "message": "before delivered_on"}]
         )
     session.flush()
+    _refresh_coverage(session, [device])
     record_change(
         session, actor, "device.update", device, before, organisation_id=device.organisation_id
     )
     return device
+
+
+def _refresh_coverage(session: Session, devices: list[Device]) -> None:
+    # Coverage depends on devices, not the other way round: imported here.
+    from upgrade_server.entitlements import service as entitlements
+
+    entitlements.refresh(session, devices)
 
 
 def rotate_device_token(

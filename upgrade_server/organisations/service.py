@@ -106,4 +106,10 @@ def update_organisation(
             setattr(org, key, changes[key])
     session.flush()
     record_change(session, actor, "organisation.update", org, before, organisation_id=org.id)
+    if org.timezone != before["timezone"]:
+        # Coverage days are this organisation's calendar days.
+        from upgrade_server.devices.models import Device
+        from upgrade_server.entitlements import service as entitlements
+
+        entitlements.refresh_where(session, Device.organisation_id == org.id)
     return org

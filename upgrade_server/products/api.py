@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import DateTime, Integer, List, Nested, String
-from apiflask.validators import Length
+from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
 from sqlalchemy import select
 
 from upgrade_server.accounts.auth import current_principal, token_auth
@@ -14,6 +14,8 @@ from upgrade_server.pagination import paginate
 from upgrade_server.products import service
 from upgrade_server.products.models import Product
 from upgrade_server.schemas import PageQuery, page_body, page_schema
+
+STARTS_FROM = ("delivery", "acceptance")
 
 bp = APIBlueprint("products", __name__, url_prefix="/api/v1/products", tag="Products")
 
@@ -35,6 +37,13 @@ class ProductOut(Schema):
     name = String()
     description = String()
     hardware_revisions = List(Nested(HardwareRevisionOut))
+    upgrade_months = Integer()
+    upgrade_starts_from = String()
+    warranty_months = Integer()
+    warranty_starts_from = String()
+    support_months = Integer()
+    support_starts_from = String()
+    security_fixes_free = Boolean()
     created_at = DateTime()
 
 
@@ -48,6 +57,16 @@ class ProductIn(Schema):
 class ProductPatch(Schema):
     name = String(validate=Length(1, 200))
     description = String(validate=Length(0, 2000))
+    # Coverage terms: admins only.
+    upgrade_months = Integer(validate=Range(1, 600))
+    upgrade_starts_from = String(validate=OneOf(STARTS_FROM))
+    warranty_months = Integer(validate=Range(1, 600))
+    warranty_starts_from = String(validate=OneOf(STARTS_FROM))
+    support_months = Integer(validate=Range(1, 600))
+    support_starts_from = String(validate=OneOf(STARTS_FROM))
+    security_fixes_free = Boolean(
+        metadata={"description": "security-fix releases go to every device, covered or not"}
+    )
 
 
 ProductPage = page_schema(ProductOut, "ProductPage")

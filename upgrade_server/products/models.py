@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from upgrade_server.database import UTCDateTime, utcnow
 from upgrade_server.extensions import Base
+
+COVERAGE_KINDS = ("upgrade", "warranty", "support")
 
 
 class Product(Base):
@@ -19,6 +21,22 @@ class Product(Base):
     # Bumped whenever what the update check could answer changes (publish,
     # promotion, withdrawal, channels): it keys the answer cache.
     release_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Coverage terms (entitlements/coverage.py): months, and the event each
+    # starts from ("delivery" or "acceptance").
+    upgrade_months: Mapped[int] = mapped_column(default=36, server_default="36")
+    upgrade_starts_from: Mapped[str] = mapped_column(
+        String(16), default="acceptance", server_default="acceptance"
+    )
+    warranty_months: Mapped[int] = mapped_column(default=36, server_default="36")
+    warranty_starts_from: Mapped[str] = mapped_column(
+        String(16), default="acceptance", server_default="acceptance"
+    )
+    support_months: Mapped[int] = mapped_column(default=36, server_default="36")
+    support_starts_from: Mapped[str] = mapped_column(
+        String(16), default="delivery", server_default="delivery"
+    )
+    # Security-fix releases go to every device of the product, covered or not.
+    security_fixes_free: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     hardware_revisions: Mapped[list[HardwareRevision]] = relationship(
@@ -26,7 +44,17 @@ class Product(Base):
     )
 
     def audit_view(self) -> dict[str, object]:
-        return {"code": self.code, "name": self.name, "description": self.description}
+        return {
+            "code": self.code,
+            "name": self.name,
+            "description": self.description,
+            **{f"{kind}_months": getattr(self, f"{kind}_months") for kind in COVERAGE_KINDS},
+            **{
+                f"{kind}_starts_from": getattr(self, f"{kind}_starts_from")
+                for kind in COVERAGE_KINDS
+            },
+            "security_fixes_free": self.security_fixes_free,
+        }
 
 
 class HardwareRevision(Base):

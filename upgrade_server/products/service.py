@@ -65,17 +65,32 @@ def create_product(
     return product
 
 
+COVERAGE_TERMS = frozenset(
+    f"{kind}_{field}"
+    for kind in ("upgrade", "warranty", "support")
+    for field in ("months", "starts_from")
+) | {"security_fixes_free"}
+
+
 def update_product(
     session: Session, actor: Principal, product_id: int, changes: dict[str, Any]
 ) -> Product:
     _require_write(actor)
     product = get_product(session, product_id)
     before = product.audit_view()
-    for key in ("name", "description"):
+    term_keys = [k for k in changes if k in COVERAGE_TERMS]
+    if term_keys and not actor.may(Permission.COVERAGE_MANAGE):
+        raise PermissionDeniedError("you may not change coverage terms")
+    for key in ("name", "description", *term_keys):
         if key in changes:
             setattr(product, key, changes[key])
     session.flush()
     record_change(session, actor, "product.update", product, before)
+    if term_keys:
+        from upgrade_server.devices.models import Device
+        from upgrade_server.entitlements import service as entitlements
+
+        entitlements.refresh_where(session, Device.product_id == product.id)
     return product
 
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, abort, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import authenticate_device_token
 from upgrade_server.downloads import send_artifact
 from upgrade_server.extensions import current_settings, session
@@ -26,6 +27,7 @@ from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release, ReleaseStatus
 from upgrade_server.signing.repository import TufRepository
 from upgrade_server.signing.service import repository_for
+from upgrade_server.updates.service import may_download
 
 bp = Blueprint("tuf", __name__, url_prefix="/tuf")
 log = logging.getLogger(__name__)
@@ -34,19 +36,21 @@ _VERSIONED = re.compile(r"^(\d+)\.([a-z0-9-]+)\.json$")
 _TARGET = re.compile(r"^(?P<dir>.+)/(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]+)$")
 
 
-def _product(code: str) -> Product:
+def _product(code: str) -> tuple[Product, Device | None]:
+    """The product, and the device asking (required for a private repository)."""
     product = products.find_by_code(session(), code)
     if product is None:
         abort(404)
     repo = repository_for(session(), product, current_settings())
     if not repo.exists():
         abort(404)
-    if repo.settings().private:
-        header = request.headers.get("Authorization", "")
+    header = request.headers.get("Authorization", "")
+    device = None
+    if header or repo.settings().private:
         device = authenticate_device_token(session(), header.removeprefix("Bearer ").strip())
         if device is None or device.product_id != product.id:
             abort(404)
-    return product
+    return product, device
 
 
 def _json(data: bytes, max_age: int) -> Response:
@@ -74,7 +78,7 @@ def _refresh(repo: TufRepository) -> None:
 
 @bp.get("/<code>/metadata/<name>")
 def metadata(code: str, name: str) -> Response:
-    product = _product(code)
+    product, _ = _product(code)
     repo = repository_for(session(), product, current_settings())
     if name == "timestamp.json":
         _refresh(repo)
@@ -98,7 +102,7 @@ def metadata(code: str, name: str) -> Response:
 
 @bp.get("/<code>/targets/<path:name>")
 def target(code: str, name: str) -> Response:
-    product = _product(code)
+    product, device = _product(code)
     match = _TARGET.match(name)
     if match is None:
         abort(404)
@@ -117,5 +121,8 @@ def target(code: str, name: str) -> Response:
     )
     if release is None:
         abort(404)
+    if device is not None:
+        # A device gets only what it may install (hardware, coverage).
+        may_download(device, release)
     # Targets are immutable (their hash is in the name): caches may keep them.
     return send_artifact(release, max_age=86400)

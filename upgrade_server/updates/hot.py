@@ -24,6 +24,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from semver import Version
@@ -35,6 +36,7 @@ from werkzeug.http import parse_etags
 from upgrade_server import tokens
 from upgrade_server.database import escape_like, utcnow
 from upgrade_server.devices.models import Device, DeviceToken
+from upgrade_server.entitlements.coverage import instant_entitled
 from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases import versions
@@ -49,8 +51,10 @@ _DEVICE = (
         Device.channel,
         Device.current_version,
         Device.inventory,
+        Device.upgrade_windows,
         HardwareRevision.code.label("hardware"),
         Product.release_generation,
+        Product.security_fixes_free,
     )
     .select_from(DeviceToken)
     .join(Device, Device.id == DeviceToken.device_id)
@@ -79,6 +83,7 @@ _RELEASE = (
         Release.artifact_sha256,
         Release.security_fix,
         Release.parameters,
+        Release.published_at,
     )
     .where(
         Release.product_id == bindparam("product_id"),
@@ -89,7 +94,6 @@ _RELEASE = (
         _IN_CHANNEL,
     )
     .order_by(Release.version_key.desc())
-    .limit(1)
 )
 
 
@@ -102,26 +106,30 @@ class Answer:
 
 
 class AnswerCache:
-    """A small LRU of answers; the product's generation makes stale keys unreachable."""
+    """An LRU of candidate lists, bounded by the number of candidates it holds;
+    the product's generation makes stale keys unreachable."""
 
-    def __init__(self, size: int = 20_000) -> None:
-        self.size = size
-        self._data: OrderedDict[tuple[Any, ...], Answer] = OrderedDict()
+    def __init__(self, max_candidates: int = 100_000) -> None:
+        self.max_candidates = max_candidates
+        self._data: OrderedDict[tuple[Any, ...], tuple[Candidate, ...]] = OrderedDict()
+        self._held = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> Answer | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[Candidate, ...] | None:
         with self._lock:
-            answer = self._data.get(key)
-            if answer is not None:
+            found = self._data.get(key)
+            if found is not None:
                 self._data.move_to_end(key)
-            return answer
+            return found
 
-    def put(self, key: tuple[Any, ...], answer: Answer) -> None:
+    def put(self, key: tuple[Any, ...], found: tuple[Candidate, ...]) -> None:
         with self._lock:
-            self._data[key] = answer
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            old = self._data.pop(key, None)
+            self._held += len(found) + 1 - (len(old) + 1 if old is not None else 0)
+            self._data[key] = found
+            while self._held > self.max_candidates and len(self._data) > 1:
+                _, dropped = self._data.popitem(last=False)
+                self._held -= len(dropped) + 1
 
 
 class CompiledQuery:
@@ -148,6 +156,11 @@ class CompiledQuery:
         ]
 
     def first(self, conn: Connection, values: dict[str, Any]) -> Any:
+        rows = self.rows(conn, values, 1)
+        return rows[0] if rows else None
+
+    def rows(self, conn: Connection, values: dict[str, Any], limit: int = 0) -> list[Any]:
+        """The rows (at most `limit`, 0: all) as named tuples."""
         params: Any = {**self.defaults, **values}
         for name, convert in self.bind_converters.items():
             params[name] = convert(params[name])
@@ -159,7 +172,7 @@ class CompiledQuery:
             cursor = raw.cursor()  # type: ignore[union-attr]
             try:
                 cursor.execute(self.sql, params)
-                found = cursor.fetchone()
+                found = cursor.fetchmany(limit) if limit else cursor.fetchall()
             finally:
                 cursor.close()
         except dbapi.Error as exc:
@@ -167,13 +180,14 @@ class CompiledQuery:
             raise DBAPIError.instance(
                 self.sql, params, exc, dbapi.Error, connection_invalidated=gone
             ) from exc
-        if found is None:
-            return None
+        return [self._convert(row) for row in found]
+
+    def _convert(self, row: Any) -> Any:
         if self.converters:
-            found = list(found)
+            row = list(row)
             for i, convert in self.converters:
-                found[i] = convert(found[i])
-        return self.row._make(found)
+                row[i] = convert(row[i])
+        return self.row._make(row)
 
 
 _compiled: dict[tuple[int, str], CompiledQuery] = {}
@@ -222,16 +236,42 @@ def find_device(conn: Connection, raw_token: str) -> Any:
     return _query(_DEVICE, conn).first(conn, {"token_hash": tokens.hash_secret(raw_token)})
 
 
-def compute_answer(
+class Candidate:
+    """A release a device of some hardware, channel and version could be
+    offered; its offer is serialised when first chosen."""
+
+    __slots__ = ("_answer", "offer", "published", "security_fix", "version")
+
+    def __init__(
+        self, version: str, published: float, security_fix: bool, offer: dict[str, Any]
+    ) -> None:
+        self.version = version
+        self.published = published  # POSIX seconds
+        self.security_fix = security_fix
+        self.offer = offer
+        self._answer: Answer | None = None
+
+    @property
+    def answer(self) -> Answer:
+        if self._answer is None:
+            body = json.dumps(self.offer, separators=(",", ":")).encode()
+            self._answer = Answer(body, _etag(body))
+        return self._answer
+
+
+def candidates(
     conn: Connection,
     device: Any,
     current_version: str,
     channel: str,
     poll_seconds: int,
     url_prefix: str,
-) -> Answer:
+) -> tuple[Candidate, ...]:
+    """Every release newer than `current_version` that fits the device's
+    hardware and channel and is reachable from that version, newest first.
+    Which one the device gets depends on its coverage (choose())."""
     current_key = versions.sort_key(versions.parse(current_version, "current_version"))
-    row = _query(_RELEASE, conn).first(
+    rows = _query(_RELEASE, conn).rows(
         conn,
         {
             "product_id": device.product_id,
@@ -240,22 +280,53 @@ def compute_answer(
             "hardware_like": f"%,{escape_like(device.hardware)},%",
         },
     )
-    if row is None:
+    found = []
+    for row in rows:
+        offer = {
+            "release_id": row.id,
+            "version": row.version,
+            "target_path": row.target_path,
+            "length": row.artifact_size,
+            "hashes": {"sha256": row.artifact_sha256},
+            "download_url": f"{url_prefix}/releases/{row.id}/artifact",
+            "notes_url": f"{url_prefix}/releases/{row.id}",
+            "security_fix": row.security_fix,
+            "parameters": row.parameters,
+            "operator_action_required": any(p.get("operator_action") for p in row.parameters),
+            "poll_seconds": poll_seconds,
+        }
+        published = row.published_at.timestamp() if row.published_at else 0.0
+        found.append(Candidate(row.version, published, row.security_fix, offer))
+    return tuple(found)
+
+
+def choose(found: tuple[Candidate, ...], device: Any, poll_seconds: int) -> Answer:
+    """The newest candidate the device's coverage includes; and, when a newer
+    one exists that it does not, say so (the version and when coverage ended)."""
+    coverage_state = device.upgrade_windows
+    if not found:
         return Answer(None, _etag(f"none:{poll_seconds}".encode()))
-    offer = {
-        "release_id": row.id,
-        "version": row.version,
-        "target_path": row.target_path,
-        "length": row.artifact_size,
-        "hashes": {"sha256": row.artifact_sha256},
-        "download_url": f"{url_prefix}/releases/{row.id}/artifact",
-        "notes_url": f"{url_prefix}/releases/{row.id}",
-        "security_fix": row.security_fix,
-        "parameters": row.parameters,
-        "operator_action_required": any(p.get("operator_action") for p in row.parameters),
-        "poll_seconds": poll_seconds,
+    if coverage_state is None:  # not delivered yet: not restricted
+        return found[0].answer
+    windows = coverage_state["windows"]
+    free = device.security_fixes_free
+    chosen = next(
+        (c for c in found if (free and c.security_fix) or instant_entitled(windows, c.published)),
+        None,
+    )
+    if chosen is found[0]:
+        return chosen.answer
+    newest = found[0]
+    hint = {
+        "version": newest.version,
+        "published_at": datetime.fromtimestamp(newest.published, UTC).isoformat(),
+        "coverage_ends_on": coverage_state["through"],
+        "reason": "published after this device's upgrade coverage ended;"
+        " a contract that covers it brings it",
     }
-    body = json.dumps(offer, separators=(",", ":")).encode()
+    document: dict[str, Any] = dict(chosen.offer) if chosen else {"poll_seconds": poll_seconds}
+    document["newer_not_entitled"] = hint
+    body = json.dumps(document, separators=(",", ":")).encode()
     return Answer(body, _etag(body))
 
 
@@ -312,12 +383,13 @@ class UpdateCheck:
             channel = channel_asked or device.channel
             cache: AnswerCache = self.extensions["answer_cache"]
             key = (device.product_id, device.release_generation, device.hardware, channel, version)
-            answer = cache.get(key)
-            if answer is None:
-                answer = compute_answer(
+            found = cache.get(key)
+            if found is None:
+                found = candidates(
                     conn, device, version, channel, self.poll_seconds, self.URL_PREFIX
                 )
-                cache.put(key, answer)
+                cache.put(key, found)
+            answer = choose(found, device, self.poll_seconds)
             inventory = dict(attributes or {})
             if hardware:
                 inventory["hardware_revision"] = hardware

@@ -6,7 +6,6 @@ ConflictError.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from upgrade_server.database import utcnow
 from upgrade_server.devices.models import Device
+from upgrade_server.entitlements import service as entitlements
 from upgrade_server.errors import (
     ConflictError,
     InvalidInputError,
@@ -25,19 +25,13 @@ from upgrade_server.releases import versions
 from upgrade_server.releases.models import Release, ReleaseStatus
 from upgrade_server.updates.models import InstallEvent, InstallStatus
 
-# Coverage (the entitlements issue) plugs in here: (device, release) -> allowed.
-EntitlementCheck = Callable[[Device, Release], bool]
 
-
-def everything_allowed(device: Device, release: Release) -> bool:
-    return True
-
-
-def may_download(device: Device, release: Release, allowed: EntitlementCheck) -> None:
+def may_download(device: Device, release: Release) -> None:
     """Raise unless this device may fetch this release's artifact.
 
     Another product's release is NotFound (its existence does not leak); a
-    withdrawn, pending, foreign-hardware or not-entitled one is PermissionDenied.
+    withdrawn, pending or foreign-hardware one is PermissionDenied, one the
+    device's coverage does not include is NotEntitled.
     """
     if release.product_id != device.product_id:
         raise NotFoundError(f"no release {release.id}")
@@ -47,8 +41,7 @@ def may_download(device: Device, release: Release, allowed: EntitlementCheck) ->
         raise PermissionDeniedError(
             f"release {release.version} is not for hardware {device.hardware_revision.code}"
         )
-    if not allowed(device, release):
-        raise PermissionDeniedError(f"this device is not entitled to {release.version}")
+    entitlements.check_release(device, release)
 
 
 def count_download(session: Session, release: Release) -> None:

@@ -1,0 +1,499 @@
+"""Coverage of devices: computed from the promise, contracts and overrides;
+kept on each device in the form the update check reads (`upgrade_windows`).
+
+Errors raised: InvalidInputError, NotFoundError, PermissionDeniedError,
+NotEntitledError.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from upgrade_server.accounts.principal import Principal
+from upgrade_server.accounts.roles import Permission
+from upgrade_server.audit.service import record_change
+from upgrade_server.database import utcnow
+from upgrade_server.devices.models import Device
+from upgrade_server.devices.service import get_device, visible_devices
+from upgrade_server.entitlements import coverage
+from upgrade_server.entitlements.coverage import Grant, Kind, StartsFrom, Terms, Window
+from upgrade_server.entitlements.models import Contract, CoverageOverride
+from upgrade_server.errors import (
+    InvalidInputError,
+    NotEntitledError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from upgrade_server.organisations.models import Organisation
+from upgrade_server.products.models import Product
+from upgrade_server.releases.models import Release
+
+# Product columns per coverage kind.
+_COLUMN = {Kind.UPGRADES: "upgrade", Kind.WARRANTY: "warranty", Kind.SUPPORT: "support"}
+
+
+def terms(product: Product, kind: Kind) -> Terms:
+    prefix = _COLUMN[kind]
+    return Terms(
+        getattr(product, f"{prefix}_months"), StartsFrom(getattr(product, f"{prefix}_starts_from"))
+    )
+
+
+def _require_manage(actor: Principal) -> None:
+    if not actor.may(Permission.COVERAGE_MANAGE):
+        raise PermissionDeniedError("you may not manage coverage")
+
+
+# --- computing ---------------------------------------------------------------
+
+
+def _contract_grant(contract: Contract) -> Grant:
+    return Grant(contract.starts_on, contract.ends_on, "contract", contract.reference)
+
+
+def _override_grant(override: CoverageOverride) -> Grant:
+    return Grant(
+        override.starts_on,
+        override.ends_on,
+        "override",
+        override.reason,
+        deny=override.effect == "deny",
+    )
+
+
+def _contracts_for(session: Session, devices: list[Device]) -> dict[int, list[Contract]]:
+    """Contracts that apply to each device: its own, and its organisation's
+    for all its products or for its product."""
+    if not devices:
+        return {}
+    organisations = {d.organisation_id for d in devices}
+    found = session.scalars(
+        select(Contract).where(Contract.organisation_id.in_(organisations))
+    ).all()
+    by_device: dict[int, list[Contract]] = defaultdict(list)
+    for device in devices:
+        by_device[device.id] = [
+            c
+            for c in found
+            if c.organisation_id == device.organisation_id
+            and (c.device_id == device.id or c.device_id is None)
+            and (c.product_id is None or c.product_id == device.product_id)
+        ]
+    return by_device
+
+
+def _overrides_for(session: Session, device_ids: list[int]) -> dict[int, list[CoverageOverride]]:
+    by_device: dict[int, list[CoverageOverride]] = defaultdict(list)
+    for chunk in _chunks(device_ids):
+        for override in session.scalars(
+            select(CoverageOverride).where(CoverageOverride.device_id.in_(chunk))
+        ):
+            by_device[override.device_id].append(override)
+    return by_device
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def grants(
+    device: Device, kind: Kind, contracts: list[Contract], overrides: list[CoverageOverride]
+) -> list[Grant]:
+    found = coverage.promise(
+        kind, terms(device.product, kind), device.delivered_on, device.accepted_on
+    )
+    found += [_contract_grant(c) for c in contracts if c.kind == kind]
+    found += [_override_grant(o) for o in overrides if o.kind == kind]
+    return found
+
+
+def undelivered(device: Device) -> bool:
+    """No delivery or acceptance recorded: still the vendor's stock, not restricted."""
+    return device.delivered_on is None and device.accepted_on is None
+
+
+def upgrade_windows(
+    device: Device, contracts: list[Contract], overrides: list[CoverageOverride]
+) -> dict[str, Any] | None:
+    if undelivered(device) and not contracts and not overrides:
+        return None
+    covered = coverage.windows(grants(device, Kind.UPGRADES, contracts, overrides))
+    return coverage.stored_form(covered, device.organisation.timezone)
+
+
+def refresh(session: Session, devices: list[Device]) -> None:
+    """Store the upgrade windows of these devices, after any change to what
+    they depend on (dates, contracts, overrides, time zone, product terms)."""
+    session.flush()
+    contracts = _contracts_for(session, devices)
+    overrides = _overrides_for(session, [d.id for d in devices])
+    rows = [
+        {"_id": d.id, "w": upgrade_windows(d, contracts[d.id], overrides[d.id])} for d in devices
+    ]
+    if rows:
+        stmt = (
+            update(Device)
+            .where(Device.id == bindparam("_id"))
+            .values(upgrade_windows=bindparam("w"))
+            .execution_options(synchronize_session=False)
+        )
+        session.connection().execute(stmt, rows)
+        for device in devices:
+            session.expire(device, ["upgrade_windows"])
+
+
+def refresh_where(session: Session, *criteria: Any) -> int:
+    """refresh() every device matching the criteria (an organisation, a product)."""
+    devices = list(session.scalars(select(Device).where(*criteria)))
+    refresh(session, devices)
+    return len(devices)
+
+
+# --- the rule, at download ---------------------------------------------------
+
+
+def check_release(device: Device, release: Release) -> None:
+    """Raise NotEntitledError unless the device may install this release."""
+    if release.security_fix and device.product.security_fixes_free:
+        return
+    stored = device.upgrade_windows
+    if stored is None or release.published_at is None:
+        return
+    if not coverage.instant_entitled(stored["windows"], release.published_at.timestamp()):
+        through = date.fromisoformat(stored["through"]) if stored["through"] else None
+        published = coverage.local_day(release.published_at, device.organisation.timezone)
+        ended = f"ended on {through.isoformat()}" if through else "has not begun"
+        raise NotEntitledError(
+            f"release {release.version} was published on {published.isoformat()}; this "
+            f"device's upgrade coverage {ended}",
+            coverage_ends_on=through.isoformat() if through else None,
+            published_on=published.isoformat(),
+        )
+
+
+# --- reading -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KindCoverage:
+    kind: Kind
+    status: str  # covered, trial, expired, not-started, undelivered
+    covered_through: date | None
+    windows: list[Window]
+    grants: list[Grant]
+
+
+def today_in(zone: str, now: datetime | None = None) -> date:
+    return coverage.local_day(now or utcnow(), zone)
+
+
+def describe(
+    device: Device,
+    contracts: list[Contract],
+    overrides: list[CoverageOverride],
+    today: date,
+) -> list[KindCoverage]:
+    result = []
+    for kind in Kind:
+        found = grants(device, kind, contracts, overrides)
+        covered = coverage.windows(found)
+        current = next((w for w in covered if w.contains(today)), None)
+        if current is not None:
+            in_trial = any(
+                g.source == "trial" and Window(g.start, g.end).contains(today) for g in found
+            ) and not any(
+                g.source != "trial" and not g.deny and Window(g.start, g.end).contains(today)
+                for g in found
+            )
+            status = "trial" if in_trial else "covered"
+            through = current.end
+        elif undelivered(device) and not covered:
+            status, through = "undelivered", None
+        elif covered and covered[0].start > today:
+            status, through = "not-started", covered[0].end
+        else:
+            past = [w for w in covered if w.end is not None and w.end < today]
+            status, through = "expired", past[-1].end if past else None
+        result.append(KindCoverage(kind, status, through, covered, found))
+    return result
+
+
+def device_coverage(session: Session, actor: Principal, device_id: int) -> dict[str, Any]:
+    device = get_device(session, actor, device_id)
+    return coverage_of(session, device)
+
+
+def coverage_of(session: Session, device: Device, now: datetime | None = None) -> dict[str, Any]:
+    contracts = _contracts_for(session, [device])[device.id]
+    overrides = _overrides_for(session, [device.id])[device.id]
+    today = today_in(device.organisation.timezone, now)
+    kinds = describe(device, contracts, overrides, today)
+    return {
+        "device_id": device.id,
+        "serial": device.serial,
+        "timezone": device.organisation.timezone,
+        "today": today,
+        "security_fixes_free": device.product.security_fixes_free,
+        "kinds": [
+            {
+                "kind": k.kind.value,
+                "status": k.status,
+                "covered_through": k.covered_through,
+                "windows": [{"starts_on": w.start, "ends_on": w.end} for w in k.windows],
+                "grants": [
+                    {
+                        "source": g.source,
+                        "reference": g.reference,
+                        "starts_on": g.start,
+                        "ends_on": g.end,
+                        "effect": "deny" if g.deny else "grant",
+                    }
+                    for g in k.grants
+                ],
+            }
+            for k in kinds
+        ],
+    }
+
+
+def expiring(
+    session: Session,
+    actor: Principal,
+    days: int,
+    kind: Kind,
+    organisation_id: int | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Devices whose coverage of `kind` ends within `days` days (by their
+    organisation's calendar), soonest first."""
+    if not 0 <= days <= 3660:
+        raise InvalidInputError("days must be 0 to 3660", [{"field": "days", "message": "range"}])
+    stmt = visible_devices(actor)
+    if organisation_id is not None:
+        stmt = stmt.where(Device.organisation_id == organisation_id)
+    devices = list(session.scalars(stmt.order_by(Device.id)))
+    contracts = _contracts_for(session, devices)
+    overrides = _overrides_for(session, [d.id for d in devices])
+    rows = []
+    for device in devices:
+        today = today_in(device.organisation.timezone, now)
+        found = grants(device, kind, contracts[device.id], overrides[device.id])
+        current = next((w for w in coverage.windows(found) if w.contains(today)), None)
+        if current is None or current.end is None:
+            continue
+        if current.end <= today + timedelta(days=days):
+            rows.append(
+                {
+                    "device_id": device.id,
+                    "serial": device.serial,
+                    "organisation": device.organisation.slug,
+                    "product": device.product.code,
+                    "site": device.site,
+                    "kind": kind.value,
+                    "covered_through": current.end,
+                    "days_left": (current.end - today).days,
+                }
+            )
+    rows.sort(key=lambda r: (r["covered_through"], r["device_id"]))
+    return rows
+
+
+def summary(
+    session: Session, actor: Principal, organisation_id: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """Per kind, how many of an organisation's devices are in each status, and
+    how many covered ones end within 90 days."""
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None or not actor.sees_organisation(organisation_id):
+        raise NotFoundError(f"no organisation {organisation_id}")
+    devices = list(
+        session.scalars(visible_devices(actor).where(Device.organisation_id == organisation_id))
+    )
+    contracts = _contracts_for(session, devices)
+    overrides = _overrides_for(session, [d.id for d in devices])
+    today = today_in(organisation.timezone, now)
+    counts: dict[str, dict[str, int]] = {
+        k.value: {
+            s: 0
+            for s in ("covered", "trial", "expired", "not-started", "undelivered", "ending_90_days")
+        }
+        for k in Kind
+    }
+    for device in devices:
+        for k in describe(device, contracts[device.id], overrides[device.id], today):
+            counts[k.kind.value][k.status] += 1
+            if (
+                k.status in ("covered", "trial")
+                and k.covered_through is not None
+                and k.covered_through <= today + timedelta(days=90)
+            ):
+                counts[k.kind.value]["ending_90_days"] += 1
+    return {
+        "organisation_id": organisation_id,
+        "today": today,
+        "devices": len(devices),
+        "kinds": counts,
+    }
+
+
+# --- contracts and overrides ---------------------------------------------------
+
+
+def _parse_kind(value: str, errors: list[dict[str, Any]]) -> Kind | None:
+    try:
+        return Kind(value)
+    except ValueError:
+        errors.append({"field": "kind", "message": f"one of {', '.join(Kind)}"})
+        return None
+
+
+def visible_contracts(actor: Principal) -> Any:
+    stmt = select(Contract)
+    if not actor.is_vendor:
+        stmt = stmt.where(Contract.organisation_id == actor.organisation_id)
+    return stmt
+
+
+def get_contract(session: Session, actor: Principal, contract_id: int) -> Contract:
+    found = session.scalars(visible_contracts(actor).where(Contract.id == contract_id)).first()
+    if found is None:
+        raise NotFoundError(f"no contract {contract_id}")
+    return found
+
+
+def create_contract(session: Session, actor: Principal, data: dict[str, Any]) -> Contract:
+    """A contract for one device (`device_id`) or for an organisation's
+    devices (`organisation_id`, optionally `product_id`)."""
+    _require_manage(actor)
+    errors: list[dict[str, Any]] = []
+    kind = _parse_kind(data["kind"], errors)
+    device = None
+    if data.get("device_id") is not None:
+        device = session.get(Device, data["device_id"])
+        if device is None:
+            errors.append({"field": "device_id", "message": "no such device"})
+        organisation_id = device.organisation_id if device else None
+    else:
+        organisation_id = data.get("organisation_id")
+        if organisation_id is None or session.get(Organisation, organisation_id) is None:
+            errors.append({"field": "organisation_id", "message": "a device or an organisation"})
+    product_id = data.get("product_id")
+    if product_id is not None and session.get(Product, product_id) is None:
+        errors.append({"field": "product_id", "message": "no such product"})
+    if data["ends_on"] < data["starts_on"]:
+        errors.append({"field": "ends_on", "message": "before starts_on"})
+    if errors or kind is None or organisation_id is None:
+        raise InvalidInputError("the contract is invalid", errors)
+    contract = Contract(
+        organisation_id=organisation_id,
+        device_id=device.id if device else None,
+        product_id=None if device else product_id,
+        kind=kind.value,
+        starts_on=data["starts_on"],
+        ends_on=data["ends_on"],
+        reference=data["reference"],
+        note=data.get("note", ""),
+    )
+    session.add(contract)
+    session.flush()
+    record_change(
+        session, actor, "contract.create", contract, None, organisation_id=organisation_id
+    )
+    _refresh_for_contract(session, contract)
+    return contract
+
+
+def delete_contract(session: Session, actor: Principal, contract_id: int) -> None:
+    _require_manage(actor)
+    contract = get_contract(session, actor, contract_id)
+    before = contract.audit_view()
+    session.delete(contract)
+    session.flush()
+    record_change(
+        session,
+        actor,
+        "contract.delete",
+        contract,
+        before,
+        organisation_id=contract.organisation_id,
+        deleted=True,
+    )
+    _refresh_for_contract(session, contract)
+
+
+def _refresh_for_contract(session: Session, contract: Contract) -> None:
+    if contract.device_id is not None:
+        refresh_where(session, Device.id == contract.device_id)
+        return
+    criteria = [Device.organisation_id == contract.organisation_id]
+    if contract.product_id is not None:
+        criteria.append(Device.product_id == contract.product_id)
+    refresh_where(session, *criteria)
+
+
+def create_override(
+    session: Session, actor: Principal, device_id: int, data: dict[str, Any]
+) -> CoverageOverride:
+    _require_manage(actor)
+    device = get_device(session, actor, device_id)
+    errors: list[dict[str, Any]] = []
+    kind = _parse_kind(data["kind"], errors)
+    if data["effect"] not in ("grant", "deny"):
+        errors.append({"field": "effect", "message": "grant or deny"})
+    if data.get("ends_on") is not None and data["ends_on"] < data["starts_on"]:
+        errors.append({"field": "ends_on", "message": "before starts_on"})
+    if not data["reason"].strip():
+        errors.append({"field": "reason", "message": "an override needs its reason"})
+    if errors or kind is None:
+        raise InvalidInputError("the override is invalid", errors)
+    override = CoverageOverride(
+        device_id=device.id,
+        kind=kind.value,
+        effect=data["effect"],
+        starts_on=data["starts_on"],
+        ends_on=data.get("ends_on"),
+        reason=data["reason"].strip(),
+    )
+    session.add(override)
+    session.flush()
+    record_change(
+        session, actor, "coverage.override", override, None, organisation_id=device.organisation_id
+    )
+    refresh(session, [device])
+    return override
+
+
+def delete_override(session: Session, actor: Principal, device_id: int, override_id: int) -> None:
+    _require_manage(actor)
+    device = get_device(session, actor, device_id)
+    override = session.get(CoverageOverride, override_id)
+    if override is None or override.device_id != device.id:
+        raise NotFoundError(f"no override {override_id} on device {device_id}")
+    before = override.audit_view()
+    session.delete(override)
+    session.flush()
+    record_change(
+        session,
+        actor,
+        "coverage.override.delete",
+        override,
+        before,
+        organisation_id=device.organisation_id,
+        deleted=True,
+    )
+    refresh(session, [device])
+
+
+def contracts_of(session: Session, actor: Principal, **filters: Any) -> list[Contract]:
+    stmt = visible_contracts(actor)
+    if filters.get("organisation_id") is not None:
+        stmt = stmt.where(Contract.organisation_id == filters["organisation_id"])
+    if filters.get("device_id") is not None:
+        stmt = stmt.where(Contract.device_id == filters["device_id"])
+    return list(session.scalars(stmt.order_by(Contract.starts_on, Contract.id)))
