@@ -1,0 +1,340 @@
+"""Entitlements through the API: what a device is offered and may download,
+contracts, overrides, the coverage views and reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from tests.test_errors import assert_problem
+from tests.test_updates import _publish
+from upgrade_server.audit.models import AuditEntry
+from upgrade_server.extensions import db
+from upgrade_server.releases.models import Release
+from upgrade_server.releases.service import bump_generation
+
+CHECK = "/api/device/v1/update-check"
+
+
+def _published_at(product, release_id: int, when: datetime) -> None:
+    """History: this release came out at `when`."""
+    db.session.get(Release, release_id).published_at = when
+    bump_generation(product)
+    db.session.commit()
+
+
+def _check(client, token, version="0.9.0"):
+    return client.post(
+        CHECK, json={"current_version": version}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+@pytest.fixture
+def history(client, factory):
+    """1.0.0 out on 1 Jun 2025, 1.1.0 on 20 Dec 2025, 2.0.0 today. A device
+    accepted on 1 Dec 2022 (covered through 30 Nov 2025) and a customer admin."""
+    publisher = factory.caller("publisher")
+    admin = factory.caller("admin")
+    org = factory.organisation()
+    product = factory.product()
+    db.session.commit()
+    releases = {
+        v: _publish(client, publisher.headers, product.id, v, v.encode())
+        for v in ("1.0.0", "1.1.0", "2.0.0")
+    }
+    _published_at(product, releases["1.0.0"]["id"], datetime(2025, 6, 1, 8, tzinfo=UTC))
+    _published_at(product, releases["1.1.0"]["id"], datetime(2025, 12, 20, 8, tzinfo=UTC))
+    expired, token = factory.device(
+        organisation=org, product=product, delivered_on="2022-11-20", accepted_on="2022-12-01"
+    )
+    return {
+        "org": org,
+        "product": product,
+        "releases": releases,
+        "device": expired,
+        "token": token,
+        "admin": admin,
+        "customer": factory.caller("customer-admin", org),
+    }
+
+
+def _audited(action: str) -> dict:
+    return db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)).one().after
+
+
+def _removed_and_back(client, history, url: str) -> None:
+    """Delete what granted the cover: the expired device is back on 1.0.0."""
+    assert client.delete(url, headers=history["admin"].headers).status_code == 204
+    assert _check(client, history["token"]).get_json()["version"] == "1.0.0"
+
+
+def _contract(client, headers, **body):
+    r = client.post(
+        "/api/v1/contracts",
+        json={"kind": "upgrades", "reference": "SC-2025-117", **body},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def test_expired_device_gets_what_came_out_while_covered_and_is_told_what_it_misses(
+    client, history
+):
+    r = _check(client, history["token"])
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["version"] == "1.0.0"
+    assert body["newer_not_entitled"]["version"] == "2.0.0"
+    assert body["newer_not_entitled"]["coverage_ends_on"] == "2025-11-30"
+    # Already on it: nothing to install, still the honest hint.
+    r = _check(client, history["token"], "1.0.0")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert "version" not in body
+    assert body["newer_not_entitled"]["version"] == "2.0.0"
+
+
+def test_download_outside_coverage_is_not_entitled(client, history):
+    headers = {"Authorization": f"Bearer {history['token']}"}
+    newest = history["releases"]["2.0.0"]["id"]
+    body = assert_problem(
+        client.get(f"/api/device/v1/releases/{newest}/artifact", headers=headers),
+        403,
+        "not-entitled",
+    )
+    assert body["coverage_ends_on"] == "2025-11-30"
+    assert "2.0.0" in body["detail"]
+    old = history["releases"]["1.0.0"]["id"]
+    assert client.get(f"/api/device/v1/releases/{old}/artifact", headers=headers).status_code == 200
+
+
+def test_a_contract_brings_the_newest_release_at_the_next_check(client, history):
+    contract = _contract(
+        client,
+        history["admin"].headers,
+        device_id=history["device"].id,
+        starts_on="2025-12-01",
+        ends_on="2026-11-30",
+    )
+    body = _check(client, history["token"]).get_json()
+    assert body["version"] == "2.0.0"
+    assert "newer_not_entitled" not in body
+    assert _audited("contract.create")["reference"] == "SC-2025-117"
+    # Removed (recorded in error): back to what the promise gives.
+    _removed_and_back(client, history, f"/api/v1/contracts/{contract['id']}")
+
+
+def test_a_contract_with_a_gap_does_not_cover_what_came_out_in_the_gap(client, history):
+    # Coverage ended 30 Nov 2025; the renewal starts 1 Jan 2026: 1.1.0 (20 Dec) is in the gap.
+    _contract(
+        client,
+        history["admin"].headers,
+        device_id=history["device"].id,
+        starts_on="2026-01-01",
+        ends_on="2026-12-31",
+    )
+    headers = {"Authorization": f"Bearer {history['token']}"}
+    gap = history["releases"]["1.1.0"]["id"]
+    r = client.get(f"/api/device/v1/releases/{gap}/artifact", headers=headers)
+    assert_problem(r, 403, "not-entitled")
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+
+
+def test_an_organisation_contract_covers_its_devices_of_that_product_only(client, history, factory):
+    _, other_token = factory.device(
+        product=history["product"], delivered_on="2022-11-20", accepted_on="2022-12-01"
+    )
+    _contract(
+        client,
+        history["admin"].headers,
+        organisation_id=history["org"].id,
+        product_id=history["product"].id,
+        starts_on="2025-12-01",
+        ends_on="2027-11-30",
+    )
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+    assert _check(client, other_token).get_json()["version"] == "1.0.0"
+    # A device added to the organisation later is covered by it too.
+    _, late_token = factory.device(
+        organisation=history["org"],
+        product=history["product"],
+        delivered_on="2022-11-20",
+        accepted_on="2022-12-01",
+    )
+    assert _check(client, late_token).get_json()["version"] == "2.0.0"
+
+
+def test_manual_overrides_need_a_reason_and_are_audited(client, history, factory):
+    url = f"/api/v1/devices/{history['device'].id}/coverage-overrides"
+    grant = {"kind": "upgrades", "effect": "grant", "starts_on": "2025-12-01"}
+    r = client.post(url, json={**grant, "reason": " "}, headers=history["admin"].headers)
+    assert_problem(r, 422, "invalid-input")
+    r = client.post(
+        url,
+        json={**grant, "reason": "goodwill after field failure"},
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 201
+    override = r.get_json()
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+    assert _audited("coverage.override")["reason"] == "goodwill after field failure"
+    _removed_and_back(client, history, f"{url}/{override['id']}")
+
+    # Deny: a covered device loses what came out while the denial holds.
+    covered, covered_token = factory.device(
+        organisation=history["org"], product=history["product"], accepted_on="2025-01-10"
+    )
+    assert _check(client, covered_token).get_json()["version"] == "2.0.0"
+    r = client.post(
+        f"/api/v1/devices/{covered.id}/coverage-overrides",
+        json={
+            "kind": "upgrades",
+            "effect": "deny",
+            "starts_on": "2025-12-01",
+            "reason": "reported stolen",
+        },
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 201
+    assert _check(client, covered_token).get_json()["version"] == "1.0.0"
+
+
+def test_security_fixes_can_be_free_for_every_device(client, history, factory):
+    publisher = factory.caller("publisher")
+    fix = _publish(
+        client, publisher.headers, history["product"].id, "1.0.1", b"fix", security_fix=True
+    )
+    # Not free yet: the expired device stays on 1.0.0 (1.0.1 came out today).
+    assert _check(client, history["token"], "1.0.0").get_json().get("version") is None
+    r = client.patch(
+        f"/api/v1/products/{history['product'].id}",
+        json={"security_fixes_free": True},
+        headers=publisher.headers,
+    )
+    assert r.status_code == 403  # coverage terms are the admins'
+    r = client.patch(
+        f"/api/v1/products/{history['product'].id}",
+        json={"security_fixes_free": True},
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 200
+    body = _check(client, history["token"], "1.0.0").get_json()
+    assert body["version"] == "1.0.1"
+    assert body["newer_not_entitled"]["version"] == "2.0.0"
+    headers = {"Authorization": f"Bearer {history['token']}"}
+    r = client.get(f"/api/device/v1/releases/{fix['id']}/artifact", headers=headers)
+    assert r.status_code == 200
+
+
+def test_product_terms_change_coverage(client, history):
+    # Five years of upgrades from acceptance: the device is covered again.
+    r = client.patch(
+        f"/api/v1/products/{history['product'].id}",
+        json={"upgrade_months": 60},
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 200 and r.get_json()["upgrade_months"] == 60
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+
+
+def test_trial_run_and_undelivered_devices(client, history, factory):
+    _, trial = factory.device(
+        organisation=history["org"], product=history["product"], delivered_on="2020-01-01"
+    )
+    assert _check(client, trial).get_json()["version"] == "2.0.0"
+    stock, stock_token = factory.device(organisation=history["org"], product=history["product"])
+    assert _check(client, stock_token).get_json()["version"] == "2.0.0"
+    r = client.get(f"/api/v1/devices/{stock.id}/coverage", headers=history["admin"].headers)
+    assert {k["kind"]: k["status"] for k in r.get_json()["kinds"]} == {
+        "upgrades": "undelivered",
+        "warranty": "undelivered",
+        "support": "undelivered",
+    }
+
+
+def test_the_time_zone_decides_the_last_day(client, history):
+    # 2.0.0 out at 23:30 UTC on 30 Nov 2025, the device's last covered day:
+    # already 1 Dec in Shanghai, still 30 Nov in UTC.
+    _published_at(
+        history["product"],
+        history["releases"]["2.0.0"]["id"],
+        datetime(2025, 11, 30, 23, 30, tzinfo=UTC),
+    )
+    assert _check(client, history["token"]).get_json()["version"] == "1.0.0"
+    r = client.patch(
+        f"/api/v1/organisations/{history['org'].id}",
+        json={"timezone": "UTC"},
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 200
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+
+
+def test_coverage_views(client, history, factory):
+    device = history["device"]
+    r = client.get(f"/api/v1/devices/{device.id}/coverage", headers=history["customer"].headers)
+    assert r.status_code == 200
+    kinds = {k["kind"]: k for k in r.get_json()["kinds"]}
+    assert kinds["upgrades"]["status"] == "expired"
+    assert kinds["upgrades"]["covered_through"] == "2025-11-30"
+    assert kinds["support"]["covered_through"] == "2025-11-19"  # from delivery
+    # Its trial run (delivery to acceptance), then the promise.
+    assert [g["source"] for g in kinds["upgrades"]["grants"]] == ["trial", "promise"]
+    # The device reads its own.
+    r = client.get(
+        "/api/device/v1/coverage", headers={"Authorization": f"Bearer {history['token']}"}
+    )
+    assert r.status_code == 200 and r.get_json()["device_id"] == device.id
+    # Another organisation's customer does not see it.
+    stranger = factory.caller("customer-admin", factory.organisation())
+    r = client.get(f"/api/v1/devices/{device.id}/coverage", headers=stranger.headers)
+    assert_problem(r, 404, "not-found")
+    r = client.get(f"/api/v1/organisations/{history['org'].id}/coverage", headers=stranger.headers)
+    assert_problem(r, 404, "not-found")
+
+
+def test_expiring_report_and_summary(client, history, factory):
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    # Accepted three years less ten days ago: covered for nine more days.
+    accepted = today.replace(year=today.year - 3) + timedelta(days=10)
+    factory.device(
+        organisation=history["org"],
+        product=history["product"],
+        accepted_on=accepted.isoformat(),
+        serial="SOON-1",
+    )
+    factory.device(
+        organisation=history["org"],
+        product=history["product"],
+        accepted_on=today.isoformat(),
+        serial="FRESH-1",
+    )
+    r = client.get("/api/v1/coverage/expiring?days=30", headers=history["customer"].headers)
+    assert r.status_code == 200
+    rows = r.get_json()["items"]
+    assert [row["serial"] for row in rows] == ["SOON-1"]
+    assert rows[0]["days_left"] == 9
+    r = client.get(
+        "/api/v1/coverage/expiring?days=30&format=csv", headers=history["customer"].headers
+    )
+    assert r.mimetype == "text/csv"
+    parsed = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert [row["serial"] for row in parsed] == ["SOON-1"]
+    # Another organisation sees none of them.
+    stranger = factory.caller("customer-viewer", factory.organisation())
+    r = client.get("/api/v1/coverage/expiring?days=3660", headers=stranger.headers)
+    assert r.get_json()["items"] == []
+
+    r = client.get(
+        f"/api/v1/organisations/{history['org'].id}/coverage", headers=history["customer"].headers
+    )
+    summary = r.get_json()
+    assert summary["devices"] == 3
+    upgrades = summary["kinds"]["upgrades"]
+    assert (upgrades["covered"], upgrades["expired"], upgrades["ending_90_days"]) == (2, 1, 1)
