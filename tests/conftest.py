@@ -28,6 +28,7 @@ from upgrade_server import create_app
 from upgrade_server.config import Settings
 from upgrade_server.extensions import db
 from upgrade_server.migrate import upgrade
+from upgrade_server.updates.hot import AnswerCache
 
 
 def _database_url(tmp: Path) -> str:
@@ -101,6 +102,9 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         # The update check's hot path reads on its own connection: give it ours.
         hot_source = app.extensions["hot_connection"]
         app.extensions["hot_connection"] = lambda: nullcontext(connection)
+        # Ids and release generations come back after each test's rollback:
+        # answers cached by an earlier test must not answer this one.
+        app.extensions["answer_cache"] = AnswerCache()
         try:
             yield
         finally:
