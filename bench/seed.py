@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, insert
 
 from upgrade_server import tokens
 from upgrade_server.devices.models import Device, DeviceToken
+from upgrade_server.entitlements import coverage
+from upgrade_server.entitlements.coverage import Kind
 from upgrade_server.migrate import upgrade
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
@@ -18,16 +23,31 @@ from upgrade_server.releases.versions import sort_key
 BATCH = 20_000
 
 
+@functools.cache
+def _coverage(accepted_on: date) -> dict[str, Any]:
+    grants = coverage.promise(
+        Kind.UPGRADES, coverage.DEFAULT_TERMS[Kind.UPGRADES], accepted_on, accepted_on
+    )
+    return {
+        "delivered_on": accepted_on,
+        "accepted_on": accepted_on,
+        "upgrade_windows": coverage.stored_form(coverage.windows(grants), "Asia/Shanghai"),
+    }
+
+
 def device_secret(i: int) -> str:
     return f"{tokens.DEVICE_TOKEN_PREFIX}bench-{i:08d}"
 
 
 def seed(url: str, devices: int, releases: int) -> None:
     """Migrate an empty database; add one product with `releases` published
-    releases and `devices` devices on 1.0.0 (every one is offered the newest)."""
+    releases, one a day up to today, and `devices` devices on 1.0.0 accepted
+    over the last 1,216 days: nine in ten are covered and offered the newest;
+    the rest, expired up to 120 days ago, get an older release and the hint."""
     upgrade(url)
     engine = create_engine(url)
     now = datetime.now(UTC)
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).date()
     with engine.begin() as conn:
         conn.execute(
             insert(Organisation),
@@ -85,7 +105,7 @@ def seed(url: str, devices: int, releases: int) -> None:
                     "parameters": [],
                     "created_at": now,
                     "created_by": "bench",
-                    "published_at": now,
+                    "published_at": now - timedelta(days=releases - 1 - i),
                     "downloads": 0,
                 }
             )
@@ -111,6 +131,7 @@ def seed(url: str, devices: int, releases: int) -> None:
                         "channel": "stable",
                         "inventory": {},
                         "created_at": now,
+                        **_coverage(today - timedelta(days=(i * 7919) % 1216)),
                     }
                     for i in block
                 ],

@@ -88,6 +88,7 @@ def statements_per_check(db_url: str, instance: Path) -> tuple[int, int]:
             counts.append(count)
     finally:
         event.remove(Engine, "connect", on_connect)
+    app.extensions["report_writer"].flush()  # now, while the database is there
     with app.app_context():
         db.engine.dispose()
     return counts[1], counts[2]

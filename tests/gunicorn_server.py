@@ -84,8 +84,11 @@ def seed_publisher(
     return token, product_id
 
 
-def provision(database_url: str, instance: Path, product: str, revision: str, serial: str) -> str:
-    """A device of an organisation "acme", on 0.9.0; returns its token."""
+def provision(
+    database_url: str, instance: Path, product: str, revision: str, serial: str, **dates: str
+) -> str:
+    """A device of an organisation "acme", on 0.9.0 (delivered_on, accepted_on
+    as given); returns its token."""
     from upgrade_server import create_app
     from upgrade_server.accounts.principal import Principal
     from upgrade_server.config import Settings
@@ -107,6 +110,7 @@ def provision(database_url: str, instance: Path, product: str, revision: str, se
                 "hardware_revision": revision,
                 "organisation": "acme",
                 "current_version": "0.9.0",
+                **dates,
             },
         )
         db.session.commit()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -100,3 +101,99 @@ def test_devices_walk_the_upgrade_path_by_themselves(scratch_url, tmp_path):
             for s in ("downloading", "downloaded", "verified", "installing", "installed")
         ]
         assert steps == expected
+
+
+def _agent(config, *command):
+    result = subprocess.run(
+        [sys.executable, "-m", "upgrade_server.agent.cli", "--config", str(config), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scratch_url, tmp_path):
+    from sqlalchemy import create_engine, update
+
+    from upgrade_server import create_app
+    from upgrade_server.config import Settings
+    from upgrade_server.extensions import db
+    from upgrade_server.products.models import Product
+    from upgrade_server.releases.models import Release
+
+    instance = tmp_path / "instance"
+    token, _ = seed_publisher(scratch_url, instance)
+    # Accepted 1 Dec 2022: upgrade coverage ran through 30 Nov 2025.
+    secret = provision(
+        scratch_url,
+        instance,
+        "gw",
+        "rev-a",
+        "X-1",
+        delivered_on="2022-11-20",
+        accepted_on="2022-12-01",
+    )
+    with gunicorn(scratch_url, instance, workers=2) as url:
+        for version in ("1.0.0", "2.0.0"):
+            artifact = tmp_path / f"gw-{version}.bin"
+            artifact.write_bytes(f"firmware {version}\n".encode() * 5000)
+            _remote(
+                url,
+                token,
+                "publish",
+                "gw",
+                version,
+                str(artifact),
+                "--channel",
+                "stable",
+                "--no-progress",
+            )
+        # History: 1.0.0 came out in June 2025, while the device was covered.
+        engine = create_engine(scratch_url)
+        with engine.begin() as conn:
+            conn.execute(
+                update(Release)
+                .where(Release.version == "1.0.0")
+                .values(published_at=datetime(2025, 6, 1, 8, tzinfo=UTC))
+            )
+            conn.execute(update(Product).values(release_generation=Product.release_generation + 1))
+        engine.dispose()
+        root = urllib.request.urlopen(f"{url}/tuf/gw/metadata/1.root.json").read()
+        home = tmp_path / "device"
+        config = write_config(home, url, secret, "rev-a", root)
+        _agent(config, "run", "--until-idle")
+        assert installed(home) == ["1.0.0"]
+        out = _agent(config, "check")
+        assert "up to date (1.0.0)" in out
+        assert "2.0.0 is not covered: upgrade coverage ended on 2025-11-30" in out
+
+        # The customer renews: a contract from 1 Dec 2025, recorded by the CLI.
+        app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=scratch_url)})
+        with app.app_context():
+            result = app.test_cli_runner().invoke(
+                args=[
+                    "coverage",
+                    "add-contract",
+                    "--device",
+                    "X-1",
+                    "--from",
+                    "2025-12-01",
+                    "--through",
+                    "2026-11-30",
+                    "--reference",
+                    "SC-2025-117",
+                ]
+            )
+            assert result.exit_code == 0, result.output
+            shown = app.test_cli_runner().invoke(args=["coverage", "show", "X-1"])
+            db.engine.dispose()
+        assert "upgrades  covered      through 2026-11-30" in shown.output
+        assert "grant 2025-12-01..2026-11-30 contract SC-2025-117" in shown.output
+        # Its next update check (the agent makes one at least every
+        # full_check_seconds, whatever the static timestamp says) offers 2.0.0.
+        assert "offered 2.0.0" in _agent(config, "check")
+        _agent(config, "run", "--until-idle")
+        assert installed(home) == ["1.0.0", "2.0.0"]

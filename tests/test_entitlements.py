@@ -338,3 +338,40 @@ def test_expiring_report_and_summary(client, history, factory):
     assert summary["devices"] == 3
     upgrades = summary["kinds"]["upgrades"]
     assert (upgrades["covered"], upgrades["expired"], upgrades["ending_90_days"]) == (2, 1, 1)
+
+
+def test_changing_a_devices_dates_changes_what_it_is_offered(client, history):
+    r = client.patch(
+        f"/api/v1/devices/{history['device'].id}",
+        json={"accepted_on": "2025-01-15"},
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 200
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+
+
+def test_refresh_rederives_what_the_check_reads(client, history, runner):
+    device = history["device"]
+    # As if restored from an old backup: the stored windows are lost.
+    device.upgrade_windows = None
+    db.session.commit()
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"  # unrestricted
+    result = runner.invoke(args=["coverage", "refresh"])
+    assert result.exit_code == 0, result.output
+    assert "devices refreshed" in result.output
+    assert _check(client, history["token"]).get_json()["version"] == "1.0.0"
+    result = runner.invoke(args=["coverage", "expiring", "--days", "3660"])
+    assert result.exit_code == 0 and result.output == ""  # nothing covered ends: it expired
+
+
+def test_tuf_targets_check_coverage_for_a_device_that_asks(client, history):
+    product = history["product"]
+    newest = history["releases"]["2.0.0"]["artifact"]
+    directory, name = newest["target_path"].rsplit("/", 1)
+    url = f"/tuf/{product.code}/targets/{directory}/{newest['sha256']}.{name}"
+    headers = {"Authorization": f"Bearer {history['token']}"}
+    assert_problem(client.get(url, headers=headers), 403, "not-entitled")
+    old = history["releases"]["1.0.0"]["artifact"]
+    directory, name = old["target_path"].rsplit("/", 1)
+    url = f"/tuf/{product.code}/targets/{directory}/{old['sha256']}.{name}"
+    assert client.get(url, headers=headers).status_code == 200

@@ -44,7 +44,17 @@ def fail(error: AppError) -> NoReturn:
 
 
 def register_commands(app: Flask) -> None:
-    from upgrade_server.cli import accounts, audit, database, demo, inventory, keys, remote, tuf
+    from upgrade_server.cli import (
+        accounts,
+        audit,
+        coverage,
+        database,
+        demo,
+        inventory,
+        keys,
+        remote,
+        tuf,
+    )
 
     for group in (
         database.db_group,
@@ -54,6 +64,7 @@ def register_commands(app: Flask) -> None:
         inventory.org_group,
         inventory.product_group,
         inventory.device_group,
+        coverage.coverage_group,
         audit.audit_group,
         demo.demo_command,
         demo.serve_command,

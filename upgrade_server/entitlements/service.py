@@ -148,11 +148,14 @@ def refresh(session: Session, devices: list[Device]) -> None:
             session.expire(device, ["upgrade_windows"])
 
 
-def refresh_where(session: Session, *criteria: Any) -> int:
-    """refresh() every device matching the criteria (an organisation, a product)."""
-    devices = list(session.scalars(select(Device).where(*criteria)))
-    refresh(session, devices)
-    return len(devices)
+def refresh_where(session: Session, *criteria: Any, batch: int = 2000) -> int:
+    """refresh() every device matching the criteria (an organisation, a
+    product; none: all), a batch at a time."""
+    ids = list(session.scalars(select(Device.id).where(*criteria).order_by(Device.id)))
+    for chunk in _chunks(ids, batch):
+        devices = list(session.scalars(select(Device).where(Device.id.in_(chunk))))
+        refresh(session, devices)
+    return len(ids)
 
 
 # --- the rule, at download ---------------------------------------------------
