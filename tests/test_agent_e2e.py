@@ -29,6 +29,23 @@ def _remote(url, token, *args):
     return result.output
 
 
+def _publish_firmware(url, token, folder, version, *extra):
+    artifact = folder / f"gw-{version}.bin"
+    artifact.write_bytes(f"firmware {version}\n".encode() * 5000)
+    _remote(
+        url,
+        token,
+        "publish",
+        "gw",
+        version,
+        str(artifact),
+        "--channel",
+        "stable",
+        *extra,
+        "--no-progress",
+    )
+
+
 def test_devices_walk_the_upgrade_path_by_themselves(scratch_url, tmp_path):
     instance = tmp_path / "instance"
     token, _ = seed_publisher(scratch_url, instance, revisions=("rev-a", "rev-b"))
@@ -40,20 +57,7 @@ def test_devices_walk_the_upgrade_path_by_themselves(scratch_url, tmp_path):
             ("1.1.0", ["--min-from", "1.0.0"]),
             ("2.0.0", ["--min-from", "1.1.0", "--hardware", "rev-a"]),
         ):
-            artifact = tmp_path / f"gw-{version}.bin"
-            artifact.write_bytes(f"firmware {version}\n".encode() * 5000)
-            _remote(
-                url,
-                token,
-                "publish",
-                "gw",
-                version,
-                str(artifact),
-                "--channel",
-                "stable",
-                *extra,
-                "--no-progress",
-            )
+            _publish_firmware(url, token, tmp_path, version, *extra)
         root = urllib.request.urlopen(f"{url}/tuf/gw/metadata/1.root.json").read()
         homes = {}
         for name, secret, revision in (("a", device_a, "rev-a"), ("b", device_b, "rev-b")):
@@ -138,19 +142,7 @@ def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scr
     )
     with gunicorn(scratch_url, instance, workers=2) as url:
         for version in ("1.0.0", "2.0.0"):
-            artifact = tmp_path / f"gw-{version}.bin"
-            artifact.write_bytes(f"firmware {version}\n".encode() * 5000)
-            _remote(
-                url,
-                token,
-                "publish",
-                "gw",
-                version,
-                str(artifact),
-                "--channel",
-                "stable",
-                "--no-progress",
-            )
+            _publish_firmware(url, token, tmp_path, version)
         # History: 1.0.0 came out in June 2025, while the device was covered.
         engine = create_engine(scratch_url)
         with engine.begin() as conn:

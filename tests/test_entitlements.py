@@ -73,6 +73,13 @@ def _removed_and_back(client, history, url: str) -> None:
     assert _check(client, history["token"]).get_json()["version"] == "1.0.0"
 
 
+def _changed_and_covered(client, history, url: str, change: dict) -> None:
+    """An admin's change after which the expired device is offered 2.0.0."""
+    r = client.patch(url, json=change, headers=history["admin"].headers)
+    assert r.status_code == 200, r.get_json()
+    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
+
+
 def _contract(client, headers, **body):
     r = client.post(
         "/api/v1/contracts",
@@ -267,13 +274,9 @@ def test_the_time_zone_decides_the_last_day(client, history):
         datetime(2025, 11, 30, 23, 30, tzinfo=UTC),
     )
     assert _check(client, history["token"]).get_json()["version"] == "1.0.0"
-    r = client.patch(
-        f"/api/v1/organisations/{history['org'].id}",
-        json={"timezone": "UTC"},
-        headers=history["admin"].headers,
+    _changed_and_covered(
+        client, history, f"/api/v1/organisations/{history['org'].id}", {"timezone": "UTC"}
     )
-    assert r.status_code == 200
-    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
 
 
 def test_coverage_views(client, history, factory):
@@ -341,13 +344,9 @@ def test_expiring_report_and_summary(client, history, factory):
 
 
 def test_changing_a_devices_dates_changes_what_it_is_offered(client, history):
-    r = client.patch(
-        f"/api/v1/devices/{history['device'].id}",
-        json={"accepted_on": "2025-01-15"},
-        headers=history["admin"].headers,
+    _changed_and_covered(
+        client, history, f"/api/v1/devices/{history['device'].id}", {"accepted_on": "2025-01-15"}
     )
-    assert r.status_code == 200
-    assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
 
 
 def test_refresh_rederives_what_the_check_reads(client, history, runner):
