@@ -117,6 +117,11 @@ def test_download_outside_coverage_is_not_entitled(client, history):
     )
     assert body["coverage_ends_on"] == "2025-11-30"
     assert "2.0.0" in body["detail"]
+    # Its notes stay readable: the update check names it.
+    hint = _check(client, history["token"]).get_json()["newer_not_entitled"]
+    assert hint["notes_url"] == f"/api/device/v1/releases/{newest}"
+    r = client.get(hint["notes_url"], headers=headers)
+    assert r.status_code == 200 and r.get_json()["version"] == "2.0.0"
     old = history["releases"]["1.0.0"]["id"]
     assert client.get(f"/api/device/v1/releases/{old}/artifact", headers=headers).status_code == 200
 

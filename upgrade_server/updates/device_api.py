@@ -56,7 +56,10 @@ class EventOut(Schema):
 @bp.doc(
     security="DeviceToken",
     responses={
-        200: "the release to install now",
+        200: "the release to install now; with `newer_not_entitled` when a newer"
+        " release exists that the device's coverage does not include (version,"
+        " notes_url, published_at, coverage_ends_on). Without release fields:"
+        " nothing to install, only that notice",
         204: "nothing to install now",
         304: "same answer as the ETag sent in If-None-Match",
         401: "no valid device token",
@@ -83,12 +86,15 @@ def update_check(data: Any) -> Response:
     return Response(body, status=status, headers=headers)
 
 
-def _release_for_device(release_id: int) -> Release:
+def _release_for_device(release_id: int, *, covered: bool = True) -> Release:
+    """A release of this device's product and hardware; `covered`: one its
+    coverage includes too (the notes of a newer release are readable: the
+    update check names it when coverage does not reach it)."""
     device = current_device()
     release = session().get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id}")
-    service.may_download(device, release)
+    service.may_download(device, release, covered=covered)
     return release
 
 
@@ -96,7 +102,7 @@ def _release_for_device(release_id: int) -> Release:
 @bp.auth_required(device_auth)
 def notes(release_id: int) -> dict[str, Any]:
     """A release's notes, guidance, requirements and parameter changes."""
-    release = _release_for_device(release_id)
+    release = _release_for_device(release_id, covered=False)
     return {
         "release_id": release.id,
         "version": release.version,

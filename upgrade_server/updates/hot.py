@@ -319,6 +319,7 @@ def choose(found: tuple[Candidate, ...], device: Any, poll_seconds: int) -> Answ
     newest = found[0]
     hint = {
         "version": newest.version,
+        "notes_url": newest.offer["notes_url"],
         "published_at": datetime.fromtimestamp(newest.published, UTC).isoformat(),
         "coverage_ends_on": coverage_state["through"],
         "reason": "published after this device's upgrade coverage ended;"
