@@ -165,3 +165,40 @@ def test_publication_instant_against_the_organisations_calendar(published_utc, z
 def test_no_coverage_entitles_nothing():
     assert coverage.release_entitled([], D(2020, 1, 1)) is False
     assert coverage.instant_entitled([], 0.0) is False
+
+
+_DENIED_2026 = Grant(D(2026, 1, 1), None, "override", "reported stolen", deny=True)
+_GOODWILL = Grant(D(2027, 3, 1), D(2027, 8, 31), "override", "goodwill")
+
+
+@pytest.mark.parametrize(
+    ("delivered", "accepted", "extra", "published", "security_fix", "fixes_free", "allowed"),
+    [
+        # Covered, expired, the security-fix setting.
+        (D(2024, 2, 1), D(2024, 2, 29), (), D(2026, 6, 1), False, False, True),
+        (D(2024, 2, 1), D(2024, 2, 29), (), D(2027, 6, 1), False, False, False),
+        (D(2024, 2, 1), D(2024, 2, 29), (), D(2027, 6, 1), True, False, False),
+        (D(2024, 2, 1), D(2024, 2, 29), (), D(2027, 6, 1), True, True, True),
+        (D(2024, 2, 1), D(2024, 2, 29), (), D(2027, 6, 1), False, True, False),
+        # A manual override: a grant after expiry, a denial while covered.
+        (D(2024, 2, 1), D(2024, 2, 29), (_GOODWILL,), D(2027, 6, 1), False, False, True),
+        (D(2024, 2, 1), D(2024, 2, 29), (_GOODWILL,), D(2027, 9, 1), False, False, False),
+        (D(2024, 2, 1), D(2024, 2, 29), (_DENIED_2026,), D(2026, 6, 1), False, False, False),
+        (D(2024, 2, 1), D(2024, 2, 29), (_DENIED_2026,), D(2025, 6, 1), False, False, True),
+        # In the trial run, and before acceptance was recorded at all.
+        (D(2024, 2, 1), None, (), D(2030, 1, 1), False, False, True),
+        # Not delivered: the vendor's stock, not restricted.
+        (None, None, (), D(2030, 1, 1), False, False, True),
+    ],
+)
+def test_the_rule(delivered, accepted, extra, published, security_fix, fixes_free, allowed):
+    terms = DEFAULT_TERMS[Kind.UPGRADES]
+    if delivered is None and accepted is None:
+        stored = None
+    else:
+        grants = [*coverage.promise(Kind.UPGRADES, terms, delivered, accepted), *extra]
+        stored = coverage.stored_form(coverage.windows(grants), "Asia/Shanghai")
+    # Noon in Shanghai on the day of publication.
+    instant = datetime(published.year, published.month, published.day, 4, tzinfo=UTC)
+    found = coverage.release_allowed(stored, instant.timestamp(), security_fix, fixes_free)
+    assert found is allowed

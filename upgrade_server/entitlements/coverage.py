@@ -171,3 +171,13 @@ def stored_form(covered: list[Window], zone: str) -> dict[str, Any]:
     the last covered day (None: open-ended, or never covered)."""
     last = covered[-1].end if covered else None
     return {"windows": to_instants(covered, zone), "through": last.isoformat() if last else None}
+
+
+def release_allowed(
+    stored: dict[str, Any] | None, published: float, security_fix: bool, fixes_free: bool
+) -> bool:
+    """The rule, on what a device keeps (stored_form; None: not delivered,
+    not restricted): a release published at `published` (POSIX seconds)."""
+    if stored is None or (security_fix and fixes_free):
+        return True
+    return instant_entitled(stored["windows"], published)

@@ -163,21 +163,20 @@ def refresh_where(session: Session, *criteria: Any, batch: int = 2000) -> int:
 
 def check_release(device: Device, release: Release) -> None:
     """Raise NotEntitledError unless the device may install this release."""
-    if release.security_fix and device.product.security_fixes_free:
-        return
     stored = device.upgrade_windows
-    if stored is None or release.published_at is None:
+    published = release.published_at.timestamp() if release.published_at else 0.0
+    fixes_free = device.product.security_fixes_free
+    if coverage.release_allowed(stored, published, release.security_fix, fixes_free):
         return
-    if not coverage.instant_entitled(stored["windows"], release.published_at.timestamp()):
-        through = date.fromisoformat(stored["through"]) if stored["through"] else None
-        published = coverage.local_day(release.published_at, device.organisation.timezone)
-        ended = f"ended on {through.isoformat()}" if through else "has not begun"
-        raise NotEntitledError(
-            f"release {release.version} was published on {published.isoformat()}; this "
-            f"device's upgrade coverage {ended}",
-            coverage_ends_on=through.isoformat() if through else None,
-            published_on=published.isoformat(),
-        )
+    through = stored["through"] if stored else None
+    day = coverage.local_day(release.published_at or utcnow(), device.organisation.timezone)
+    ended = f"ended on {through}" if through else "does not include it"
+    raise NotEntitledError(
+        f"release {release.version} was published on {day.isoformat()}; this "
+        f"device's upgrade coverage {ended}",
+        coverage_ends_on=through,
+        published_on=day.isoformat(),
+    )
 
 
 # --- reading -----------------------------------------------------------------

@@ -36,7 +36,7 @@ from werkzeug.http import parse_etags
 from upgrade_server import tokens
 from upgrade_server.database import escape_like, utcnow
 from upgrade_server.devices.models import Device, DeviceToken
-from upgrade_server.entitlements.coverage import instant_entitled
+from upgrade_server.entitlements.coverage import release_allowed
 from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases import versions
@@ -306,12 +306,14 @@ def choose(found: tuple[Candidate, ...], device: Any, poll_seconds: int) -> Answ
     coverage_state = device.upgrade_windows
     if not found:
         return Answer(None, _etag(f"none:{poll_seconds}".encode()))
-    if coverage_state is None:  # not delivered yet: not restricted
-        return found[0].answer
-    windows = coverage_state["windows"]
-    free = device.security_fixes_free
     chosen = next(
-        (c for c in found if (free and c.security_fix) or instant_entitled(windows, c.published)),
+        (
+            c
+            for c in found
+            if release_allowed(
+                coverage_state, c.published, c.security_fix, device.security_fixes_free
+            )
+        ),
         None,
     )
     if chosen is found[0]:
