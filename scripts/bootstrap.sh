@@ -15,6 +15,22 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
+# System packages: PDF notes need Pango and CJK fonts (WeasyPrint renders
+# Chinese with Noto CJK); the suite also drives Debian's Chromium and reads
+# PDFs with pdftotext.
+SYSTEM_PACKAGES="libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk"
+if [ "${1:-requirements.txt}" = "requirements-dev.txt" ]; then
+  SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium poppler-utils"
+fi
+missing=""
+for package in $SYSTEM_PACKAGES; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  # shellcheck disable=SC2086
+  apt_install $missing
+fi
+
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null || {
   echo "upgrade_server needs Python 3.11 or newer as '$PYTHON'" >&2; exit 1; }

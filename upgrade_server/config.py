@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default=None,
         description="Signs session cookies; default: generated once into the instance folder.",
     )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="Send the portal's session cookie over HTTPS only (set it behind TLS).",
+    )
     max_request_bytes: int = Field(
         default=16 * 1024 * 1024,
         description="Largest request body accepted by the API (413 beyond it).",

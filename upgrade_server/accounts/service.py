@@ -6,6 +6,7 @@ ConflictError.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from upgrade_server.accounts.roles import CUSTOMER_ROLES, Permission, Role
 from upgrade_server.audit.service import record_change
 from upgrade_server.database import flush_unique, utcnow
 from upgrade_server.errors import (
+    AuthenticationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -277,3 +279,37 @@ def principal_for(user: User) -> Principal:
         role=Role(user.role),
         organisation_id=user.organisation_id,
     )
+
+
+# --- web login -----------------------------------------------------------------
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+# Verified when the email is unknown, so a wrong email takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password of anyone's")
+
+
+def web_login(session: Session, email: str, password: str, now: datetime | None = None) -> User:
+    """The user with this email and password. After MAX_FAILED_LOGINS wrong
+    passwords in a row the account refuses logins for LOCKOUT, even with the
+    right password. Raises AuthenticationError (the same for an unknown email
+    and a wrong password) or PermissionDeniedError (locked)."""
+    now = now or utcnow()
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None or not user.active:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
+        raise AuthenticationError("wrong email or password")
+    if user.locked_until is not None and user.locked_until > now:
+        raise PermissionDeniedError("too many failed logins; try again later")
+    if not check_password(user, password):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+        session.flush()
+        raise AuthenticationError("wrong email or password")
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    return user

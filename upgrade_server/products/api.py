@@ -44,6 +44,7 @@ class ProductOut(Schema):
     support_months = Integer()
     support_starts_from = String()
     security_fixes_free = Boolean()
+    public_notes = Boolean()
     created_at = DateTime()
 
 
@@ -67,6 +68,7 @@ class ProductPatch(Schema):
     security_fixes_free = Boolean(
         metadata={"description": "security-fix releases go to every device, covered or not"}
     )
+    public_notes = Boolean(metadata={"description": "release notes readable without a login"})
 
 
 ProductPage = page_schema(ProductOut, "ProductPage")

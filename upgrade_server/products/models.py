@@ -37,6 +37,8 @@ class Product(Base):
     )
     # Security-fix releases go to every device of the product, covered or not.
     security_fixes_free: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Release notes readable without a login (the customer portal, the API).
+    public_notes: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     hardware_revisions: Mapped[list[HardwareRevision]] = relationship(
@@ -54,6 +56,7 @@ class Product(Base):
                 for kind in COVERAGE_KINDS
             },
             "security_fixes_free": self.security_fixes_free,
+            "public_notes": self.public_notes,
         }
 
 

@@ -81,7 +81,7 @@ def update_product(
     term_keys = [k for k in changes if k in COVERAGE_TERMS]
     if term_keys and not actor.may(Permission.COVERAGE_MANAGE):
         raise PermissionDeniedError("you may not change coverage terms")
-    for key in ("name", "description", *term_keys):
+    for key in ("name", "description", "public_notes", *term_keys):
         if key in changes:
             setattr(product, key, changes[key])
     session.flush()

@@ -300,25 +300,33 @@ def candidates(
     return tuple(found)
 
 
-def choose(found: tuple[Candidate, ...], device: Any, poll_seconds: int) -> Answer:
-    """The newest candidate the device's coverage includes; and, when a newer
-    one exists that it does not, say so (the version and when coverage ended)."""
-    coverage_state = device.upgrade_windows
-    if not found:
-        return Answer(None, _etag(f"none:{poll_seconds}".encode()))
+def pick(found: tuple[Candidate, ...], device: Any) -> tuple[Candidate | None, Candidate | None]:
+    """(the newest candidate the device's coverage includes, the newest
+    candidate when that is a newer one it does not include)."""
     chosen = next(
         (
             c
             for c in found
             if release_allowed(
-                coverage_state, c.published, c.security_fix, device.security_fixes_free
+                device.upgrade_windows, c.published, c.security_fix, device.security_fixes_free
             )
         ),
         None,
     )
-    if chosen is found[0]:
+    missed = found[0] if found and chosen is not found[0] else None
+    return chosen, missed
+
+
+def choose(found: tuple[Candidate, ...], device: Any, poll_seconds: int) -> Answer:
+    """The newest candidate the device's coverage includes; and, when a newer
+    one exists that it does not, say so (the version and when coverage ended)."""
+    if not found:
+        return Answer(None, _etag(f"none:{poll_seconds}".encode()))
+    chosen, newest = pick(found, device)
+    if newest is None:
+        assert chosen is not None
         return chosen.answer
-    newest = found[0]
+    coverage_state = device.upgrade_windows
     hint = {
         "version": newest.version,
         "notes_url": newest.offer["notes_url"],

@@ -187,3 +187,41 @@ def release_outcomes(session: Session, release_ids: list[int]) -> dict[int, dict
         key = status if status in ("installed", "failed", "rolled_back") else "in_progress"
         out[release_id][key] += count
     return out
+
+
+# --- what a device would be offered, for people ---------------------------------
+
+
+@dataclass(frozen=True)
+class Available:
+    """The release a device would be offered now, and a newer one its
+    coverage does not include (either may be None)."""
+
+    offered: Release | None
+    not_covered: Release | None
+
+
+def available_update(session: Session, device: Device) -> Available:
+    """What the update check would answer this device, as releases: the same
+    candidates and the same rule (hot.py), read in this session."""
+    from types import SimpleNamespace
+
+    from upgrade_server.updates import hot
+
+    if device.current_version is None:
+        return Available(None, None)
+    view = SimpleNamespace(
+        product_id=device.product_id,
+        hardware=device.hardware_revision.code,
+        upgrade_windows=device.upgrade_windows,
+        security_fixes_free=device.product.security_fixes_free,
+    )
+    found = hot.candidates(
+        session.connection(), view, device.current_version, device.channel, 0, ""
+    )
+    chosen, missed = hot.pick(found, view)
+
+    def release(candidate: hot.Candidate | None) -> Release | None:
+        return session.get(Release, candidate.offer["release_id"]) if candidate else None
+
+    return Available(release(chosen), release(missed))

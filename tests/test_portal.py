@@ -1,0 +1,232 @@
+"""The customer portal through the test client: login, scoping, languages,
+notes, documents. The browser tests (test_browser.py) drive the same pages
+in Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.test_updates import _publish
+from upgrade_server.accounts import service as accounts
+from upgrade_server.extensions import db
+
+NOTES = {
+    "zh-CN": "## 新功能\n\n支持**双链路备份**。\n\n<script>alert(1)</script>"
+    " [点我](javascript:alert(1)) <img src=x onerror=alert(1)>",
+    "en": "## New\n\nSupports **dual-link backup**.",
+}
+GUIDANCE = {
+    "installation": {"zh-CN": "升级前请备份配置。", "en": "Back up the configuration first."},
+    "operation": {"zh-CN": "在菜单中启用备份链路。", "en": "Enable the backup link in the menu."},
+    "maintenance": {"zh-CN": "每月检查链路状态。", "en": "Check the link state monthly."},
+}
+PASSWORD = "correct horse battery"
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def login(client, email: str, password: str = PASSWORD):
+    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    return client.post(
+        "/portal/login", data={"email": email, "password": password, "csrf_token": token}
+    )
+
+
+@pytest.fixture
+def portal(client, factory):
+    """An organisation with a device on 1.0.0 and a customer who may log in;
+    1.1.0 (with notes, guidance, a parameter change and a requirement) is
+    its available update."""
+    publisher = factory.caller("publisher")
+    org = factory.organisation()
+    product = factory.product()
+    db.session.commit()
+    first = _publish(client, publisher.headers, product.id, "1.0.0", b"one")
+    update = _publish(
+        client,
+        publisher.headers,
+        product.id,
+        "1.1.0",
+        b"one-one",
+        notes=NOTES,
+        guidance=GUIDANCE,
+        min_from_version="1.0.0",
+        parameters=[
+            {
+                "name": "link.timeout",
+                "old_default": 30,
+                "new_default": 10,
+                "unit": "s",
+                "operator_action": True,
+                "action": "re-check the timeout on site",
+            }
+        ],
+        requirements=[{"name": "memory", "value": 512, "unit": "MiB"}],
+    )
+    device, _ = factory.device(
+        organisation=org, product=product, current_version="1.0.0", accepted_on="2026-01-05"
+    )
+    customer = factory.user("customer-viewer", org, email="ops@customer.test")
+    customer.password_hash = accounts.hash_password(PASSWORD)
+    db.session.commit()
+    return {
+        "org": org,
+        "product": product,
+        "device": device,
+        "customer": customer,
+        "first": first,
+        "update": update,
+    }
+
+
+def test_login_logout_and_csrf(client, portal):
+    assert client.get("/portal/devices").status_code == 302  # to the login page
+    # A form without its CSRF token is refused.
+    r = client.post("/portal/login", data={"email": "ops@customer.test", "password": PASSWORD})
+    assert r.status_code == 400
+    r = login(client, "ops@customer.test")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/portal/")
+    page = client.get("/portal/devices", headers={"Accept-Language": "en"})
+    assert portal["device"].serial in page.get_data(as_text=True)
+    cookie = client.get_cookie("upgrade_server_session")
+    assert cookie.http_only and cookie.same_site == "Lax"
+    token = _csrf(page.get_data(as_text=True))
+    assert client.post("/portal/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/portal/devices").status_code == 302
+
+
+def test_failed_logins_lock_the_account_for_a_while(client, portal):
+    for _ in range(accounts.MAX_FAILED_LOGINS):
+        r = login(client, "ops@customer.test", "wrong password!")
+        assert "电子邮箱或密码错误" in r.get_data(as_text=True)
+    # Locked: even the right password is refused now.
+    r = login(client, "ops@customer.test")
+    assert r.status_code == 200
+    assert "登录失败次数过多" in r.get_data(as_text=True)
+    # An unknown email answers like a wrong password.
+    r = login(client, "nobody@customer.test")
+    assert "电子邮箱或密码错误" in r.get_data(as_text=True)
+
+
+def test_a_customer_sees_its_devices_only(client, portal, factory):
+    other, _ = factory.device(product=portal["product"])
+    login(client, "ops@customer.test")
+    page = client.get("/portal/devices").get_data(as_text=True)
+    assert portal["device"].serial in page and other.serial not in page
+    r = client.get(f"/portal/devices/{other.id}")
+    assert r.status_code == 404
+    assert r.mimetype == "text/html"
+    assert 'lang="zh-CN"' in r.get_data(as_text=True)
+
+
+def test_device_page_shows_coverage_update_and_history(client, portal):
+    login(client, "ops@customer.test")
+    page = client.get(
+        f"/portal/devices/{portal['device'].id}?lang=en", headers={"Accept-Language": "zh-CN"}
+    ).get_data(as_text=True)
+    assert '<html lang="en">' in page
+    assert "Release notes of 1.1.0" in page
+    assert "2029-01-04" in page  # accepted 5 Jan 2026: upgrades through 4 Jan 2029
+    # The choice sticks for the session.
+    page = client.get(f"/portal/devices/{portal['device'].id}").get_data(as_text=True)
+    assert '<html lang="en">' in page
+
+
+def test_notes_in_both_languages_sanitised_with_tables(client, portal):
+    login(client, "ops@customer.test")
+    url = f"/portal/releases/{portal['update']['id']}"
+    zh = client.get(url + "?lang=zh-CN").get_data(as_text=True)
+    assert "支持<strong>双链路备份</strong>" in zh
+    assert "安装指导" in zh and "升级前请备份配置" in zh and "每月检查链路状态" in zh
+    # Raw HTML is shown as text, never as a tag; the javascript: link is not a link.
+    assert "<script" not in zh and "<img" not in zh and 'href="javascript' not in zh
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in zh
+    assert "link.timeout" in zh and "需运维人员操作" in zh and "512 MiB" in zh
+    assert "1.0.0 或更高版本" in zh
+    en = client.get(url + "?lang=en").get_data(as_text=True)
+    assert "Supports <strong>dual-link backup</strong>" in en
+    assert "Download the software" in en
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
+def test_pdf_and_html_downloads(client, portal, tmp_path):
+    login(client, "ops@customer.test")
+    url = f"/portal/releases/{portal['update']['id']}"
+    r = client.get(url + "/notes.pdf?lang=zh-CN")
+    assert r.status_code == 200 and r.mimetype == "application/pdf"
+    assert "attachment" in r.headers["Content-Disposition"]
+    (tmp_path / "notes.pdf").write_bytes(r.data)
+    text = subprocess.run(
+        ["pdftotext", str(tmp_path / "notes.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "1.1.0" in text and "双链路备份" in text
+    html = client.get(url + "/notes.html?lang=en")
+    assert html.mimetype == "text/html"
+    body = html.get_data(as_text=True)
+    assert "dual-link backup" in body and "<link" not in body and "src=" not in body
+
+
+def test_changelog_collects_parameters_and_requirements(client, portal, factory):
+    publisher = factory.caller("publisher")
+    _publish(
+        client,
+        publisher.headers,
+        portal["product"].id,
+        "1.2.0",
+        b"one-two",
+        parameters=[{"name": "log.level", "old_default": "info", "new_default": "warn"}],
+    )
+    login(client, "ops@customer.test")
+    url = f"/portal/products/{portal['product'].code}/changelog?from=1.0.0&to=1.2.0&lang=en"
+    page = client.get(url).get_data(as_text=True)
+    assert "link.timeout" in page and "log.level" in page and "memory" in page
+    assert page.index(">1.1.0<") < page.index(">1.2.0<")
+    pdf = client.get(url + "&format=pdf")
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    bad = client.get(f"/portal/products/{portal['product'].code}/changelog?from=x&to=1.2.0")
+    assert bad.status_code == 400
+
+
+def test_download_button_follows_coverage(client, portal, factory):
+    login(client, "ops@customer.test")
+    url = f"/portal/releases/{portal['update']['id']}"
+    assert client.get(url + "/artifact").data == b"one-one"
+    # A customer whose devices' coverage ended before 1.1.0 came out.
+    org = factory.organisation()
+    factory.device(organisation=org, product=portal["product"], accepted_on="2020-01-01")
+    expired = factory.user("customer-viewer", org, email="old@customer.test")
+    expired.password_hash = accounts.hash_password(PASSWORD)
+    db.session.commit()
+    client.post(
+        "/portal/logout", data={"csrf_token": _csrf(client.get(url).get_data(as_text=True))}
+    )
+    login(client, "old@customer.test")
+    page = client.get(url + "?lang=en").get_data(as_text=True)
+    assert "Download the software" not in page
+    assert "after your devices&#39; upgrade coverage ended" in page
+    assert client.get(url + "/artifact").status_code == 403
+
+
+def test_public_notes_need_no_login(client, portal, factory):
+    url = f"/portal/releases/{portal['update']['id']}"
+    assert client.get(url).status_code == 302  # to the login page
+    admin = factory.caller("admin")
+    r = client.patch(
+        f"/api/v1/products/{portal['product'].id}",
+        json={"public_notes": True},
+        headers=admin.headers,
+    )
+    assert r.status_code == 200 and r.get_json()["public_notes"] is True
+    page = client.get(url + "?lang=en")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "dual-link backup" in body and "Log in to download." in body
+    assert client.get(url + "/artifact").status_code == 403

@@ -1,0 +1,116 @@
+"""Release notes as documents: one release, or every release between two
+versions with their parameter changes and hardware requirements collected.
+The same view models feed the portal pages, the downloadable HTML and PDF,
+and the JSON of the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from upgrade_server.errors import InvalidInputError, NotFoundError
+from upgrade_server.products.models import Product
+from upgrade_server.releases import versions
+from upgrade_server.releases.models import Release, ReleaseStatus
+
+GUIDANCE_KINDS = ("installation", "operation", "maintenance")
+
+
+def text_in(texts: dict[str, str] | None, lang: str) -> str:
+    """The text in `lang`, else in the other language, else empty."""
+    texts = texts or {}
+    return texts.get(lang) or next((t for t in texts.values() if t), "")
+
+
+@dataclass
+class Changelog:
+    product: Product
+    releases: list[Release]
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    requirements: list[dict[str, Any]] = field(default_factory=list)
+
+
+def visible_releases(product: Product) -> Any:
+    """Releases people may read: published or withdrawn (withdrawn ones say why)."""
+    return (
+        select(Release)
+        .where(
+            Release.product_id == product.id,
+            Release.status.in_([ReleaseStatus.PUBLISHED.value, ReleaseStatus.WITHDRAWN.value]),
+        )
+        .order_by(Release.version_key.desc())
+    )
+
+
+def changelog(session: Session, product: Product, after: str, upto: str) -> Changelog:
+    """Every published release above `after` up to and including `upto`,
+    oldest first, with each parameter change and hardware requirement."""
+    errors = []
+    keys = {}
+    for name, value in (("from", after), ("to", upto)):
+        try:
+            keys[name] = versions.sort_key(versions.parse(value, name))
+        except InvalidInputError:
+            errors.append({"field": name, "message": "a semantic version is required"})
+    if errors:
+        raise InvalidInputError("the versions are invalid", errors)
+    if keys["to"] <= keys["from"]:
+        raise InvalidInputError(
+            "the versions are invalid", [{"field": "to", "message": "must be above from"}]
+        )
+    found = list(
+        session.scalars(
+            select(Release)
+            .where(
+                Release.product_id == product.id,
+                Release.status == ReleaseStatus.PUBLISHED.value,
+                Release.version_key > keys["from"],
+                Release.version_key <= keys["to"],
+            )
+            .order_by(Release.version_key)
+        )
+    )
+    if not found:
+        raise NotFoundError(f"no published release of {product.code} after {after} up to {upto}")
+    log = Changelog(product, found)
+    for release in found:
+        log.parameters += [{**p, "version": release.version} for p in release.parameters]
+        log.requirements += [{**r, "version": release.version} for r in release.requirements]
+    return log
+
+
+def release_json(release: Release) -> dict[str, Any]:
+    """A release's notes for the API: every language, as written."""
+    return {
+        "id": release.id,
+        "product": release.product.code,
+        "version": release.version,
+        "status": release.status,
+        "channels": release.channel_names,
+        "published_at": release.published_at.isoformat() if release.published_at else None,
+        "withdrawn_reason": release.withdrawn_reason,
+        "security_fix": release.security_fix,
+        "min_from_version": release.min_from_version,
+        "hardware_revisions": release.hardware_revisions,
+        "requirements": release.requirements,
+        "parameters": release.parameters,
+        "notes": release.notes,
+        "guidance": release.guidance,
+        "artifact": {
+            "filename": release.filename,
+            "size": release.artifact_size,
+            "sha256": release.artifact_sha256,
+        },
+    }
+
+
+def render_pdf(html: str) -> bytes:
+    """A PDF of a self-contained HTML document (WeasyPrint; CJK through the
+    system's Noto CJK fonts)."""
+    from weasyprint import HTML
+
+    pdf: bytes = HTML(string=html).write_pdf()
+    return pdf

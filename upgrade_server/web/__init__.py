@@ -1,0 +1,56 @@
+"""The customer portal: server-rendered pages in zh-CN and en.
+
+Customers log in with a session cookie (CSRF-protected forms, failed logins
+limited), see their organisation's devices with coverage, the update each
+would be offered and its install history, and read, download (HTML, PDF) and
+compare release notes. A product can make its notes public.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request, session
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+
+LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
+
+csrf = CSRFProtect()
+
+
+def current_language() -> str:
+    """ "zh-CN" or "en": the user's choice, else the browser's, else zh-CN."""
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"], default="zh-CN")
+    return "en" if best == "en" else "zh-CN"
+
+
+def _locale() -> str:
+    return LANGUAGES[current_language()]
+
+
+def init_app(app: Flask, cookie_secure: bool) -> None:
+    app.config.update(
+        # Forms check their token where the portal says so, not the JSON API.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cookie_secure,
+        SESSION_COOKIE_NAME="upgrade_server_session",
+        BABEL_DEFAULT_LOCALE="zh_CN",
+    )
+    csrf.init_app(app)
+    Babel(app, locale_selector=_locale)
+
+    from upgrade_server.web.views import bp, root_bp
+
+    app.register_blueprint(bp)
+    app.register_blueprint(root_bp)
+
+    @app.context_processor
+    def _language() -> dict[str, Any]:
+        return {"lang": current_language() if request else "zh-CN"}
