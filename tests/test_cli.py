@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from tests.test_portal import login
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
 
@@ -101,3 +102,13 @@ def test_demo_is_repeatable(runner, client):
     assert releases["items"][0]["notes"]["zh-CN"].startswith("## 1.0.0 版本说明")
     timestamp = client.get("/tuf/edge-gw/metadata/timestamp.json")
     assert timestamp.status_code == 200
+    # The printed portal password logs the demo customer in; the update shows.
+    password = next(
+        line.split()[-1] for line in second.output.splitlines() if "portal password" in line
+    )
+    email = next(
+        line.split()[-2] for line in second.output.splitlines() if "portal password" in line
+    )
+    assert login(client, email, password).status_code == 302
+    page = client.get("/portal/devices?lang=en").get_data(as_text=True)
+    assert "DEMO-" in page and ">1.0.0</a>" in page

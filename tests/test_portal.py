@@ -5,7 +5,6 @@ in Chromium."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -156,7 +155,6 @@ def test_notes_in_both_languages_sanitised_with_tables(client, portal):
     assert "Download the software" in en
 
 
-@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
 def test_pdf_and_html_downloads(client, portal, tmp_path):
     login(client, "ops@customer.test")
     url = f"/portal/releases/{portal['update']['id']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import sys
 from datetime import date, timedelta
@@ -92,6 +93,12 @@ def load_demo() -> dict[str, str]:
                 provisioned = devices.rotate_device_token(session, cli, existing)
             shown[f"device {serial}"] = provisioned.secret
         _publish_demo_release(session, cli, product)
+        # The customer logs in to the portal with a password made for this run.
+        password = secrets.token_urlsafe(12)
+        customer = users[DEMO_CUSTOMER]
+        customer.password_hash = accounts.hash_password(password)
+        customer.failed_logins, customer.locked_until = 0, None
+        shown[f"portal password of {DEMO_CUSTOMER}"] = password
         for label, email in (("admin", DEMO_ADMIN), ("customer", DEMO_CUSTOMER)):
             shown[f"{label} {email}"] = accounts.create_api_token(
                 session, cli, name="demo", user_id=users[email].id, expires_in_days=30
@@ -170,7 +177,9 @@ def demo_command(serve: bool, host: str, port: int) -> None:
         click.echo(f"  {label:<42} {secret}")
     base = f"http://{host}:{port}"
     click.echo(
-        f"\nServer: {base}\n  API docs: {base}/api/docs\n  Health:   {base}/readyz\n"
+        f"\nServer: {base}\n  Portal:   {base}/portal/ (log in as {DEMO_CUSTOMER} with the"
+        " portal password above)\n"
+        f"  API docs: {base}/api/docs\n  Health:   {base}/readyz\n"
         f"  TUF:      {base}/tuf/{DEMO_PRODUCT}/metadata/1.root.json "
         f"(trusted root of the demo release {DEMO_RELEASE['version']})\n"
         f"  Try:      curl -H 'Authorization: Bearer <admin token>' {base}/api/v1/devices"
