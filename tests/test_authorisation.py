@@ -67,6 +67,29 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/v1/contracts/<int:contract_id>"): {"admin"},
     ("GET", "/api/v1/coverage/expiring"): EVERYONE,
     ("GET", "/api/v1/organisations/<int:organisation_id>/coverage"): EVERYONE,
+    ("GET", "/api/v1/service-sessions"): EVERYONE,
+    ("POST", "/api/v1/service-sessions"): {"admin", "support"},
+    ("GET", "/api/v1/service-sessions/<int:session_id>"): EVERYONE,
+    ("PATCH", "/api/v1/service-sessions/<int:session_id>"): {"admin", "support"},
+    ("POST", "/api/v1/service-sessions/<int:session_id>/corrections"): {"admin", "support"},
+    ("POST", "/api/v1/service-sessions/<int:entry_id>/start"): {"admin", "support"},
+    ("POST", "/api/v1/service-sessions/<int:entry_id>/confirm-start"): CUSTOMER,
+    ("POST", "/api/v1/service-sessions/<int:entry_id>/end"): {"admin", "support"},
+    ("POST", "/api/v1/service-sessions/<int:entry_id>/confirm-end"): CUSTOMER,
+    ("POST", "/api/v1/service-sessions/<int:session_id>/attachments"): {"admin", "support"},
+    ("GET", "/api/v1/service-sessions/<int:session_id>/attachments/<sha256>"): EVERYONE,
+    ("GET", "/api/v1/service-requests"): EVERYONE,
+    ("POST", "/api/v1/service-requests"): {"admin", "support"} | CUSTOMER,
+    ("GET", "/api/v1/service-requests/<int:request_id>"): EVERYONE,
+    ("POST", "/api/v1/service-requests/<int:entry_id>/start"): {"admin", "support"},
+    ("POST", "/api/v1/service-requests/<int:entry_id>/confirm-start"): CUSTOMER,
+    ("POST", "/api/v1/service-requests/<int:entry_id>/end"): {"admin", "support"},
+    ("POST", "/api/v1/service-requests/<int:entry_id>/confirm-end"): CUSTOMER,
+    ("GET", "/api/v1/devices/<int:device_id>/service-record"): EVERYONE,
+    ("GET", "/api/v1/organisations/<int:organisation_id>/service-record"): EVERYONE,
+    ("GET", "/api/v1/service/reminders/inspections"): EVERYONE,
+    ("GET", "/api/v1/service/reminders/training"): EVERYONE,
+    ("GET", "/api/v1/service/reminders/waiting"): EVERYONE,
 }
 DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/device"),
@@ -113,6 +136,8 @@ def _body_for(rule: str) -> dict:
     """A body of the type the endpoint takes, so the media type check passes."""
     if rule.endswith("/import"):
         return {"data": "serial\n", "content_type": "text/csv"}
+    if rule.endswith("/attachments"):
+        return {"data": {}, "content_type": "multipart/form-data"}
     if rule.endswith("/releases"):
         return {"data": {"metadata": "{}"}, "content_type": "multipart/form-data"}
     return {"json": {}}
@@ -129,6 +154,8 @@ def _fill(rule: str, world) -> str:
         "request_id": 999_999,
         "contract_id": 999_999,
         "override_id": 999_999,
+        "session_id": 999_999,
+        "entry_id": 999_999,
     }
     return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule)
 

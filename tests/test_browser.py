@@ -18,9 +18,13 @@ from tests.live import Live, add_product, live_server
 from tests.test_portal import GUIDANCE, PASSWORD
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
+from upgrade_server.accounts.roles import Role
 from upgrade_server.devices import service as devices
+from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
+from upgrade_server.service import service as service_record
+from upgrade_server.service.models import ServiceSession
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
@@ -182,3 +186,46 @@ def test_another_organisations_device_is_a_404_page(world, page):
     assert "404" in page.get_by_role("heading", level=1).inner_text()
     assert "GLOBEX-1" not in page.content()
     _accessible(page)
+
+
+def test_customer_confirms_the_end_of_a_session_and_the_record_shows_it_signed_off(world, page):
+    live = world["live"]
+    device_id = world["devices"]["acme"]
+    with live.app.app_context():
+        engineer = Principal(kind="user", id=None, label="eng@vendor.test", role=Role.SUPPORT)
+        entry = service_record.create_session(
+            db.session,
+            engineer,
+            {
+                "kind": "installation",
+                "organisation_id": db.session.get(Device, device_id).organisation_id,
+                "device_ids": [device_id],
+                "engineers": ["Wang Wei"],
+            },
+        )
+        service_record.advance(db.session, engineer, ServiceSession, entry.id, "start")
+        customer = Principal(
+            kind="user",
+            id=None,
+            label="ops@acme.test",
+            role=Role.CUSTOMER_VIEWER,
+            organisation_id=entry.organisation_id,
+        )
+        service_record.advance(db.session, customer, ServiceSession, entry.id, "confirm-start")
+        service_record.advance(db.session, engineer, ServiceSession, entry.id, "end")
+        db.session.commit()
+        session_id = entry.id
+    base = live.url
+    _log_in(page, base, "ops@acme.test")
+    page.get_by_role("link", name="服务", exact=True).click()
+    row = page.locator(f"#session-{session_id}")
+    assert row.locator(".state").inner_text() == "已结束，待客户确认"
+    _accessible(page)
+    row.get_by_role("button", name="确认结束时间").click()
+    page.wait_for_url(f"{base}/portal/service")
+    assert page.locator(f"#session-{session_id} .state").inner_text() == "双方已确认"
+    assert page.locator(f"#session-{session_id} button").count() == 0
+    page.goto(f"{base}/portal/devices/{device_id}/record")
+    _accessible(page)
+    states = page.locator("td.state").all_inner_texts()
+    assert states == ["signed-off"]

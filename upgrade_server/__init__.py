@@ -114,6 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.releases.api import bp as releases_bp
     from upgrade_server.releases.signing_api import bp as signing_bp
     from upgrade_server.releases.tuf_api import bp as tuf_bp
+    from upgrade_server.service.api import bp as service_bp
     from upgrade_server.updates.api import bp as updates_bp
     from upgrade_server.updates.device_api import bp as device_updates_bp
 
@@ -125,6 +126,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         products_bp,
         devices_bp,
         coverage_bp,
+        service_bp,
         audit_bp,
         releases_bp,
         signing_bp,

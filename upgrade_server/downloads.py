@@ -10,20 +10,26 @@ from upgrade_server.releases.models import Release
 
 
 def send_artifact(release: Release, max_age: int) -> Response:
+    return send_stored(release.artifact_sha256, release.filename, max_age)
+
+
+def send_stored(
+    sha256: str, filename: str, max_age: int, mimetype: str = "application/octet-stream"
+) -> Response:
+    """Bytes of the artifact store as a download: a 302 to a presigned URL
+    (S3), or the local file with ranges and conditional requests."""
     store = artifact_store()
-    url = store.download_url(
-        release.artifact_sha256, current_settings().s3_presign_seconds, release.filename
-    )
+    url = store.download_url(sha256, current_settings().s3_presign_seconds, filename)
     if url is not None:
         return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-    path = store.local_path(release.artifact_sha256)
+    path = store.local_path(sha256)
     assert path is not None, "a store without presigned URLs serves local files"
     return send_file(
         path,
-        mimetype="application/octet-stream",
+        mimetype=mimetype,
         as_attachment=True,
-        download_name=release.filename,
-        etag=release.artifact_sha256,
+        download_name=filename,
+        etag=sha256,
         conditional=True,
         max_age=max_age,
     )

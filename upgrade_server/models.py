@@ -7,6 +7,7 @@ from upgrade_server.entitlements.models import Contract, CoverageOverride
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
+from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
 from upgrade_server.updates.models import InstallEvent
 
@@ -27,6 +28,8 @@ __all__ = [
     "Release",
     "ReleaseChannel",
     "Repository",
+    "ServiceRequest",
+    "ServiceSession",
     "SigningKey",
     "SigningRequest",
     "User",

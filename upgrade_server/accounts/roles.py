@@ -40,6 +40,9 @@ class Permission(StrEnum):
     RELEASE_PUBLISH = "release:publish"
     SIGNING_MANAGE = "signing:manage"
     COVERAGE_MANAGE = "coverage:manage"
+    SERVICE_MANAGE = "service:manage"
+    SERVICE_CONFIRM = "service:confirm"
+    SERVICE_REQUEST = "service:request"
 
 
 _ALL = frozenset(Role)
@@ -66,6 +69,11 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.SIGNING_MANAGE: frozenset({Role.ADMIN, Role.PUBLISHER}),
     # Contracts and manual overrides of coverage.
     Permission.COVERAGE_MANAGE: frozenset({Role.ADMIN}),
+    # Sessions: the vendor's engineers plan them and record start and end;
+    # the customer's users confirm each. Either side opens service requests.
+    Permission.SERVICE_MANAGE: frozenset({Role.ADMIN, Role.SUPPORT}),
+    Permission.SERVICE_CONFIRM: CUSTOMER_ROLES,
+    Permission.SERVICE_REQUEST: frozenset({Role.ADMIN, Role.SUPPORT}) | CUSTOMER_ROLES,
 }
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from flask import Response, request
+from flask import request
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.csvfiles import csv_response
 from upgrade_server.devices.auth import current_device, device_auth
 from upgrade_server.entitlements import service
 from upgrade_server.entitlements.coverage import Kind
@@ -216,16 +215,8 @@ def expiring(query: dict[str, Any]) -> Any:
     wants_csv = query["format"] == "csv" or request.accept_mimetypes.best == "text/csv"
     if not wants_csv:
         return {"days": query["days"], "kind": query["kind"], "items": rows}
-    out = io.StringIO()
     columns = list(ExpiringRow._declared_fields)
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="expiring-{query["kind"]}.csv"'},
-    )
+    return csv_response(rows, columns, f"expiring-{query['kind']}.csv")
 
 
 @bp.get("/organisations/<int:organisation_id>/coverage")

@@ -37,6 +37,8 @@ class Product(Base):
     )
     # Security-fix releases go to every device of the product, covered or not.
     security_fixes_free: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Periodic inspections during the warranty, every this many months.
+    inspection_months: Mapped[int] = mapped_column(default=6, server_default="6")
     # Release notes readable without a login (the customer portal, the API).
     public_notes: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

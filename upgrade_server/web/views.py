@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
 from upgrade_server.accounts.principal import Principal
+from upgrade_server.accounts.roles import Permission
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.downloads import send_artifact
@@ -34,8 +35,11 @@ from upgrade_server.errors import AppError, AuthenticationError, NotFoundError
 from upgrade_server.extensions import session as db_session
 from upgrade_server.notes import documents
 from upgrade_server.notes.markdown import render
+from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release
+from upgrade_server.service import service as service_record
+from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import LANGUAGES, csrf, current_language
@@ -343,5 +347,120 @@ def changelog_page(code: str) -> Any:
         entries=entries,
         after=after,
         upto=upto,
+        user=current_user(),
+    )
+
+
+# --- service record ---------------------------------------------------------------------------
+
+
+def _local(at: Any, zone: str) -> str:
+    return service_record.local_time(at, zone) if at else "—"
+
+
+@bp.get("/service")
+def service_page() -> str:
+    actor = require_login()
+    sessions = service_record.listing(db_session(), actor, ServiceSession)
+    requests = service_record.listing(db_session(), actor, ServiceRequest)
+    return render_template(
+        "portal/service.html",
+        sessions=sessions,
+        requests=requests,
+        local=_local,
+        may_confirm=actor.may(Permission.SERVICE_CONFIRM),
+        may_manage=actor.may(Permission.SERVICE_MANAGE),
+        user=current_user(),
+    )
+
+
+@bp.post("/service/<noun>/<int:entry_id>/<step>")
+def service_step(noun: str, entry_id: int, step: str) -> BaseResponse:
+    """A confirmation button (customers) or a start/end button (engineers)."""
+    actor = require_login()
+    outcome = request.form.get("outcome") or None
+    if noun == "sessions":
+        service_record.advance(db_session(), actor, ServiceSession, entry_id, step, outcome=outcome)
+    elif noun == "requests":
+        service_record.advance(db_session(), actor, ServiceRequest, entry_id, step)
+    else:
+        abort(404)
+    return redirect(url_for("portal.service_page"))
+
+
+@bp.route("/service/requests/new", methods=["GET", "POST"])
+def new_request() -> Any:
+    actor = require_login()
+    own = list(db_session().scalars(devices.visible_devices(actor).order_by(Device.serial)))
+    error = None
+    if request.method == "POST":
+        data = {
+            "title": request.form.get("title", "").strip(),
+            "description": request.form.get("description", ""),
+            "contact": request.form.get("contact", ""),
+            "device_ids": [int(i) for i in request.form.getlist("device_ids") if i.isdigit()],
+            "organisation_id": own[0].organisation_id if own and actor.is_vendor else None,
+        }
+        if data["title"]:
+            service_record.open_request(db_session(), actor, data, via="portal")
+            return redirect(url_for("portal.service_page"))
+        error = _("A title is required.")
+    return render_template("portal/new_request.html", devices=own, error=error, user=current_user())
+
+
+@bp.route("/staff/sessions", methods=["GET", "POST"])
+def staff_sessions() -> Any:
+    """Minimal staff page: plan a session; start and end buttons are on /service."""
+    actor = require_login()
+    if not actor.may(Permission.SERVICE_MANAGE):
+        abort(403)
+    error = None
+    if request.method == "POST":
+        form = request.form
+        try:
+            data = {
+                "kind": form["kind"],
+                "mode": form.get("mode") or "on-site",
+                "organisation_id": int(form["organisation_id"]),
+                "device_ids": [int(i) for i in form.get("device_ids", "").split(",") if i.strip()],
+                "release_id": int(form["release_id"]) if form.get("release_id") else None,
+                "engineers": [e.strip() for e in form.get("engineers", "").split(",") if e.strip()],
+                "customer_representative": form.get("customer_representative", ""),
+                "training_days": float(form["training_days"])
+                if form.get("training_days")
+                else None,
+                "notes": form.get("notes", ""),
+            }
+        except (KeyError, ValueError):
+            error = _("Check the fields: numbers where numbers are asked for.")
+        else:
+            service_record.create_session(db_session(), actor, data)
+            return redirect(url_for("portal.service_page"))
+    organisations = list(db_session().scalars(select(Organisation).order_by(Organisation.slug)))
+    return render_template(
+        "portal/staff_sessions.html",
+        kinds=[k.value for k in SessionKind],
+        modes=[m.value for m in Mode],
+        organisations=organisations,
+        error=error,
+        user=current_user(),
+    )
+
+
+@bp.get("/devices/<int:device_id>/record")
+def device_record(device_id: int) -> Any:
+    actor = require_login()
+    organisation, entries = service_record.service_record(db_session(), actor, device_id=device_id)
+    fmt = request.args.get("format", "")
+    if fmt in ("csv", "pdf"):
+        from upgrade_server.service.api import record_response
+
+        return record_response(organisation, entries, fmt, f"device-{device_id}-record")
+    return render_template(
+        "portal/record.html",
+        organisation=organisation,
+        entries=entries,
+        device_id=device_id,
+        local=_local,
         user=current_user(),
     )

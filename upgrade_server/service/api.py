@@ -1,0 +1,424 @@
+"""Sessions, service requests, the service record and reminders in the
+management API (/api/v1)."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, cast
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import DateTime, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from flask import Response, render_template, request
+
+from upgrade_server.accounts.auth import current_principal, token_auth
+from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.csvfiles import csv_response
+from upgrade_server.downloads import send_stored
+from upgrade_server.errors import BadRequestError, NotFoundError, accepts
+from upgrade_server.extensions import artifact_store, session
+from upgrade_server.service import service
+from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
+
+bp = APIBlueprint("service", __name__, url_prefix="/api/v1", tag="Service record")
+
+READ = roles_for(Permission.DEVICE_READ)
+MANAGE = roles_for(Permission.SERVICE_MANAGE)
+CONFIRM = roles_for(Permission.SERVICE_CONFIRM)
+MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
+
+
+class ConfirmationOut(Schema):
+    state = String(
+        metadata={"description": "planned, started, start-confirmed, ended or signed-off"}
+    )
+    started_at = DateTime(allow_none=True)
+    started_by = String(allow_none=True)
+    start_confirmed_at = DateTime(allow_none=True)
+    start_confirmed_by = String(allow_none=True)
+    ended_at = DateTime(allow_none=True)
+    ended_by = String(allow_none=True)
+    end_confirmed_at = DateTime(allow_none=True)
+    end_confirmed_by = String(allow_none=True)
+    timezone = String(attribute="organisation.timezone")
+
+
+class AttachmentOut(Schema):
+    filename = String()
+    sha256 = String()
+    size = Integer()
+    content_type = String()
+
+
+class SessionOut(ConfirmationOut):
+    id = Integer()
+    organisation_id = Integer()
+    kind = String()
+    mode = String()
+    device_ids = List(Integer(), attribute="device_ids")
+    release_id = Integer(allow_none=True)
+    request_id = Integer(allow_none=True)
+    corrects_id = Integer(allow_none=True)
+    engineers = List(String())
+    customer_representative = String()
+    planned_start = DateTime(allow_none=True)
+    planned_end = DateTime(allow_none=True)
+    training_days = Float(allow_none=True)
+    delivery = String(allow_none=True)
+    notes = String()
+    findings = String()
+    suggestions = String()
+    outcome = String()
+    attachments = List(Nested(AttachmentOut))
+    created_at = DateTime()
+    created_by = String()
+
+
+class SessionFields(Schema):
+    mode = String(validate=OneOf([m.value for m in Mode]))
+    engineers = List(String(validate=Length(1, 200)))
+    customer_representative = String(validate=Length(0, 200))
+    planned_start = DateTime()
+    planned_end = DateTime()
+    training_days = Float(validate=Range(0, 30))
+    delivery = String(validate=Length(1, 100))
+    notes = String(validate=Length(0, 10_000))
+    findings = String(validate=Length(0, 10_000))
+    suggestions = String(validate=Length(0, 10_000))
+    outcome = String(validate=Length(0, 2000))
+
+
+class SessionIn(SessionFields):
+    kind = String(required=True, validate=OneOf([k.value for k in SessionKind]))
+    organisation_id = Integer(required=True)
+    device_ids = List(Integer(), load_default=list)
+    release_id = Integer(load_default=None, allow_none=True)
+    request_id = Integer(load_default=None, allow_none=True)
+
+
+class StepIn(Schema):
+    at = DateTime(
+        load_default=None, metadata={"description": "when it started or ended; default now"}
+    )
+    outcome = String(load_default=None, validate=Length(0, 2000))
+
+
+class ListQuery(Schema):
+    organisation_id = Integer(load_default=None)
+    state = String(
+        load_default=None,
+        validate=OneOf(["planned", "started", "start-confirmed", "ended", "signed-off"]),
+    )
+
+
+class SessionList(Schema):
+    items = List(Nested(SessionOut))
+
+
+class RequestOut(ConfirmationOut):
+    id = Integer()
+    organisation_id = Integer()
+    title = String()
+    description = String()
+    contact = String()
+    opened_via = String()
+    opened_by = String()
+    opened_at = DateTime()
+    device_ids = List(Integer(), attribute="device_ids")
+    session_ids = List(Integer())
+    waited_hours = Float(
+        allow_none=True, metadata={"description": "from the request to the start of work"}
+    )
+
+
+class RequestIn(Schema):
+    title = String(required=True, validate=Length(1, 200))
+    description = String(load_default="", validate=Length(0, 10_000))
+    contact = String(load_default="", validate=Length(0, 200))
+    device_ids = List(Integer(), load_default=list)
+    organisation_id = Integer(
+        load_default=None, metadata={"description": "vendor staff: whose call this is"}
+    )
+
+
+class RequestList(Schema):
+    items = List(Nested(RequestOut))
+
+
+class RecordQuery(Schema):
+    format = String(load_default="json", validate=OneOf(["json", "csv", "pdf"]))
+
+
+class ReminderQuery(Schema):
+    days = Integer(load_default=30, validate=Range(0, 3660))
+    hours = Integer(load_default=24, validate=Range(0, 24 * 365))
+    format = String(load_default="json", validate=OneOf(["json", "csv"]))
+
+
+def _session_view(entry: ServiceSession) -> ServiceSession:
+    entry.device_ids = [d.id for d in entry.devices]  # type: ignore[attr-defined]
+    return entry
+
+
+def _request_view(entry: ServiceRequest) -> ServiceRequest:
+    entry.device_ids = [d.id for d in entry.devices]  # type: ignore[attr-defined]
+    entry.session_ids = [s.id for s in service.sessions_of_request(session(), entry)]  # type: ignore[attr-defined]
+    waited = service.waited(entry)
+    entry.waited_hours = round(waited.total_seconds() / 3600, 2) if waited else None  # type: ignore[attr-defined]
+    return entry
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+@bp.get("/service-sessions")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ListQuery, location="query", arg_name="query")
+@bp.output(SessionList)
+def list_sessions(query: dict[str, Any]) -> dict[str, Any]:
+    """Sessions the caller may see (customers: their organisation's), newest first."""
+    found = service.listing(session(), current_principal(), ServiceSession, **query)
+    return {"items": [_session_view(e) for e in found]}
+
+
+@bp.post("/service-sessions")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(SessionIn, arg_name="data")
+@bp.output(SessionOut, status_code=201)
+def create_session(data: dict[str, Any]) -> Any:
+    """Plan a session: installation, acceptance, training, upgrade, guidance,
+    inspection, follow-up visit or phone consultation."""
+    return _session_view(service.create_session(session(), current_principal(), data))
+
+
+@bp.get("/service-sessions/<int:session_id>")
+@bp.auth_required(token_auth, roles=READ)
+@bp.output(SessionOut)
+def get_session(session_id: int) -> Any:
+    """One session; another organisation's is a 404."""
+    return _session_view(service.get(session(), current_principal(), ServiceSession, session_id))
+
+
+@bp.patch("/service-sessions/<int:session_id>")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(SessionFields, arg_name="data")
+@bp.output(SessionOut)
+def update_session(session_id: int, data: dict[str, Any]) -> Any:
+    """Change a session until it is signed off (then 409: record a correction)."""
+    return _session_view(service.update_session(session(), current_principal(), session_id, data))
+
+
+@bp.post("/service-sessions/<int:session_id>/corrections")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(SessionFields, arg_name="data")
+@bp.output(SessionOut, status_code=201)
+def correct_session(session_id: int, data: dict[str, Any]) -> Any:
+    """A new session correcting a signed-off one, which stays unchanged."""
+    return _session_view(service.correct_session(session(), current_principal(), session_id, data))
+
+
+def _step(model: Any, entry_id: int, step: str, data: dict[str, Any] | None = None) -> Any:
+    data = data or {}
+    entry = service.advance(
+        session(),
+        current_principal(),
+        model,
+        entry_id,
+        step,
+        at=data.get("at"),
+        outcome=data.get("outcome"),
+    )
+    return _session_view(entry) if model is ServiceSession else _request_view(entry)
+
+
+@bp.post("/service-sessions/<int:session_id>/attachments")
+@accepts("multipart/form-data")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.output(SessionOut, status_code=201)
+@bp.doc(description="multipart/form-data with one `file` part (at most 50 MiB).")
+def add_attachment(session_id: int) -> Any:
+    """Attach a file (a signed form, photos, a report) to an open session."""
+    actor = current_principal()
+    entry = service.get(session(), actor, ServiceSession, session_id)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadRequestError("send the file as the multipart part `file`")
+    service.check_open(entry)
+    stored = artifact_store().put(cast(BinaryIO, upload.stream), max_bytes=MAX_ATTACHMENT_BYTES)
+    service.add_attachment(
+        session(),
+        actor,
+        entry,
+        {
+            "filename": upload.filename[:200],
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "content_type": upload.mimetype or "application/octet-stream",
+        },
+    )
+    return _session_view(entry)
+
+
+@bp.get("/service-sessions/<int:session_id>/attachments/<sha256>")
+@bp.auth_required(token_auth, roles=READ)
+def get_attachment(session_id: int, sha256: str) -> Response:
+    """Download an attachment of a session the caller may see."""
+    entry = service.get(session(), current_principal(), ServiceSession, session_id)
+    found = next((a for a in entry.attachments if a["sha256"] == sha256), None)
+    if found is None:
+        raise NotFoundError(f"no attachment {sha256} on session {session_id}")
+    return send_stored(found["sha256"], found["filename"], 0, found["content_type"])
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+@bp.get("/service-requests")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ListQuery, location="query", arg_name="query")
+@bp.output(RequestList)
+def list_requests(query: dict[str, Any]) -> dict[str, Any]:
+    """Technical service requests the caller may see, newest first."""
+    found = service.listing(session(), current_principal(), ServiceRequest, **query)
+    return {"items": [_request_view(e) for e in found]}
+
+
+@bp.post("/service-requests")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SERVICE_REQUEST))
+@bp.input(RequestIn, arg_name="data")
+@bp.output(RequestOut, status_code=201)
+def open_request(data: dict[str, Any]) -> Any:
+    """Open a technical service request (技术服务申请单): a customer for its
+    organisation, or a vendor engineer for a customer's phone call."""
+    return _request_view(service.open_request(session(), current_principal(), data, via="api"))
+
+
+@bp.get("/service-requests/<int:request_id>")
+@bp.auth_required(token_auth, roles=READ)
+@bp.output(RequestOut)
+def get_request(request_id: int) -> Any:
+    """One request, with the sessions that served it and the wait before work began."""
+    return _request_view(service.get(session(), current_principal(), ServiceRequest, request_id))
+
+
+_STEPS = {
+    "start": (MANAGE, True, "The engineer records the start (`at`, default now)."),
+    "confirm-start": (CONFIRM, False, "A customer user of the organisation confirms the start."),
+    "end": (MANAGE, True, "The engineer records the end (`at`, default now) and the outcome."),
+    "confirm-end": (CONFIRM, False, "A customer user confirms the end: signed off for good."),
+}
+
+
+def _step_route(model: Any, plural: str, out: type[Schema]) -> None:
+    """POST /{plural}/<id>/{step} for each step of the confirmation machine."""
+    noun = "session" if model is ServiceSession else "request"
+    for step, (roles, takes_body, summary) in _STEPS.items():
+
+        def view(entry_id: int, data: dict[str, Any] | None = None, step: str = step) -> Any:
+            return _step(model, entry_id, step, data)
+
+        view.__name__ = f"{step.replace('-', '_')}_{noun}"
+        view.__doc__ = summary
+        if takes_body:
+            view = bp.input(StepIn, arg_name="data")(view)
+        view = bp.output(out)(view)
+        view = bp.auth_required(token_auth, roles=roles)(view)
+        bp.post(f"/{plural}/<int:entry_id>/{step}")(view)
+
+
+_step_route(ServiceSession, "service-sessions", SessionOut)
+_step_route(ServiceRequest, "service-requests", RequestOut)
+
+
+# --- the record and reminders ---------------------------------------------------------------
+
+
+def record_response(
+    organisation: Any, entries: list[service.RecordEntry], fmt: str, name: str
+) -> Any:
+    zone = organisation.timezone
+    rows = [
+        {
+            "at": service.local_time(e.at, zone),
+            "kind": e.kind,
+            "title": e.title,
+            "state": e.state,
+            "devices": " ".join(e.devices),
+            "detail": e.detail,
+            "ref": e.ref,
+        }
+        for e in entries
+    ]
+    if fmt == "csv":
+        return csv_response(rows, list(rows[0]) if rows else ["at"], f"{name}.csv")
+    if fmt == "pdf":
+        from upgrade_server.notes.documents import render_pdf
+
+        html = render_template(
+            "portal/record_document.html", organisation=organisation, rows=rows, title=name
+        )
+        return Response(
+            render_pdf(html),
+            mimetype="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+        )
+    return {"organisation_id": organisation.id, "timezone": zone, "items": rows}
+
+
+@bp.get("/devices/<int:device_id>/service-record")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(RecordQuery, location="query", arg_name="query")
+@bp.doc(description="Times in the organisation's time zone. `format=csv` or `format=pdf`.")
+def device_record(device_id: int, query: dict[str, Any]) -> Any:
+    """A device's service record: installs, sessions and requests, oldest first."""
+    organisation, entries = service.service_record(
+        session(), current_principal(), device_id=device_id
+    )
+    return record_response(organisation, entries, query["format"], f"device-{device_id}-record")
+
+
+@bp.get("/organisations/<int:organisation_id>/service-record")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(RecordQuery, location="query", arg_name="query")
+@bp.doc(description="Times in the organisation's time zone. `format=csv` or `format=pdf`.")
+def organisation_record(organisation_id: int, query: dict[str, Any]) -> Any:
+    """An organisation's service record across its devices, oldest first."""
+    organisation, entries = service.service_record(
+        session(), current_principal(), organisation_id=organisation_id
+    )
+    return record_response(
+        organisation, entries, query["format"], f"{organisation.slug}-service-record"
+    )
+
+
+def _report(rows: list[dict[str, Any]], fmt: str, name: str) -> Any:
+    if fmt == "csv":
+        return csv_response(rows, list(rows[0]) if rows else ["none"], f"{name}.csv")
+    return {"items": rows}
+
+
+@bp.get("/service/reminders/inspections")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ReminderQuery, location="query", arg_name="query")
+def inspections_due(query: dict[str, Any]) -> Any:
+    """Devices under warranty whose periodic inspection is due within `days` days."""
+    rows = service.inspections_due(session(), current_principal(), query["days"])
+    return _report(rows, query["format"], "inspections-due")
+
+
+@bp.get("/service/reminders/training")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ReminderQuery, location="query", arg_name="query")
+def training_left(query: dict[str, Any]) -> Any:
+    """Training days used and left per organisation and delivery (3 each)."""
+    return _report(
+        service.training_left(session(), current_principal()), query["format"], "training"
+    )
+
+
+@bp.get("/service/reminders/waiting")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ReminderQuery, location="query", arg_name="query")
+def waiting(query: dict[str, Any]) -> Any:
+    """Sessions and requests waiting for the customer's confirmation for more than `hours`."""
+    rows = service.waiting_for_customer(session(), current_principal(), query["hours"])
+    return _report(rows, query["format"], "waiting-for-confirmation")
