@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tests.test_portal import login
+from upgrade_server.accounts import service as accounts
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
+from upgrade_server.service import service
+from upgrade_server.service.models import ServiceSession
 
 
 def _last_line(output: str) -> str:
@@ -112,3 +115,36 @@ def test_demo_is_repeatable(runner, client):
     assert login(client, email, password).status_code == 302
     page = client.get("/portal/devices?lang=en").get_data(as_text=True)
     assert "DEMO-" in page and ">1.0.0</a>" in page
+
+
+def test_service_commands(runner, factory):
+    org = factory.organisation()
+    device, _ = factory.device(organisation=org, delivered_on="2026-02-01")
+    customer = factory.caller("customer-viewer", org)
+    db.session.commit()
+    planned = runner.invoke(
+        args=[
+            "service", "plan", "--kind", "training", "--org", org.slug,
+            "--device", device.serial, "--engineer", "Wang Wei", "--training-days", "1",
+        ]
+    )  # fmt: skip
+    assert planned.exit_code == 0, planned.output
+    session_id = int(planned.output.split()[1])
+    started = runner.invoke(
+        args=["service", "start", str(session_id), "--at", "2026-03-01T09:00+0800"]
+    )
+    assert started.exit_code == 0 and "started" in started.output
+    # Out of order: the customer has not confirmed the start yet.
+    early = runner.invoke(args=["service", "end", str(session_id)])
+    assert early.exit_code == 1 and "start-confirmed" in early.output
+    confirmer = accounts.principal_for(customer.user)
+    service.advance(db.session, confirmer, ServiceSession, session_id, "confirm-start")
+    db.session.commit()
+    ended = runner.invoke(args=["service", "end", str(session_id), "--outcome", "trained 4 people"])
+    assert ended.exit_code == 0 and "ended" in ended.output
+    record = runner.invoke(args=["service", "record", device.serial])
+    assert record.output.splitlines()[1].startswith("2026-03-01 09:00,session,training")
+    training = runner.invoke(args=["service", "reminders", "training"])
+    assert training.output.split("\t")[1:] == ["2026-02-01", "1.0", "2.0\n"]
+    phone = runner.invoke(args=["service", "phone-request", "--org", org.slug, "--title", "Q"])
+    assert phone.exit_code == 0 and "opened" in phone.output

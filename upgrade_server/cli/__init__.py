@@ -53,6 +53,7 @@ def register_commands(app: Flask) -> None:
         inventory,
         keys,
         remote,
+        service,
         tuf,
     )
 
@@ -65,6 +66,7 @@ def register_commands(app: Flask) -> None:
         inventory.product_group,
         inventory.device_group,
         coverage.coverage_group,
+        service.service_group,
         audit.audit_group,
         demo.demo_command,
         demo.serve_command,
