@@ -90,6 +90,20 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/service/reminders/inspections"): EVERYONE,
     ("GET", "/api/v1/service/reminders/training"): EVERYONE,
     ("GET", "/api/v1/service/reminders/waiting"): EVERYONE,
+    ("GET", "/api/v1/tickets"): EVERYONE,
+    ("POST", "/api/v1/tickets"): {"admin", "support"} | CUSTOMER,
+    ("GET", "/api/v1/tickets/<int:ticket_id>"): EVERYONE,
+    ("POST", "/api/v1/tickets/<int:ticket_id>/status"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/level"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/repair-notice"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/part-on-site"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/pause"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/pause/confirm"): CUSTOMER,
+    ("POST", "/api/v1/tickets/<int:ticket_id>/pause/end"): {"admin", "support"},
+    ("PUT", "/api/v1/tickets/<int:ticket_id>/report"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/report/deliver"): {"admin", "support"},
+    ("GET", "/api/v1/tickets/<int:ticket_id>/report"): EVERYONE,
+    ("GET", "/api/v1/tickets/deadline-report"): EVERYONE,
 }
 DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/device"),
@@ -99,6 +113,7 @@ DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/releases/<int:release_id>/artifact"),
     ("POST", "/api/device/v1/installs"),
     ("GET", "/api/device/v1/coverage"),
+    ("POST", "/api/device/v1/alarms"),
 }
 
 
@@ -156,6 +171,7 @@ def _fill(rule: str, world) -> str:
         "override_id": 999_999,
         "session_id": 999_999,
         "entry_id": 999_999,
+        "ticket_id": 999_999,
     }
     return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule)
 

@@ -115,6 +115,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.releases.signing_api import bp as signing_bp
     from upgrade_server.releases.tuf_api import bp as tuf_bp
     from upgrade_server.service.api import bp as service_bp
+    from upgrade_server.tickets.api import bp as tickets_bp
+    from upgrade_server.tickets.api import device_bp as device_alarms_bp
     from upgrade_server.updates.api import bp as updates_bp
     from upgrade_server.updates.device_api import bp as device_updates_bp
 
@@ -127,12 +129,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         devices_bp,
         coverage_bp,
         service_bp,
+        tickets_bp,
         audit_bp,
         releases_bp,
         signing_bp,
         updates_bp,
         device_api_bp,
         device_coverage_bp,
+        device_alarms_bp,
         device_updates_bp,
         tuf_bp,
     ):

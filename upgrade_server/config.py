@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +73,14 @@ class Settings(BaseSettings):
         default=6 * 3600,
         description="Longest time a device polling static metadata goes without an update check.",
     )
+    holidays: str = Field(
+        default="",
+        description="Holidays skipped by working-day deadlines: YYYY-MM-DD, comma separated.",
+    )
+    alarm_uploads_per_minute: int = Field(
+        default=30,
+        description="Alarms a device may upload a minute before further ones are only counted.",
+    )
     report_batch_seconds: float = Field(
         default=1.0,
         description="Devices' update-check reports (last seen, version) are written in "
@@ -121,6 +130,9 @@ class Settings(BaseSettings):
         if self.keys_path:
             return self.keys_path.expanduser().resolve()
         return self.resolved_instance_path() / "keys"
+
+    def holiday_dates(self) -> tuple[date, ...]:
+        return tuple(date.fromisoformat(d.strip()) for d in self.holidays.split(",") if d.strip())
 
     def resolved_secret_key(self) -> str:
         """The configured key, else one generated once and kept in the instance folder."""

@@ -9,9 +9,11 @@ from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
+from upgrade_server.tickets.models import Alarm, IncidentReport, Ticket, TicketPause
 from upgrade_server.updates.models import InstallEvent
 
 __all__ = [
+    "Alarm",
     "ApiToken",
     "AuditEntry",
     "AuditHead",
@@ -21,6 +23,7 @@ __all__ = [
     "Device",
     "DeviceToken",
     "HardwareRevision",
+    "IncidentReport",
     "InstallEvent",
     "MetadataFile",
     "Organisation",
@@ -32,5 +35,7 @@ __all__ = [
     "ServiceSession",
     "SigningKey",
     "SigningRequest",
+    "Ticket",
+    "TicketPause",
     "User",
 ]

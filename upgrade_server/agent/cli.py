@@ -59,6 +59,20 @@ def check(agent: Agent) -> None:
         )
 
 
+@main.command(help="Upload a fault alarm (or, with --clear, its clearing).")
+@click.option("--code", required=True)
+@click.option("--level", type=click.IntRange(1, 4), required=True)
+@click.option("--message", default="")
+@click.option("--clear", is_flag=True)
+@pass_agent
+def alarm(agent: Agent, code: str, level: int, message: str, clear: bool) -> None:
+    try:
+        ticket = agent.alarm(code, level, message, clear=clear)
+    except AgentError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"alarm {code} uploaded; ticket {ticket}")
+
+
 @main.command(help="Download the offered artifact, resuming a partial one.")
 @click.option("--deadline", type=float, default=3600.0, show_default=True, help="Seconds.")
 @pass_agent

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,43 @@ class Agent:
                 self.log(f"report {status} refused: {response.status} {response.data[:200]!r}")
         except urllib3.exceptions.HTTPError as exc:
             self.log(f"report {status} not delivered: {exc}")
+
+    def alarm(
+        self,
+        code: str,
+        level: int,
+        message: str = "",
+        details: dict[str, Any] | None = None,
+        clear: bool = False,
+        attempts: int = 3,
+    ) -> int | None:
+        """Upload a fault alarm (or its clearing); returns the ticket id. The
+        alarm id is chosen here, so a retry after a lost answer counts once."""
+        body = {
+            "alarm_id": uuid.uuid4().hex,
+            "event": "clear" if clear else "raise",
+            "code": code,
+            "level": level,
+            "message": message,
+            "details": details or {},
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+        for attempt in range(attempts):
+            try:
+                response = self.http.request(
+                    "POST",
+                    self._url("/api/device/v1/alarms"),
+                    body=json.dumps(body).encode(),
+                    headers=self._headers({"Content-Type": "application/json"}),
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                self.log(f"alarm {code} not delivered (attempt {attempt + 1}): {exc}")
+                continue
+            if response.status >= 400:
+                raise AgentError("E_ALARM", f"alarm refused: {response.status}")
+            ticket: int | None = json.loads(response.data).get("ticket_id")
+            return ticket
+        raise AgentError("E_ALARM", f"alarm {code} not delivered")
 
     # --- check -------------------------------------------------------------------
 

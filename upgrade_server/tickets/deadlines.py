@@ -96,9 +96,7 @@ def deadlines(facts: Facts, now: datetime | None = None) -> dict[str, datetime]:
     if facts.resolved_at is not None:
         due[REPORT] = facts.resolved_at + REPORT_WITHIN
         clock[REPORT] = facts.resolved_at
-    return {
-        name: _after_pauses(when, clock[name], facts.pauses, now) for name, when in due.items()
-    }
+    return {name: _after_pauses(when, clock[name], facts.pauses, now) for name, when in due.items()}
 
 
 def _after_pauses(

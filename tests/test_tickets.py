@@ -1,0 +1,188 @@
+"""Alarms, tickets, deadlines, incident reports, through the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.test_errors import assert_problem
+from upgrade_server.extensions import db
+from upgrade_server.tickets.models import Alarm, Ticket
+
+
+@pytest.fixture
+def plant(client, factory):
+    org = factory.organisation(region="beijing")
+    device, token = factory.device(organisation=org)
+    db.session.commit()
+    return {
+        "org": org,
+        "device": device,
+        "device_headers": {"Authorization": f"Bearer {token}"},
+        "support": factory.caller("support"),
+        "customer": factory.caller("customer-viewer", org),
+        "stranger": factory.caller("customer-admin", factory.organisation()),
+    }
+
+
+def _alarm(client, plant, alarm_id, code="PSU_FAIL", level=1, **extra):
+    return client.post(
+        "/api/device/v1/alarms",
+        json={
+            "alarm_id": alarm_id,
+            "code": code,
+            "level": level,
+            "message": "power supply failed",
+            "occurred_at": "2026-03-02T02:00:00Z",
+            **extra,
+        },
+        headers=plant["device_headers"],
+    )
+
+
+def _deadlines(ticket: dict) -> dict[str, dict]:
+    return {d["name"]: d for d in ticket["deadlines"]}
+
+
+def test_a_level_1_alarm_opens_a_ticket_with_the_emergency_deadlines(client, plant):
+    r = _alarm(client, plant, "a-1")
+    assert r.status_code == 201
+    ticket_id = r.get_json()["ticket_id"]
+    ticket = client.get(f"/api/v1/tickets/{ticket_id}", headers=plant["customer"].headers)
+    body = ticket.get_json()
+    opened = datetime.fromisoformat(body["opened_at"])
+    due = _deadlines(body)
+    assert datetime.fromisoformat(due["acknowledge"]["due_at"]) == opened + timedelta(minutes=10)
+    assert datetime.fromisoformat(due["on_site"]["due_at"]) == opened + timedelta(hours=2)
+    assert (body["level"], body["status"], body["alarm_count"]) == (1, "new", 1)
+    # A retry of the same upload counts once; a new one of the same code adds to it.
+    again = _alarm(client, plant, "a-1")
+    assert again.status_code == 200 and again.get_json()["ticket_id"] == ticket_id
+    more = _alarm(client, plant, "a-2")
+    assert more.status_code == 201 and more.get_json()["ticket_id"] == ticket_id
+    other = _alarm(client, plant, "b-1", code="FAN_SLOW", level=3)
+    assert other.get_json()["ticket_id"] != ticket_id
+    cleared = _alarm(client, plant, "a-3", event="clear")
+    assert cleared.get_json()["ticket_id"] == ticket_id
+    body = client.get(f"/api/v1/tickets/{ticket_id}", headers=plant["support"].headers).get_json()
+    assert body["alarm_count"] == 2 and body["cleared_at"] is not None
+
+
+def test_bad_alarms_are_refused_and_lose_nothing(client, plant):
+    r = _alarm(client, plant, "x-1", level=7)
+    assert_problem(r, 422, "invalid-input")
+    r = client.post(
+        "/api/device/v1/alarms",
+        data="{",
+        headers={**plant["device_headers"], "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert db.session.query(Alarm).count() == 0 and db.session.query(Ticket).count() == 0
+
+
+def test_a_flapping_device_is_limited_but_every_alarm_counts(client, plant, app, monkeypatch):
+    monkeypatch.setattr(app.config["SETTINGS"], "alarm_uploads_per_minute", 3)
+    statuses = [_alarm(client, plant, f"f-{i}").status_code for i in range(6)]
+    assert statuses == [201, 201, 201, 202, 202, 202]
+    ticket = db.session.query(Ticket).one()
+    assert ticket.alarm_count == 6
+    assert db.session.query(Alarm).count() == 3
+
+
+def test_a_ticket_is_worked_to_closed_with_its_report(client, plant):
+    ticket_id = _alarm(client, plant, "a-1").get_json()["ticket_id"]
+    url = f"/api/v1/tickets/{ticket_id}"
+    support = plant["support"].headers
+    for status in ("acknowledged", "on-the-way", "on-site", "resolved"):
+        r = client.post(f"{url}/status", json={"status": status}, headers=support)
+        assert r.status_code == 200 and r.get_json()["status"] == status
+    assert_problem(
+        client.post(f"{url}/status", json={"status": "on-site"}, headers=support), 409, "conflict"
+    )
+    assert_problem(
+        client.post(f"{url}/status", json={"status": "closed"}, headers=support), 409, "conflict"
+    )
+    # Not yet written: the customer sees no report.
+    assert_problem(client.get(f"{url}/report", headers=plant["customer"].headers), 404, "not-found")
+    r = client.put(f"{url}/report", json={"symptoms": "no power"}, headers=support)
+    assert r.status_code == 200
+    r = client.post(f"{url}/report/deliver", headers=support)
+    body = assert_problem(r, 422, "invalid-input")
+    assert {e["field"] for e in body["errors"]} >= {"cause", "solution", "recovery_steps"}
+    report = {
+        "fault_started_at": "2026-03-02T02:00:00Z",
+        "fault_ended_at": "2026-03-02T05:00:00Z",
+        "symptoms": "设备断电",
+        "cause": "power supply unit failed",
+        "solution": "replaced the power supply unit",
+        "recovery_steps": [
+            {"at": "2026-03-02T04:00:00Z", "step": "replaced the PSU"},
+            {"at": "2026-03-02T05:00:00Z", "step": "verified service"},
+        ],
+        "follow_up": "inspect the other PSUs within a month",
+    }
+    assert client.put(f"{url}/report", json=report, headers=support).status_code == 200
+    delivered = client.post(f"{url}/report/deliver", headers=support)
+    assert delivered.status_code == 200 and delivered.get_json()["delivered_at"]
+    assert_problem(
+        client.put(f"{url}/report", json={"symptoms": "x"}, headers=support), 409, "conflict"
+    )
+    r = client.post(f"{url}/status", json={"status": "closed"}, headers=support)
+    assert r.get_json()["status"] == "closed"
+    seen = client.get(f"{url}/report", headers=plant["customer"].headers).get_json()
+    assert seen["symptoms"] == "设备断电" and len(seen["recovery_steps"]) == 2
+    pdf = client.get(f"{url}/report?format=pdf", headers=plant["customer"].headers)
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    assert_problem(client.get(url, headers=plant["stranger"].headers), 404, "not-found")
+
+
+def test_an_unacknowledged_ticket_is_breached_in_the_report(client, plant):
+    ticket_id = _alarm(client, plant, "a-1").get_json()["ticket_id"]
+    ticket = db.session.get(Ticket, ticket_id)
+    ticket.opened_at = datetime.now(UTC) - timedelta(hours=1)  # an hour ago
+    db.session.commit()
+    start = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    end = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    r = client.get(
+        "/api/v1/tickets/deadline-report",
+        query_string={"from": start, "to": end},
+        headers=plant["customer"].headers,
+    )
+    body = r.get_json()
+    ack = next(row for row in body["items"] if row["deadline"] == "acknowledge")
+    assert ack["met"] is False and 49 <= ack["late_minutes"] <= 51
+    assert body["missed"] >= 1
+    csv_text = client.get(
+        "/api/v1/tickets/deadline-report",
+        query_string={"from": start, "to": end, "format": "csv"},
+        headers=plant["support"].headers,
+    ).get_data(as_text=True)
+    assert csv_text.splitlines()[0].startswith("ticket_id,organisation,level,deadline")
+    # The board puts it first: its deadline is the nearest (already past).
+    board = client.get("/api/v1/tickets", headers=plant["support"].headers).get_json()["items"]
+    assert board[0]["id"] == ticket_id
+
+
+def test_deadlines_hold_only_during_a_pause_the_customer_confirmed(client, plant):
+    r = client.post(
+        "/api/v1/tickets",
+        json={"title": "Slow links", "level": 3, "device_ids": [plant["device"].id]},
+        headers=plant["customer"].headers,
+    )
+    assert r.status_code == 201 and r.get_json()["source"] == "api"
+    url = f"/api/v1/tickets/{r.get_json()['id']}"
+    before = _deadlines(r.get_json())["on_site"]["due_at"]
+    support = plant["support"].headers
+    client.post(f"{url}/pause", json={"reason": "waiting for remote access"}, headers=support)
+    # Not confirmed yet: no effect even once ended.
+    assert _deadlines(client.get(url, headers=support).get_json())["on_site"]["due_at"] == before
+    r = client.post(f"{url}/pause/confirm", headers=plant["customer"].headers)
+    assert r.get_json()["pauses"][0]["confirmed_by"] == plant["customer"].user.email
+    assert_problem(client.post(f"{url}/pause/confirm", headers=support), 403, "forbidden")
+    ended = client.post(f"{url}/pause/end", headers=support).get_json()
+    moved = _deadlines(ended)["on_site"]["due_at"]
+    assert moved > before
+    # Raising the level tightens the deadlines at once.
+    raised = client.post(f"{url}/level", json={"level": 1}, headers=support).get_json()
+    assert _deadlines(raised)["acknowledge"]["due_at"] < before

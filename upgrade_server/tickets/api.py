@@ -1,0 +1,364 @@
+"""Alarm upload on the device API; tickets, incident reports and deadline
+reports on the management API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import DateTime, Dict, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from flask import Response, render_template
+
+from upgrade_server.accounts.auth import current_principal, token_auth
+from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.csvfiles import csv_response
+from upgrade_server.devices.auth import current_device, device_auth
+from upgrade_server.extensions import current_settings, session
+from upgrade_server.tickets import service
+from upgrade_server.tickets.models import Ticket
+
+bp = APIBlueprint("tickets", __name__, url_prefix="/api/v1", tag="Tickets")
+device_bp = APIBlueprint("device_alarms", __name__, url_prefix="/api/device/v1", tag="Device API")
+
+READ = roles_for(Permission.DEVICE_READ)
+MANAGE = roles_for(Permission.SERVICE_MANAGE)
+
+
+class AlarmIn(Schema):
+    alarm_id = String(required=True, validate=Length(1, 64))
+    event = String(load_default="raise", validate=OneOf(["raise", "clear"]))
+    code = String(required=True, validate=Length(1, 64))
+    level = Integer(required=True, validate=Range(1, 4))
+    message = String(load_default="", validate=Length(0, 2000))
+    occurred_at = DateTime(required=True)
+    details = Dict(load_default=dict)
+
+
+class AlarmOut(Schema):
+    ticket_id = Integer(allow_none=True)
+    counted_only = String(
+        allow_none=True, metadata={"description": "set when the rate limit kept no row"}
+    )
+
+
+class DeadlineOut(Schema):
+    name = String()
+    due_at = DateTime()
+    met_at = DateTime(allow_none=True)
+    late_minutes = Integer(allow_none=True)
+
+
+class PauseOut(Schema):
+    id = Integer()
+    reason = String()
+    started_at = DateTime()
+    requested_by = String()
+    confirmed_at = DateTime(allow_none=True)
+    confirmed_by = String(allow_none=True)
+    ended_at = DateTime(allow_none=True)
+
+
+class TicketOut(Schema):
+    id = Integer()
+    organisation_id = Integer()
+    region = String()
+    level = Integer()
+    status = String()
+    title = String()
+    description = String()
+    source = String()
+    alarm_code = String(allow_none=True)
+    alarm_count = Integer()
+    last_alarm_at = DateTime(allow_none=True)
+    cleared_at = DateTime(allow_none=True)
+    opened_at = DateTime()
+    acknowledged_at = DateTime(allow_none=True)
+    on_the_way_at = DateTime(allow_none=True)
+    on_site_at = DateTime(allow_none=True)
+    repair_notice_at = DateTime(allow_none=True)
+    part_on_site_at = DateTime(allow_none=True)
+    resolved_at = DateTime(allow_none=True)
+    report_delivered_at = DateTime(allow_none=True)
+    closed_at = DateTime(allow_none=True)
+    device_ids = List(Integer())
+    deadlines = List(Nested(DeadlineOut))
+    pauses = List(Nested(PauseOut))
+
+
+class TicketIn(Schema):
+    title = String(required=True, validate=Length(1, 200))
+    description = String(load_default="", validate=Length(0, 10_000))
+    level = Integer(required=True, validate=Range(1, 4))
+    device_ids = List(Integer(), load_default=list)
+    organisation_id = Integer(load_default=None)
+
+
+class TicketList(Schema):
+    items = List(Nested(TicketOut))
+
+
+class StatusIn(Schema):
+    status = String(
+        required=True,
+        validate=OneOf(["acknowledged", "on-the-way", "on-site", "resolved", "closed"]),
+    )
+    at = DateTime(load_default=None)
+
+
+class LevelIn(Schema):
+    level = Integer(required=True, validate=Range(1, 4))
+
+
+class PauseIn(Schema):
+    reason = String(required=True, validate=Length(1, 2000))
+
+
+class StepOut(Schema):
+    at = String(required=True)
+    step = String(required=True)
+
+
+class ReportIn(Schema):
+    fault_started_at = DateTime()
+    fault_ended_at = DateTime()
+    symptoms = String(validate=Length(0, 10_000))
+    cause = String(validate=Length(0, 10_000), metadata={"description": "or the plan to find it"})
+    solution = String(validate=Length(0, 10_000))
+    recovery_steps = List(Nested(StepOut), metadata={"description": "in time order"})
+    follow_up = String(validate=Length(0, 10_000))
+
+
+class ReportOut(ReportIn):
+    ticket_id = Integer()
+    delivered_at = DateTime(allow_none=True)
+    delivered_by = String(allow_none=True)
+
+
+class ReportQuery(Schema):
+    format = String(load_default="json", validate=OneOf(["json", "pdf"]))
+
+
+class DeadlineReportQuery(Schema):
+    start = DateTime(required=True, data_key="from")
+    end = DateTime(required=True, data_key="to")
+    organisation_id = Integer(load_default=None)
+    format = String(load_default="json", validate=OneOf(["json", "csv"]))
+
+
+def _view(ticket: Ticket) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    found = service.deadlines_of(ticket, current_settings().holiday_dates(), now)
+    data = {
+        name: getattr(ticket, name) for name in TicketOut._declared_fields if hasattr(ticket, name)
+    }
+    data["device_ids"] = [d.id for d in ticket.devices]
+    data["deadlines"] = [
+        {
+            "name": d.name,
+            "due_at": d.due_at,
+            "met_at": d.met_at,
+            "late_minutes": round(d.late.total_seconds() / 60) if d.late else None,
+        }
+        for d in found
+    ]
+    data["pauses"] = ticket.pauses
+    return data
+
+
+# --- the device uploads alarms -----------------------------------------------------------------
+
+
+@device_bp.post("/alarms")
+@device_bp.auth_required(device_auth)
+@device_bp.input(AlarmIn, arg_name="data")
+@device_bp.output(AlarmOut, status_code=201)
+@device_bp.doc(
+    responses={
+        200: "a retried upload: counted once already",
+        201: "recorded",
+        202: "counted on its ticket only (the device uploads too fast)",
+    }
+)
+def upload_alarm(data: dict[str, Any]) -> Any:
+    """Upload an alarm, or its clearing (`event: clear`), with an id of the
+    device's choosing so a retry counts once. An alarm of a code whose ticket
+    is open adds to that ticket."""
+    result = service.receive_alarm(
+        session(), current_device(), data, current_settings().alarm_uploads_per_minute
+    )
+    body = {
+        "ticket_id": result.ticket.id if result.ticket else None,
+        "counted_only": None if result.stored else "rate limit: counted on the ticket",
+    }
+    status = 201 if result.created and result.stored else 202 if result.created else 200
+    return body, status
+
+
+# --- tickets ----------------------------------------------------------------------------------
+
+
+@bp.get("/tickets")
+@bp.auth_required(token_auth, roles=READ)
+@bp.output(TicketList)
+def list_tickets() -> dict[str, Any]:
+    """Tickets the caller may see, open ones first by the nearest deadline."""
+    actor = current_principal()
+    holidays = current_settings().holiday_dates()
+    open_ones = [t for t, _ in service.board(session(), actor, holidays)]
+    done = session().scalars(
+        service.visible_tickets(actor)
+        .where(Ticket.status.not_in(service.OPEN))
+        .order_by(Ticket.id.desc())
+        .limit(500)
+    )
+    return {"items": [_view(t) for t in [*open_ones, *done]]}
+
+
+@bp.post("/tickets")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SERVICE_REQUEST))
+@bp.input(TicketIn, arg_name="data")
+@bp.output(TicketOut, status_code=201)
+def open_ticket(data: dict[str, Any]) -> Any:
+    """Open a ticket by hand: a customer, or a support engineer for a phone call."""
+    return _view(service.open_ticket(session(), current_principal(), data, via="api"))
+
+
+@bp.get("/tickets/<int:ticket_id>")
+@bp.auth_required(token_auth, roles=READ)
+@bp.output(TicketOut)
+def get_ticket(ticket_id: int) -> Any:
+    """One ticket with its deadlines (met, missed and by how long) and pauses."""
+    return _view(service.get_ticket(session(), current_principal(), ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/status")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(StatusIn, arg_name="data")
+@bp.output(TicketOut)
+def set_status(ticket_id: int, data: dict[str, Any]) -> Any:
+    """Move the ticket forward: acknowledged, on-the-way, on-site, resolved, closed."""
+    actor = current_principal()
+    return _view(service.advance(session(), actor, ticket_id, data["status"], data["at"]))
+
+
+@bp.post("/tickets/<int:ticket_id>/level")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(LevelIn, arg_name="data")
+@bp.output(TicketOut)
+def set_level(ticket_id: int, data: dict[str, Any]) -> Any:
+    """Change the fault level; the deadlines follow."""
+    return _view(service.change_level(session(), current_principal(), ticket_id, data["level"]))
+
+
+@bp.post("/tickets/<int:ticket_id>/repair-notice")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.output(TicketOut)
+def repair_notice(ticket_id: int) -> Any:
+    """A part must be replaced: on site with it within 2 working days."""
+    return _view(service.repair_notice(session(), current_principal(), ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/part-on-site")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.output(TicketOut)
+def part_on_site(ticket_id: int) -> Any:
+    """The engineer is on site with the replacement part."""
+    return _view(service.part_on_site(session(), current_principal(), ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/pause")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(PauseIn, arg_name="data")
+@bp.output(TicketOut)
+def pause(ticket_id: int, data: dict[str, Any]) -> Any:
+    """The ticket waits on the customer; deadlines hold once the customer confirms."""
+    actor = current_principal()
+    service.request_pause(session(), actor, ticket_id, data["reason"])
+    return _view(service.get_ticket(session(), actor, ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/pause/confirm")
+@bp.auth_required(token_auth, roles=roles_for(Permission.SERVICE_CONFIRM))
+@bp.output(TicketOut)
+def confirm_pause(ticket_id: int) -> Any:
+    """A customer user confirms the ticket waits on the customer."""
+    actor = current_principal()
+    service.confirm_pause(session(), actor, ticket_id)
+    return _view(service.get_ticket(session(), actor, ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/pause/end")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.output(TicketOut)
+def end_pause(ticket_id: int) -> Any:
+    """The wait is over: the deadlines run again."""
+    actor = current_principal()
+    service.end_pause(session(), actor, ticket_id)
+    return _view(service.get_ticket(session(), actor, ticket_id))
+
+
+@bp.put("/tickets/<int:ticket_id>/report")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(ReportIn, arg_name="data")
+@bp.output(ReportOut)
+def save_report(ticket_id: int, data: dict[str, Any]) -> Any:
+    """Write the incident report (until it is delivered)."""
+    return service.save_report(session(), current_principal(), ticket_id, data)
+
+
+@bp.post("/tickets/<int:ticket_id>/report/deliver")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.output(ReportOut)
+def deliver_report(ticket_id: int) -> Any:
+    """Deliver the report to the customer: all six parts required; then read-only."""
+    return service.deliver_report(session(), current_principal(), ticket_id)
+
+
+@bp.get("/tickets/<int:ticket_id>/report")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ReportQuery, location="query", arg_name="query")
+@bp.output(ReportOut)
+def get_report(ticket_id: int, query: dict[str, Any]) -> Any:
+    """The incident report (customers: once delivered); `format=pdf` as a PDF."""
+    actor = current_principal()
+    report = service.report_of(session(), actor, ticket_id)
+    if query["format"] != "pdf":
+        return report
+    from upgrade_server.notes.documents import render_pdf
+
+    ticket = service.get_ticket(session(), actor, ticket_id)
+    html = render_template(
+        "portal/incident_report.html",
+        ticket=ticket,
+        report=report,
+        zone=ZoneInfo(ticket.organisation.timezone),
+    )
+    return Response(
+        render_pdf(html),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="incident-{ticket_id}.pdf"'},
+    )
+
+
+@bp.get("/tickets/deadline-report")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(DeadlineReportQuery, location="query", arg_name="query")
+def deadline_report(query: dict[str, Any]) -> Any:
+    """Every deadline of the tickets opened in [from, to): met or missed and
+    how late (JSON, or `format=csv`), with totals."""
+    rows = service.deadline_report(
+        session(),
+        current_principal(),
+        current_settings().holiday_dates(),
+        query["start"],
+        query["end"],
+        query["organisation_id"],
+    )
+    if query["format"] == "csv":
+        columns = ["ticket_id", "organisation", "level", "deadline", "due_at", "met_at", "met"]
+        return csv_response(rows, [*columns, "late_minutes"], "deadlines.csv")
+    met = sum(1 for r in rows if r["met"])
+    return {"met": met, "missed": len(rows) - met, "items": rows}
