@@ -117,3 +117,32 @@ def provision(
         secret = provisioned.secret
         db.engine.dispose()
     return secret
+
+
+def user_token(
+    database_url: str, instance: Path, email: str, role: str, org: str | None = None
+) -> str:
+    """A user of `role` (of organisation `org` for customer roles); returns an API token."""
+    from upgrade_server import create_app
+    from upgrade_server.accounts import service as accounts
+    from upgrade_server.accounts.principal import Principal
+    from upgrade_server.config import Settings
+    from upgrade_server.extensions import db
+    from upgrade_server.organisations import service as organisations
+
+    app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=database_url)})
+    with app.app_context():
+        cli = Principal.cli()
+        organisation = organisations.find_by_slug(db.session, org) if org else None
+        user = accounts.create_user(
+            db.session,
+            cli,
+            email=email,
+            name=email,
+            role=role,
+            organisation_id=organisation.id if organisation else None,
+        )
+        token = accounts.create_api_token(db.session, cli, name="e2e", user_id=user.id).secret
+        db.session.commit()
+        db.engine.dispose()
+    return token
