@@ -9,13 +9,12 @@ version) key lets one worker win and the others' attempts roll back.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from upgrade_server import background
 from upgrade_server.database import write_intent
 from upgrade_server.extensions import db, session
 from upgrade_server.products.models import Product
@@ -48,21 +47,11 @@ def refresh_all(app: Flask) -> dict[str, list[str]]:
 
 
 def start(app: Flask, interval: float) -> None:
-    """Run refresh_all every `interval` seconds in a daemon thread of this process."""
+    """Run refresh_all every `interval` seconds in each process serving the app."""
 
-    def loop() -> None:
-        stop = threading.Event()
-        while not stop.wait(interval):
-            try:
-                done = refresh_all(app)
-                if done:
-                    log.info("re-signed %s", done)
-            except Exception:
-                log.exception("metadata upkeep failed; retrying in %ss", interval)
+    def work(app: Flask) -> None:
+        done = refresh_all(app)
+        if done:
+            log.info("re-signed %s", done)
 
-    def ensure_started() -> None:
-        # gunicorn forks after create_app: start once per worker, on first use.
-        if getattr(app, "_upkeep_pid", None) != os.getpid():
-            app._upkeep_pid = os.getpid()  # type: ignore[attr-defined]
-            threading.Thread(target=loop, name="tuf-upkeep", daemon=True).start()
-        app.before_request(ensure_started)
+    background.every(app, interval, work, "tuf-upkeep")
