@@ -11,7 +11,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from upgrade_server import create_app
+from upgrade_server import background, create_app
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.config import Settings
@@ -58,6 +58,7 @@ def live_server(database_url: str, instance: Path, **settings: Any) -> Iterator[
         yield Live(app, f"http://127.0.0.1:{server.server_port}", token)
     finally:
         server.shutdown()
+        background.stop(app)
         thread.join(timeout=10)
         with app.app_context():
             db.session.remove()

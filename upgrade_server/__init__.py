@@ -169,10 +169,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         app.wsgi_app, app.extensions["update_check"]
     )
 
+    from upgrade_server import background
+
     if settings.tuf_upkeep_seconds > 0 and not app.testing:
         from upgrade_server.signing import upkeep
 
         upkeep.start(app, settings.tuf_upkeep_seconds)
+
+    if (
+        settings.notify_interval_seconds > 0
+        and (settings.notify_webhook_url or settings.smtp_host)
+        and not app.testing
+    ):
+        from upgrade_server.tickets import notify
+
+        background.every(app, settings.notify_interval_seconds, notify.run_once, "notifier")
 
     from upgrade_server.cli import register_commands
 

@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 def every(app: Flask, interval: float, work: Callable[[Flask], Any], name: str) -> None:
     """Run `work(app)` every `interval` seconds; a failure is logged and retried."""
 
+    stop = threading.Event()
+    app.extensions.setdefault("background_stops", []).append(stop)
+
     def loop() -> None:
-        stop = threading.Event()
         while not stop.wait(interval):
             try:
                 work(app)
@@ -39,3 +41,9 @@ def every(app: Flask, interval: float, work: Callable[[Flask], Any], name: str) 
         return inner(environ, start_response)
 
     app.wsgi_app = wsgi  # type: ignore[method-assign]
+
+
+def stop(app: Flask) -> None:
+    """Stop this app's background work (a server shutting down, a test ending)."""
+    for event in app.extensions.get("background_stops", []):
+        event.set()

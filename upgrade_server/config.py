@@ -81,6 +81,25 @@ class Settings(BaseSettings):
         default=30,
         description="Alarms a device may upload a minute before further ones are only counted.",
     )
+    notify_webhook_url: str | None = Field(
+        default=None, description="Urgent tickets and deadlines due soon are POSTed here as JSON."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for notification mail.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
+    smtp_user: str | None = Field(default=None, description="SMTP login, if it needs one.")
+    smtp_password: str | None = Field(default=None, repr=False, description="SMTP password.")
+    smtp_from: str = Field(default="upgrade-server@localhost", description="Sender of mail.")
+    notify_email_to: str = Field(default="", description="Recipients of mail, comma separated.")
+    notify_before_minutes: int = Field(
+        default=30, description="Notify this long before a ticket deadline passes."
+    )
+    notify_interval_seconds: float = Field(
+        default=30.0, description="How often each worker sends due notifications (0: never)."
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0, description="Longest wait on the webhook or the SMTP server."
+    )
     report_batch_seconds: float = Field(
         default=1.0,
         description="Devices' update-check reports (last seen, version) are written in "

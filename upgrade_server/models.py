@@ -10,6 +10,7 @@ from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
 from upgrade_server.tickets.models import Alarm, IncidentReport, Ticket, TicketPause
+from upgrade_server.tickets.notify import Notification
 from upgrade_server.updates.models import InstallEvent
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "IncidentReport",
     "InstallEvent",
     "MetadataFile",
+    "Notification",
     "Organisation",
     "Product",
     "Release",

@@ -168,8 +168,10 @@ def receive_alarm(
             None,
             organisation_id=ticket.organisation_id,
         )
+        _notify(session, ticket)
     elif data["level"] < ticket.level:  # the fault got worse
         _change_level(ticket, data["level"], now)
+        _notify(session, ticket)
     ticket.alarm_count += 1
     ticket.last_alarm_at = data["occurred_at"]
     stored = _store(session, device, data, ticket, now, per_minute)
@@ -252,7 +254,16 @@ def open_ticket(session: Session, actor: Principal, data: dict[str, Any], via: s
     session.add(ticket)
     session.flush()
     record_change(session, actor, "ticket.open", ticket, None, organisation_id=organisation.id)
+    _notify(session, ticket)
     return ticket
+
+
+def _notify(session: Session, ticket: Ticket) -> None:
+    """An urgent ticket (level 1-2) goes into the notification outbox."""
+    from upgrade_server.tickets import notify  # notify builds on this module
+
+    session.flush()
+    notify.ticket_opened(session, ticket)
 
 
 def _change_level(ticket: Ticket, level: int, at: datetime) -> None:
@@ -268,6 +279,7 @@ def change_level(session: Session, actor: Principal, ticket_id: int, level: int)
     before = ticket.audit_view()
     if level != ticket.level:
         _change_level(ticket, level, utcnow())
+        _notify(session, ticket)
     session.flush()
     record_change(
         session, actor, "ticket.level", ticket, before, organisation_id=ticket.organisation_id

@@ -1,0 +1,213 @@
+"""Notifications of urgent tickets: a new level 1-2 ticket (or one raised to
+level 2 or 1), and a deadline about to pass. They are written to an outbox in
+the transaction that caused them and delivered by a background thread (a
+webhook POST and an e-mail), retried with backoff: a receiver that fails
+never blocks or fails the request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import urllib3
+from flask import Flask
+from sqlalchemy import JSON, ForeignKey, String, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from upgrade_server.config import Settings
+from upgrade_server.database import UTCDateTime, utcnow, write_intent
+from upgrade_server.extensions import Base, db
+from upgrade_server.tickets import service
+from upgrade_server.tickets.models import Ticket
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=2)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Enqueued once per key (a ticket opened, a deadline due soon).
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    subject: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    webhook_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+
+
+def enqueue(session: Session, key: str, ticket: Ticket, subject: str, event: str) -> None:
+    """Add a notification unless one with this key exists."""
+    if session.scalars(select(Notification.id).where(Notification.key == key)).first():
+        return
+    session.add(
+        Notification(
+            key=key,
+            ticket_id=ticket.id,
+            subject=subject,
+            payload={
+                "event": event,
+                "ticket_id": ticket.id,
+                "organisation": ticket.organisation.slug,
+                "level": ticket.level,
+                "status": ticket.status,
+                "title": ticket.title,
+                "opened_at": ticket.opened_at.isoformat(),
+            },
+            next_attempt_at=utcnow(),
+        )
+    )
+    session.flush()
+
+
+def ticket_opened(session: Session, ticket: Ticket) -> None:
+    if ticket.level <= 2:
+        enqueue(
+            session,
+            f"ticket:{ticket.id}:level:{ticket.level}",
+            ticket,
+            f"Level {ticket.level} ticket #{ticket.id}: {ticket.title}",
+            "ticket-opened",
+        )
+
+
+def due_soon(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Enqueue a notification for each open ticket's deadline that passes
+    within `notify_before_minutes`; returns how many were new."""
+    now = now or utcnow()
+    before = timedelta(minutes=settings.notify_before_minutes)
+    added = 0
+    open_tickets = session.scalars(select(Ticket).where(Ticket.status.in_(service.OPEN)))
+    for ticket in open_tickets:
+        for deadline in service.deadlines_of(ticket, settings.holiday_dates(), now):
+            if deadline.met_at is None and now < deadline.due_at <= now + before:
+                key = f"ticket:{ticket.id}:due:{deadline.name}:{deadline.due_at.isoformat()}"
+                exists = session.scalars(select(Notification.id).where(Notification.key == key))
+                if exists.first() is None:
+                    enqueue(
+                        session,
+                        key,
+                        ticket,
+                        f"Ticket #{ticket.id}: {deadline.name} due at {deadline.due_at:%H:%M} UTC",
+                        f"deadline-{deadline.name}",
+                    )
+                    added += 1
+    return added
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+def _webhook(settings: Settings, note: Notification) -> None:
+    url = settings.notify_webhook_url
+    assert url is not None
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("the webhook URL must be http or https")
+    response = urllib3.request(
+        "POST",
+        url,
+        body=json.dumps({"subject": note.subject, **note.payload}).encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=settings.notify_timeout_seconds,
+        retries=False,
+    )
+    if response.status >= 300:
+        raise OSError(f"webhook answered {response.status}")
+
+
+def _email(settings: Settings, note: Notification) -> None:
+    assert settings.smtp_host is not None
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = settings.notify_email_to
+    message["Subject"] = note.subject
+    message.set_content(json.dumps(note.payload, indent=2, ensure_ascii=False))
+    with smtplib.SMTP(
+        settings.smtp_host, settings.smtp_port, timeout=settings.notify_timeout_seconds
+    ) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_user and settings.smtp_password:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+        smtp.send_message(message)
+
+
+def deliver(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Try every notification that is due; returns how many were completed."""
+    now = now or utcnow()
+    completed = 0
+    due = session.scalars(
+        select(Notification.id).where(
+            Notification.delivered_at.is_(None),
+            Notification.next_attempt_at <= now,
+            or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+        )
+    ).all()
+    for note_id in due:
+        # Claim it, so another worker does not send it too.
+        claimed = session.execute(
+            update(Notification)
+            .where(
+                Notification.id == note_id,
+                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+            )
+            .values(lease_until=now + LEASE)
+        )
+        session.commit()
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        note = session.get(Notification, note_id)
+        assert note is not None
+        errors = []
+        channels = [
+            ("webhook_done_at", settings.notify_webhook_url, _webhook),
+            ("email_done_at", settings.smtp_host and settings.notify_email_to, _email),
+        ]
+        for column, configured, send in channels:
+            if not configured or getattr(note, column) is not None:
+                continue
+            try:
+                send(settings, note)
+                setattr(note, column, utcnow())
+            except Exception as exc:  # any failure of a receiver: retried
+                errors.append(f"{column.split('_')[0]}: {exc.__class__.__name__}: {exc}")
+        note.attempts += 1
+        note.lease_until = None
+        if errors:
+            note.last_error = "; ".join(errors)[:2000]
+            note.next_attempt_at = now + min(MAX_BACKOFF, timedelta(seconds=10 * 2**note.attempts))
+            log.warning("notification %s not delivered: %s", note.key, note.last_error)
+        else:
+            note.delivered_at = utcnow()
+            completed += 1
+        session.commit()
+    return completed
+
+
+def run_once(app: Flask, now: datetime | None = None) -> int:
+    """One pass: enqueue deadlines due soon, deliver what is due."""
+    token = write_intent.set(True)
+    try:
+        with app.app_context():
+            settings: Settings = app.config["SETTINGS"]
+            session = db.session()
+            try:
+                due_soon(session, settings, now)
+                session.commit()
+                return deliver(session, settings, now)
+            finally:
+                db.session.remove()
+    finally:
+        write_intent.reset(token)
