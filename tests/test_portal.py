@@ -12,6 +12,7 @@ import pytest
 from tests.test_updates import _publish
 from upgrade_server.accounts import service as accounts
 from upgrade_server.extensions import db
+from upgrade_server.tickets.models import Ticket
 
 NOTES = {
     "zh-CN": "## 新功能\n\n支持**双链路备份**。\n\n<script>alert(1)</script>"
@@ -228,3 +229,24 @@ def test_public_notes_need_no_login(client, portal, factory):
     body = page.get_data(as_text=True)
     assert "dual-link backup" in body and "Log in to download." in body
     assert client.get(url + "/artifact").status_code == 403
+
+
+def test_customers_report_faults_and_read_delivered_reports_in_the_portal(client, portal, factory):
+    login(client, "ops@customer.test")
+    page = client.get("/portal/tickets/new?lang=en").get_data(as_text=True)
+    r = client.post(
+        "/portal/tickets/new",
+        data={
+            "csrf_token": _csrf(page),
+            "title": "链路中断",
+            "level": "2",
+            "device_ids": [str(portal["device"].id)],
+        },
+    )
+    assert r.status_code == 302
+    board = client.get("/portal/tickets?lang=zh-CN").get_data(as_text=True)
+    assert "链路中断" in board and "故障工单" in board and "acknowledge" in board
+    ticket = db.session.query(Ticket).one()
+    assert ticket.source == "portal" and ticket.level == 2
+    # Not delivered: no report page for the customer.
+    assert client.get(f"/portal/tickets/{ticket.id}/report").status_code == 404

@@ -5,6 +5,7 @@ as one that does not exist); without a login only public notes are readable."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apiflask import APIBlueprint
 from flask import (
@@ -32,6 +33,7 @@ from upgrade_server.devices.models import Device
 from upgrade_server.downloads import send_artifact
 from upgrade_server.entitlements import service as entitlements
 from upgrade_server.errors import AppError, AuthenticationError, NotFoundError
+from upgrade_server.extensions import current_settings
 from upgrade_server.extensions import session as db_session
 from upgrade_server.notes import documents
 from upgrade_server.notes.markdown import render
@@ -40,6 +42,8 @@ from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release
 from upgrade_server.service import service as service_record
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
+from upgrade_server.tickets import service as tickets
+from upgrade_server.tickets.models import Ticket
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import LANGUAGES, csrf, current_language
@@ -463,4 +467,72 @@ def device_record(device_id: int) -> Any:
         device_id=device_id,
         local=_local,
         user=current_user(),
+    )
+
+
+# --- fault tickets ---------------------------------------------------------------------
+
+
+@bp.get("/tickets")
+def ticket_list() -> str:
+    """Open tickets first, by the nearest deadline (the staff board), then the rest."""
+    actor = require_login()
+    holidays = current_settings().holiday_dates()
+    board = tickets.board(db_session(), actor, holidays)
+    done = list(
+        db_session().scalars(
+            tickets.visible_tickets(actor)
+            .where(Ticket.status.not_in(tickets.OPEN))
+            .order_by(Ticket.id.desc())
+            .limit(200)
+        )
+    )
+    return render_template(
+        "portal/tickets.html",
+        board=board,
+        done=done,
+        local=_local,
+        may_open=actor.may(Permission.SERVICE_REQUEST),
+        user=current_user(),
+    )
+
+
+@bp.route("/tickets/new", methods=["GET", "POST"])
+def new_ticket() -> Any:
+    actor = require_login()
+    own = list(db_session().scalars(devices.visible_devices(actor).order_by(Device.serial)))
+    error = None
+    if request.method == "POST":
+        title = request.form.get("title", "").strip()
+        level = request.form.get("level", "")
+        if title and level in ("1", "2", "3", "4"):
+            tickets.open_ticket(
+                db_session(),
+                actor,
+                {
+                    "title": title,
+                    "description": request.form.get("description", ""),
+                    "level": int(level),
+                    "device_ids": [
+                        int(i) for i in request.form.getlist("device_ids") if i.isdigit()
+                    ],
+                    "organisation_id": own[0].organisation_id if own else None,
+                },
+                via="portal",
+            )
+            return redirect(url_for("portal.ticket_list"))
+        error = _("A title and a level are required.")
+    return render_template("portal/new_ticket.html", devices=own, error=error, user=current_user())
+
+
+@bp.get("/tickets/<int:ticket_id>/report")
+def ticket_report(ticket_id: int) -> str:
+    actor = require_login()
+    report = tickets.report_of(db_session(), actor, ticket_id)
+    ticket = tickets.get_ticket(db_session(), actor, ticket_id)
+    return render_template(
+        "portal/incident_report.html",
+        ticket=ticket,
+        report=report,
+        zone=ZoneInfo(ticket.organisation.timezone),
     )
