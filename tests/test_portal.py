@@ -149,6 +149,8 @@ def test_notes_in_both_languages_sanitised_with_tables(client, portal):
     # Raw HTML is shown as text, never as a tag; the javascript: link is not a link.
     assert "<script" not in zh and "<img" not in zh and 'href="javascript' not in zh
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in zh
+    policy = client.get(url).headers["Content-Security-Policy"]
+    assert "script-src 'none'" in policy and "frame-ancestors 'none'" in policy
     assert "link.timeout" in zh and "需运维人员操作" in zh and "512 MiB" in zh
     assert "1.0.0 或更高版本" in zh
     en = client.get(url + "?lang=en").get_data(as_text=True)

@@ -309,5 +309,16 @@ def test_attachments_are_kept_in_the_store(client, shop):
     assert attachment["filename"] == "form.pdf" and attachment["size"] == 17
     got = client.get(f"{url}/attachments/{attachment['sha256']}", headers=shop["customer"].headers)
     assert got.status_code == 200 and got.data == b"signed form bytes"
+    assert got.mimetype == "application/pdf" and "attachment" in got.headers["Content-Disposition"]
+    # A page uploaded as HTML is never served as one.
+    r = client.post(
+        f"{url}/attachments",
+        data={"file": (io.BytesIO(b"<script>alert(1)</script>"), "x.html", "text/html")},
+        headers=shop["support"].headers,
+        content_type="multipart/form-data",
+    )
+    html = r.get_json()["attachments"][-1]
+    got = client.get(f"{url}/attachments/{html['sha256']}", headers=shop["customer"].headers)
+    assert got.mimetype == "application/octet-stream"
     r = client.get(f"{url}/attachments/{'0' * 64}", headers=shop["customer"].headers)
     assert_problem(r, 404, "not-found")

@@ -25,6 +25,7 @@ READ = roles_for(Permission.DEVICE_READ)
 MANAGE = roles_for(Permission.SERVICE_MANAGE)
 CONFIRM = roles_for(Permission.SERVICE_CONFIRM)
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
+SAFE_TYPES = {"application/pdf", "image/png", "image/jpeg", "text/plain", "text/csv"}
 
 
 class ConfirmationOut(Schema):
@@ -266,7 +267,11 @@ def get_attachment(session_id: int, sha256: str) -> Response:
     found = next((a for a in entry.attachments if a["sha256"] == sha256), None)
     if found is None:
         raise NotFoundError(f"no attachment {sha256} on session {session_id}")
-    return send_stored(found["sha256"], found["filename"], 0, found["content_type"])
+    # A type the uploader named is trusted only from a short list: never HTML.
+    mimetype = found["content_type"] if found["content_type"] in SAFE_TYPES else None
+    return send_stored(
+        found["sha256"], found["filename"], 0, mimetype or "application/octet-stream"
+    )
 
 
 # --- requests -----------------------------------------------------------------------------
