@@ -8,7 +8,8 @@ import pytest
 
 from tests.test_errors import assert_problem
 from upgrade_server.extensions import db
-from upgrade_server.tickets.models import Alarm, Ticket
+from upgrade_server.tickets import service
+from upgrade_server.tickets.models import Alarm, Ticket, TicketBreach
 
 
 @pytest.fixture
@@ -162,6 +163,19 @@ def test_an_unacknowledged_ticket_is_breached_in_the_report(client, plant):
     # The board puts it first: its deadline is the nearest (already past).
     board = client.get("/api/v1/tickets", headers=plant["support"].headers).get_json()["items"]
     assert board[0]["id"] == ticket_id
+    # The background pass keeps the breach as a row; acknowledging late settles it.
+    service.sweep_breaches(db.session, ())
+    row = db.session.query(TicketBreach).one()
+    assert (row.ticket_id, row.deadline, row.met_at) == (ticket_id, "acknowledge", None)
+    assert 49 <= row.late_minutes <= 51
+    r = client.post(
+        f"/api/v1/tickets/{ticket_id}/status",
+        json={"status": "acknowledged"},
+        headers=plant["support"].headers,
+    )
+    assert r.status_code == 200
+    db.session.refresh(row)
+    assert row.met_at is not None and 49 <= row.late_minutes <= 51
 
 
 def test_deadlines_hold_only_during_a_pause_the_customer_confirmed(client, plant):

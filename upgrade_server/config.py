@@ -95,7 +95,9 @@ class Settings(BaseSettings):
         default=30, description="Notify this long before a ticket deadline passes."
     )
     notify_interval_seconds: float = Field(
-        default=30.0, description="How often each worker sends due notifications (0: never)."
+        default=30.0,
+        description="How often each worker records missed ticket deadlines and sends due"
+        " notifications (0: never).",
     )
     notify_timeout_seconds: float = Field(
         default=10.0, description="Longest wait on the webhook or the SMTP server."

@@ -9,7 +9,13 @@ from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
-from upgrade_server.tickets.models import Alarm, IncidentReport, Ticket, TicketPause
+from upgrade_server.tickets.models import (
+    Alarm,
+    IncidentReport,
+    Ticket,
+    TicketBreach,
+    TicketPause,
+)
 from upgrade_server.tickets.notify import Notification
 from upgrade_server.updates.models import InstallEvent
 
@@ -38,6 +44,7 @@ __all__ = [
     "SigningKey",
     "SigningRequest",
     "Ticket",
+    "TicketBreach",
     "TicketPause",
     "User",
 ]

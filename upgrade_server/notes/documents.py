@@ -82,31 +82,6 @@ def changelog(session: Session, product: Product, after: str, upto: str) -> Chan
     return log
 
 
-def release_json(release: Release) -> dict[str, Any]:
-    """A release's notes for the API: every language, as written."""
-    return {
-        "id": release.id,
-        "product": release.product.code,
-        "version": release.version,
-        "status": release.status,
-        "channels": release.channel_names,
-        "published_at": release.published_at.isoformat() if release.published_at else None,
-        "withdrawn_reason": release.withdrawn_reason,
-        "security_fix": release.security_fix,
-        "min_from_version": release.min_from_version,
-        "hardware_revisions": release.hardware_revisions,
-        "requirements": release.requirements,
-        "parameters": release.parameters,
-        "notes": release.notes,
-        "guidance": release.guidance,
-        "artifact": {
-            "filename": release.filename,
-            "size": release.artifact_size,
-            "sha256": release.artifact_sha256,
-        },
-    }
-
-
 def render_pdf(html: str) -> bytes:
     """A PDF of a self-contained HTML document (WeasyPrint; CJK through the
     system's Noto CJK fonts)."""

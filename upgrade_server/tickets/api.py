@@ -168,6 +168,13 @@ def _view(ticket: Ticket) -> dict[str, Any]:
     return data
 
 
+def _with_breaches(ticket: Ticket) -> Ticket:
+    """A step taken late is recorded as a breach at once."""
+    holidays = current_settings().holiday_dates()
+    service.record_breaches(session(), [ticket], holidays, datetime.now(UTC))
+    return ticket
+
+
 # --- the device uploads alarms -----------------------------------------------------------------
 
 
@@ -241,7 +248,8 @@ def get_ticket(ticket_id: int) -> Any:
 def set_status(ticket_id: int, data: dict[str, Any]) -> Any:
     """Move the ticket forward: acknowledged, on-the-way, on-site, resolved, closed."""
     actor = current_principal()
-    return _view(service.advance(session(), actor, ticket_id, data["status"], data["at"]))
+    ticket = service.advance(session(), actor, ticket_id, data["status"], data["at"])
+    return _view(_with_breaches(ticket))
 
 
 @bp.post("/tickets/<int:ticket_id>/level")
@@ -314,7 +322,10 @@ def save_report(ticket_id: int, data: dict[str, Any]) -> Any:
 @bp.output(ReportOut)
 def deliver_report(ticket_id: int) -> Any:
     """Deliver the report to the customer: all six parts required; then read-only."""
-    return service.deliver_report(session(), current_principal(), ticket_id)
+    actor = current_principal()
+    report = service.deliver_report(session(), actor, ticket_id)
+    _with_breaches(service.get_ticket(session(), actor, ticket_id))
+    return report
 
 
 @bp.get("/tickets/<int:ticket_id>/report")

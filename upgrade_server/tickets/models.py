@@ -167,3 +167,18 @@ class IncidentReport(Base):
             "follow_up": self.follow_up,
             "delivered": self.delivered_at is not None,
         }
+
+
+class TicketBreach(Base):
+    """A missed deadline, kept with how late (updated while it stays unmet)."""
+
+    __tablename__ = "ticket_breaches"
+    __table_args__ = (UniqueConstraint("ticket_id", "deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    deadline: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    late_minutes: Mapped[int]
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -148,6 +148,8 @@ def deliver(session: Session, settings: Settings, now: datetime | None = None) -
     """Try every notification that is due; returns how many were completed."""
     now = now or utcnow()
     completed = 0
+    if not settings.notify_webhook_url and not (settings.smtp_host and settings.notify_email_to):
+        return 0  # nowhere to send: they wait until a channel is configured
     due = session.scalars(
         select(Notification.id).where(
             Notification.delivered_at.is_(None),
@@ -197,13 +199,15 @@ def deliver(session: Session, settings: Settings, now: datetime | None = None) -
 
 
 def run_once(app: Flask, now: datetime | None = None) -> int:
-    """One pass: enqueue deadlines due soon, deliver what is due."""
+    """One pass: record missed deadlines of open tickets, enqueue deadlines
+    due soon, deliver what is due; returns how many were delivered."""
     token = write_intent.set(True)
     try:
         with app.app_context():
             settings: Settings = app.config["SETTINGS"]
             session = db.session()
             try:
+                service.sweep_breaches(session, settings.holiday_dates(), now)
                 due_soon(session, settings, now)
                 session.commit()
                 return deliver(session, settings, now)

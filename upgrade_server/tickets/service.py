@@ -31,7 +31,14 @@ from upgrade_server.errors import (
 )
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.tickets import deadlines as rules
-from upgrade_server.tickets.models import STATUSES, Alarm, IncidentReport, Ticket, TicketPause
+from upgrade_server.tickets.models import (
+    STATUSES,
+    Alarm,
+    IncidentReport,
+    Ticket,
+    TicketBreach,
+    TicketPause,
+)
 
 OPEN = ("new", "acknowledged", "on-the-way", "on-site")
 _STEP_TIME = {
@@ -109,6 +116,42 @@ def deadlines_of(ticket: Ticket, holidays: tuple[Any, ...], now: datetime) -> li
             late = now - due if now > due and ticket.status != "closed" else None
         found.append(Deadline(name, due, met, late))
     return sorted(found, key=lambda d: d.due_at)
+
+
+def record_breaches(
+    session: Session, tickets: list[Ticket], holidays: tuple[Any, ...], now: datetime
+) -> int:
+    """Keep a row for every missed deadline of these tickets, with how late
+    (updated while it stays unmet, final once met); returns how many changed."""
+    changed = 0
+    for ticket in tickets:
+        for deadline in deadlines_of(ticket, holidays, now):
+            if deadline.late is None:
+                continue
+            row = session.scalars(
+                select(TicketBreach).where(
+                    TicketBreach.ticket_id == ticket.id, TicketBreach.deadline == deadline.name
+                )
+            ).first()
+            late = round(deadline.late.total_seconds() / 60)
+            if row is None:
+                row = TicketBreach(ticket_id=ticket.id, deadline=deadline.name, late_minutes=0)
+                session.add(row)
+            if (row.late_minutes, row.met_at, row.due_at) != (
+                late,
+                deadline.met_at,
+                deadline.due_at,
+            ):
+                row.due_at, row.met_at, row.late_minutes = deadline.due_at, deadline.met_at, late
+                changed += 1
+    session.flush()
+    return changed
+
+
+def sweep_breaches(session: Session, holidays: tuple[Any, ...], now: datetime | None = None) -> int:
+    """record_breaches for every ticket still open (run in the background)."""
+    open_tickets = list(session.scalars(select(Ticket).where(Ticket.status.in_(OPEN))))
+    return record_breaches(session, open_tickets, holidays, now or utcnow())
 
 
 # --- alarms ---------------------------------------------------------------------------------
