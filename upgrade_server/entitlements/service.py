@@ -232,8 +232,25 @@ def device_coverage(session: Session, actor: Principal, device_id: int) -> dict[
 
 
 def coverage_of(session: Session, device: Device, now: datetime | None = None) -> dict[str, Any]:
-    contracts = _contracts_for(session, [device])[device.id]
-    overrides = _overrides_for(session, [device.id])[device.id]
+    return coverage_of_each(session, [device], now)[device.id]
+
+
+def coverage_of_each(
+    session: Session, devices: list[Device], now: datetime | None = None
+) -> dict[int, dict[str, Any]]:
+    """coverage_of for many devices, with one query for their contracts and
+    one for their overrides."""
+    contracts = _contracts_for(session, devices)
+    overrides = _overrides_for(session, [d.id for d in devices])
+    return {d.id: _coverage_view(d, contracts[d.id], overrides[d.id], now) for d in devices}
+
+
+def _coverage_view(
+    device: Device,
+    contracts: list[Contract],
+    overrides: list[CoverageOverride],
+    now: datetime | None,
+) -> dict[str, Any]:
     today = today_in(device.organisation.timezone, now)
     kinds = describe(device, contracts, overrides, today)
     return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -201,9 +202,12 @@ class Available:
     not_covered: Release | None
 
 
-def available_update(session: Session, device: Device) -> Available:
+def available_update(
+    session: Session, device: Device, memo: dict[tuple[Any, ...], Any] | None = None
+) -> Available:
     """What the update check would answer this device, as releases: the same
-    candidates and the same rule (hot.py), read in this session."""
+    candidates and the same rule (hot.py), read in this session. `memo` keeps
+    candidates across the devices of one page."""
     from types import SimpleNamespace
 
     from upgrade_server.updates import hot
@@ -216,9 +220,13 @@ def available_update(session: Session, device: Device) -> Available:
         upgrade_windows=device.upgrade_windows,
         security_fixes_free=device.product.security_fixes_free,
     )
-    found = hot.candidates(
-        session.connection(), view, device.current_version, device.channel, 0, ""
-    )
+    memo = {} if memo is None else memo
+    key = (device.product_id, view.hardware, device.channel, device.current_version)
+    if key not in memo:
+        memo[key] = hot.candidates(
+            session.connection(), view, device.current_version, device.channel, 0, ""
+        )
+    found = memo[key]
     chosen, missed = hot.pick(found, view)
 
     def release(candidate: hot.Candidate | None) -> Release | None:

@@ -184,17 +184,19 @@ def device_list() -> str:
     found = list(
         db_session().scalars(devices.visible_devices(actor).order_by(Device.serial).limit(500))
     )
-    rows = [_device_row(device) for device in found]
+    coverage = entitlements.coverage_of_each(db_session(), found)
+    memo: dict[tuple[Any, ...], Any] = {}
+    rows = [_device_row(device, coverage[device.id], memo) for device in found]
     return render_template("portal/devices.html", rows=rows, user=current_user())
 
 
-def _device_row(device: Device) -> dict[str, Any]:
-    covered = entitlements.coverage_of(db_session(), device)
-    upgrades = next(k for k in covered["kinds"] if k["kind"] == "upgrades")
+def _device_row(
+    device: Device, coverage: dict[str, Any], memo: dict[tuple[Any, ...], Any]
+) -> dict[str, Any]:
     return {
         "device": device,
-        "coverage": upgrades,
-        "available": updates.available_update(db_session(), device),
+        "coverage": next(k for k in coverage["kinds"] if k["kind"] == "upgrades"),
+        "available": updates.available_update(db_session(), device, memo),
     }
 
 
@@ -202,8 +204,8 @@ def _device_row(device: Device) -> dict[str, Any]:
 def device_page(device_id: int) -> str:
     actor = require_login()
     device = devices.get_device(db_session(), actor, device_id)
-    row = _device_row(device)
     coverage = entitlements.coverage_of(db_session(), device)
+    row = _device_row(device, coverage, {})
     history = list(
         db_session().scalars(
             select(InstallEvent)
