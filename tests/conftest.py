@@ -30,6 +30,12 @@ from upgrade_server.extensions import db
 from upgrade_server.migrate import upgrade
 from upgrade_server.updates.hot import AnswerCache
 
+# Background work (metadata upkeep, the ticket notifier) stays off in apps the
+# tests build: a thread outliving its test would use a later test's session.
+# The tests of that work turn it on explicitly.
+os.environ.setdefault("UPGRADE_SERVER_TUF_UPKEEP_SECONDS", "0")
+os.environ.setdefault("UPGRADE_SERVER_NOTIFY_INTERVAL_SECONDS", "0")
+
 
 def _database_url(tmp: Path) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
