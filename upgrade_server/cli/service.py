@@ -140,16 +140,7 @@ def record(serial: str) -> None:
         )
     except AppError as error:
         fail(error)
-    rows = [
-        {
-            "at": service.local_time(e.at, organisation.timezone),
-            "kind": e.kind,
-            "title": e.title,
-            "state": e.state,
-            "detail": e.detail,
-        }
-        for e in entries
-    ]
+    rows = service.record_rows(entries, organisation.timezone)
     response = csv_response(rows, ["at", "kind", "title", "state", "detail"], "record.csv")
     click.echo(response.get_data(as_text=True), nl=False)
 

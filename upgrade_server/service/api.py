@@ -341,18 +341,7 @@ def record_response(
     organisation: Any, entries: list[service.RecordEntry], fmt: str, name: str
 ) -> Any:
     zone = organisation.timezone
-    rows = [
-        {
-            "at": service.local_time(e.at, zone),
-            "kind": e.kind,
-            "title": e.title,
-            "state": e.state,
-            "devices": " ".join(e.devices),
-            "detail": e.detail,
-            "ref": e.ref,
-        }
-        for e in entries
-    ]
+    rows = service.record_rows(entries, zone)
     if fmt == "csv":
         return csv_response(rows, list(rows[0]) if rows else ["at"], f"{name}.csv")
     if fmt == "pdf":

@@ -248,6 +248,22 @@ def add_attachment(
     )
 
 
+def record_rows(entries: list[RecordEntry], zone: str) -> list[dict[str, Any]]:
+    """The record as flat rows, times in the organisation's zone (API, CSV, PDF, CLI)."""
+    return [
+        {
+            "at": local_time(e.at, zone),
+            "kind": e.kind,
+            "title": e.title,
+            "state": e.state,
+            "devices": " ".join(e.devices),
+            "detail": e.detail,
+            "ref": e.ref,
+        }
+        for e in entries
+    ]
+
+
 def local_time(at: datetime, zone: str) -> str:
     """A UTC time as the organisation reads it: 2026-11-25 09:30 (Asia/Shanghai)."""
     return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
