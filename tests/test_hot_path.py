@@ -3,16 +3,21 @@ suite hands it the test's transaction instead)."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.gunicorn_server import provision, seed_publisher
-from upgrade_server import create_app
+from upgrade_server import create_app, tokens
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.config import Settings
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
+from upgrade_server.releases import versions
+from upgrade_server.updates import hot
 
 CHECK = "/api/device/v1/update-check"
 
@@ -87,3 +92,74 @@ def test_unreachable_database_is_a_503_problem(tmp_path):
     assert r.mimetype == "application/problem+json"
     assert r.get_json()["type"].endswith("/problems/service-unavailable")
     assert "Traceback" not in r.get_data(as_text=True)
+
+
+@pytest.mark.own_app
+def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp_path):
+    """On PostgreSQL the kept connections run the check's queries as prepared
+    statements through libpq; rows, types and answers are the driver's own,
+    and statements a proxy dropped (DISCARD ALL) are prepared again."""
+    if not scratch_url.startswith("postgresql"):
+        pytest.skip("the libpq path exists on PostgreSQL only")
+    instance = tmp_path / "instance"
+    publisher, product_id = seed_publisher(scratch_url, instance)
+    token = provision(scratch_url, instance, "gw", "rev-a", "K-1")
+    settings = Settings(
+        instance_path=instance,
+        database_url=scratch_url,
+        log_level="CRITICAL",
+        report_batch_seconds=0,  # no writer thread outliving this database
+    )
+    app = create_app({"SETTINGS": settings})
+    client = app.test_client()
+    metadata = {
+        "version": "1.0.0",
+        "channels": ["stable"],
+        "security_fix": True,
+        "parameters": [{"name": "mtu", "to": 9000, "operator_action": True}],
+    }
+    published = client.post(
+        f"/api/v1/products/{product_id}/releases",
+        data={"metadata": json.dumps(metadata), "artifact": (io.BytesIO(b"fw"), "fw.bin")},
+        headers={"Authorization": f"Bearer {publisher}"},
+        content_type="multipart/form-data",
+    )
+    assert published.status_code == 201, published.get_json()
+    first = _check(client, token)
+    assert first.status_code == 200
+    assert first.get_json()["parameters"][0]["operator_action"] is True
+
+    with app.extensions["hot_connection"]() as conn:
+        names = conn.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars().all()
+        assert sum(n.startswith("upgrade_server_hot_") for n in names) == 2
+        device = hot.find_device(conn, token)
+        values = {
+            "product_id": device.product_id,
+            "channel": "stable",
+            "current_key": versions.sort_key(versions.parse("0.9.0", "v")),
+            "hardware_like": "%,rev-a,%",
+        }
+        for statement, params in (
+            (hot._DEVICE, {"token_hash": tokens.hash_secret(token)}),
+            (hot._RELEASE, values),
+        ):
+            native = hot._query(statement, conn).rows(conn, params)
+            driver = conn.execute(statement, params).all()
+            assert native and [tuple(r) for r in native] == [tuple(r) for r in driver]
+        assert native[0].published_at.tzinfo is not None
+        conn.exec_driver_sql("DISCARD ALL")  # what a pooling proxy may do
+
+    app.extensions["answer_cache"] = hot.AnswerCache()  # the release query runs again
+    again = _check(client, token)
+    assert again.status_code == 200
+    assert again.get_data() == first.get_data()
+    with app.extensions["hot_connection"]() as conn:
+        names = conn.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars().all()
+        assert sum(n.startswith("upgrade_server_hot_") for n in names) == 2
+        known = conn.connection.info["upgrade_server_prepared"]
+        known.clear()  # forgotten here but still prepared there: taken as prepared
+    app.extensions["answer_cache"] = hot.AnswerCache()
+    assert _check(client, token).get_data() == first.get_data()
+    assert len(known) == 2
+    with app.app_context():
+        db.engine.dispose()
