@@ -9,7 +9,7 @@ devices over p50 at 10,000 (SQLite), and idle-poll throughput of the exported
 timestamp.json through nginx against nginx serving a static file of the same
 size.
 
-    python bench/update_check.py [--seconds 10] [--skip-million]
+    python bench/update_check.py [--seconds 5] [--rounds 3] [--skip-million]
 
 Targets (issue 4): throughput >= 0.7x floor; 304s >= 0.8x; <= 3 SQL statements
 per check; p50(1M) / p50(10k) <= 1.2; idle polls >= 0.9x nginx static.
@@ -21,9 +21,11 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -94,63 +96,80 @@ def statements_per_check(db_url: str, instance: Path) -> tuple[int, int]:
     return counts[1], counts[2]
 
 
-def _floor(env: dict[str, str], seconds: int) -> tuple[dict, dict]:
-    """wrk against the floor app: (update checks, 304 answers)."""
-    with gunicorn("bench.floor_app:app", env) as (url, _):
-        _, floor_etag = _answer(url, "x")
-        floor = wrk(f"{url}/api/device/v1/update-check", seconds, script=LUA)
-        os.environ["BENCH_ETAG"] = floor_etag
-        floor_304 = wrk(f"{url}/api/device/v1/update-check", seconds, script=LUA)
-    os.environ["BENCH_ETAG"] = ""
-    return floor, floor_304
+def _wrk(url: str, etag: str, seconds: int) -> dict[str, float]:
+    """wrk posting update checks (conditional ones when `etag` is given)."""
+    os.environ["BENCH_ETAG"] = etag
+    try:
+        return wrk(f"{url}/api/device/v1/update-check", seconds, script=LUA)
+    finally:
+        os.environ["BENCH_ETAG"] = ""
 
 
-def measure(db_url: str, label: str, instance: Path, seconds: int, tokens: Path) -> dict:
+def measure(
+    db_url: str, label: str, instance: Path, seconds: int, tokens: Path, rounds: int
+) -> dict:
+    """The server, the floor (and on PostgreSQL the floor plus one round trip),
+    all up at once and measured in turn, `rounds` times: a ratio compares runs
+    seconds apart, so the machine's drift (±10% here) mostly cancels; each
+    ratio printed is the median of the rounds' ratios, with their range."""
     env = {
         "DATABASE_URL": db_url,
         "UPGRADE_SERVER_INSTANCE_PATH": str(instance),
         "UPGRADE_SERVER_LOG_LEVEL": "WARNING",
         "BENCH_TOKENS": str(tokens),
     }
-    with gunicorn("wsgi:app", env) as (url, _):
+    os.environ["BENCH_TOKENS"] = str(tokens)
+    with ExitStack() as stack:
+        url, _ = stack.enter_context(gunicorn("wsgi:app", env))
         body, etag = _answer(url, device_secret(3))
-        os.environ["BENCH_TOKENS"] = str(tokens)
-        os.environ["BENCH_ETAG"] = ""
-        check = wrk(f"{url}/api/device/v1/update-check", seconds, script=LUA)
-        os.environ["BENCH_ETAG"] = etag
-        not_modified = wrk(f"{url}/api/device/v1/update-check", seconds, script=LUA)
-    os.environ["BENCH_ETAG"] = ""
-    floor, floor_304 = _floor({"FLOOR_BODY_BYTES": str(len(body))}, seconds)
+        servers = {"server": (url, etag)}
+        floor_env = {"FLOOR_BODY_BYTES": str(len(body))}
+        if db_url.startswith("postgresql"):
+            # The same floor plus one `SELECT 1` round trip to this PostgreSQL:
+            # the most any check that asks the database once can reach here.
+            trip_env = {**floor_env, "FLOOR_DATABASE_URL": db_url}
+            servers["trip"] = stack.enter_context(gunicorn("bench.floor_app:app", trip_env))
+        servers["floor"] = stack.enter_context(gunicorn("bench.floor_app:app", floor_env))
+        for name in ("floor", "trip"):
+            if name in servers:
+                floor_url = servers[name][0]
+                servers[name] = (floor_url, _answer(floor_url, "x")[1])
+        runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for _ in range(rounds):
+            for kind in ("check", "304"):
+                for name, (base, tag) in servers.items():
+                    run = _wrk(base, tag if kind == "304" else "", seconds)
+                    runs.setdefault((name, kind), []).append(run)
+
+    def rps(name: str, kind: str) -> float:
+        return statistics.median([r["rps"] for r in runs[name, kind]])
+
+    def ratio(name: str, kind: str) -> str:
+        pairs = zip(runs[name, kind], runs["floor", kind], strict=True)
+        each = [a["rps"] / b["rps"] for a, b in pairs]
+        return f"{statistics.median(each):.2f}x (rounds {min(each):.2f}-{max(each):.2f})"
+
+    check = {k: statistics.median([r[k] for r in runs["server", "check"]]) for k in ("p50", "p99")}
+    floor_p50 = statistics.median([r["p50"] for r in runs["floor", "check"]])
     print(
-        f"{label}: update check {check['rps']:.0f}/s p50 {check['p50']:.2f} ms "
-        f"p99 {check['p99']:.2f} ms | floor {floor['rps']:.0f}/s p50 {floor['p50']:.2f} ms "
-        f"| ratio {check['rps'] / floor['rps']:.2f}x (target >= 0.7x)"
+        f"{label}: update check {rps('server', 'check'):.0f}/s p50 {check['p50']:.2f} ms "
+        f"p99 {check['p99']:.2f} ms | floor {rps('floor', 'check'):.0f}/s p50 {floor_p50:.2f} "
+        f"ms | ratio {ratio('server', 'check')} (target >= 0.7x)"
     )
     print(
-        f"{label}: 304 answers {not_modified['rps']:.0f}/s | floor {floor_304['rps']:.0f}/s | "
-        f"ratio {not_modified['rps'] / floor_304['rps']:.2f}x (target >= 0.8x)"
+        f"{label}: 304 answers {rps('server', '304'):.0f}/s | floor {rps('floor', '304'):.0f}/s"
+        f" | ratio {ratio('server', '304')} (target >= 0.8x)"
     )
-    if db_url.startswith("postgresql"):
-        # The same floor plus one `SELECT 1` round trip to this PostgreSQL: the
-        # most any check that asks the database once can reach on this machine.
-        trip, trip_304 = _floor(
-            {"FLOOR_BODY_BYTES": str(len(body)), "FLOOR_DATABASE_URL": db_url}, seconds
-        )
+    if "trip" in servers:
         print(
-            f"{label}: floor + one SELECT 1 round trip {trip['rps']:.0f}/s = "
-            f"{trip['rps'] / floor['rps']:.2f}x the floor; 304s {trip_304['rps']:.0f}/s = "
-            f"{trip_304['rps'] / floor_304['rps']:.2f}x (the ceiling of a check that asks the "
-            "database once)"
+            f"{label}: floor + one SELECT 1 round trip {rps('trip', 'check'):.0f}/s = "
+            f"{ratio('trip', 'check')}; 304s {rps('trip', '304'):.0f}/s = {ratio('trip', '304')}"
+            " (the ceiling of any check that asks the database once)"
         )
-    if check["errors"] or not_modified["errors"]:
-        print(f"{label}: non-2xx/3xx answers: {check['errors'] + not_modified['errors']:.0f}")
-    return {
-        "check": check,
-        "floor": floor,
-        "304": not_modified,
-        "floor_304": floor_304,
-        "body": body,
-    }
+    errors = sum(r["errors"] for kind in ("check", "304") for r in runs["server", kind])
+    if errors:
+        print(f"{label}: non-2xx/3xx answers: {errors:.0f}")
+    return runs
 
 
 def token_file(folder: Path, devices: int, sample: int = 20_000) -> Path:
@@ -180,7 +199,8 @@ def postgres_database(name: str) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="server/floor runs in turn")
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--releases", type=int, default=1_000)
     parser.add_argument("--skip-million", action="store_true")
@@ -196,11 +216,15 @@ def main() -> int:
             f"SQL statements per update check: {cached}, {uncached} when its answer is not"
             " cached yet (target <= 3)"
         )
-        results["sqlite"] = measure(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens)
+        results["sqlite"] = measure(
+            sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds
+        )
         pg_url = postgres_database("bench_update_check")
         if pg_url:
             seed(pg_url, args.devices, args.releases)
-            results["postgres"] = measure(pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens)
+            results["postgres"] = measure(
+                pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens, args.rounds
+            )
         if not args.skip_million:
             p50 = {}
             for count in (10_000, 1_000_000):
