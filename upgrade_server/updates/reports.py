@@ -130,8 +130,10 @@ def _update_from_arrays(
     conn: Connection, columns: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
     """One UPDATE for many devices: each column sent as one array, joined to the
-    devices by id (`UPDATE devices ... FROM unnest(ids, values...)`). A fifth of
-    the client's work of a statement per row, and a third of the server's."""
+    devices by id (`UPDATE devices ... FROM unnest(ids, values...)`). Measured
+    against a statement per device: about half the client's CPU (≈4 µs per
+    device instead of ≈8); the server's work stays ≈10 µs per device, the
+    row update itself. Times are the aware UTC ones report_values() makes."""
     arrays = {"_id": [row["_id"] for row in rows]}
     for name in columns:
         values = [row[name] for row in rows]
