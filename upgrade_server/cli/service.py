@@ -17,6 +17,7 @@ from upgrade_server.devices.models import Device
 from upgrade_server.errors import AppError
 from upgrade_server.extensions import session
 from upgrade_server.organisations.models import Organisation
+from upgrade_server.service import reminders as due
 from upgrade_server.service import service
 from upgrade_server.service.models import Mode, ServiceSession, SessionKind
 
@@ -153,9 +154,9 @@ def reminders(which: str, days: int, hours: int) -> None:
     """Inspections due, training days left, or entries waiting for the customer."""
     actor = Principal.cli()
     rows = {
-        "inspections": lambda: service.inspections_due(session(), actor, days),
-        "training": lambda: service.training_left(session(), actor),
-        "waiting": lambda: service.waiting_for_customer(session(), actor, hours),
+        "inspections": lambda: due.inspections_due(session(), actor, days),
+        "training": lambda: due.training_left(session(), actor),
+        "waiting": lambda: due.waiting_for_customer(session(), actor, hours),
     }[which]()
     for row in rows:
         click.echo("\t".join(str(v) for v in row.values()))

@@ -16,7 +16,7 @@ from upgrade_server.csvfiles import csv_response
 from upgrade_server.downloads import send_stored
 from upgrade_server.errors import BadRequestError, NotFoundError, accepts
 from upgrade_server.extensions import artifact_store, session
-from upgrade_server.service import service
+from upgrade_server.service import reminders, service
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 
 bp = APIBlueprint("service", __name__, url_prefix="/api/v1", tag="Service record")
@@ -395,7 +395,7 @@ def _report(rows: list[dict[str, Any]], fmt: str, name: str) -> Any:
 @bp.input(ReminderQuery, location="query", arg_name="query")
 def inspections_due(query: dict[str, Any]) -> Any:
     """Devices under warranty whose periodic inspection is due within `days` days."""
-    rows = service.inspections_due(session(), current_principal(), query["days"])
+    rows = reminders.inspections_due(session(), current_principal(), query["days"])
     return _report(rows, query["format"], "inspections-due")
 
 
@@ -405,7 +405,7 @@ def inspections_due(query: dict[str, Any]) -> Any:
 def training_left(query: dict[str, Any]) -> Any:
     """Training days used and left per organisation and delivery (3 each)."""
     return _report(
-        service.training_left(session(), current_principal()), query["format"], "training"
+        reminders.training_left(session(), current_principal()), query["format"], "training"
     )
 
 
@@ -414,5 +414,5 @@ def training_left(query: dict[str, Any]) -> Any:
 @bp.input(ReminderQuery, location="query", arg_name="query")
 def waiting(query: dict[str, Any]) -> Any:
     """Sessions and requests waiting for the customer's confirmation for more than `hours`."""
-    rows = service.waiting_for_customer(session(), current_principal(), query["hours"])
+    rows = reminders.waiting_for_customer(session(), current_principal(), query["hours"])
     return _report(rows, query["format"], "waiting-for-confirmation")
