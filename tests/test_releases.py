@@ -186,6 +186,38 @@ def test_timestamp_is_renewed_at_half_life(app, factory):
     assert repo.latest_file("snapshot").version == snapshot.version + 1
 
 
+def test_a_worker_that_saw_the_old_timestamp_does_not_resign_it_again(app, factory, monkeypatch):
+    """Two workers notice the expiring timestamp; one re-signs it first. The
+    other, whose look came before that commit, must not sign another one."""
+    from datetime import timedelta
+
+    from upgrade_server.database import utcnow
+    from upgrade_server.signing.service import repository_for
+
+    product = factory.product()
+    repo = repository_for(db.session, product, app.config["SETTINGS"], create=True)
+    old = repo.latest_file("timestamp")
+    old.expires = utcnow() + timedelta(hours=2)  # into the second half of its life
+    db.session.flush()
+    assert repo.refresh_expiring() == ["timestamp"]  # the first worker
+    renewed = repo.latest_file("timestamp")
+    assert renewed.version == old.version + 1
+
+    look = repo.latest_file
+    looked: list[str] = []
+
+    def first_look_before_that_commit(role: str):
+        if role == "timestamp" and not looked:
+            looked.append(role)
+            return old
+        return look(role)
+
+    monkeypatch.setattr(repo, "latest_file", first_look_before_that_commit)
+    assert repo.refresh_expiring() == []  # the second worker
+    assert looked
+    assert look("timestamp").version == renewed.version
+
+
 @pytest.mark.own_app
 def test_background_upkeep_resigns_without_any_request(scratch_url, tmp_path):
     from datetime import timedelta

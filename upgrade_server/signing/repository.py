@@ -407,8 +407,10 @@ class TufRepository:
         """Re-sign snapshot and timestamp when half their validity has passed.
 
         Called on every timestamp read, so they never expire while the server
-        runs; the unique (product, role, version) key stops two workers from
-        both storing the same version.
+        runs. Several workers may notice at once: each decides again under the
+        repository's row lock, on what is committed by then, so a worker that
+        looked before another's re-signing commits does not sign one more (the
+        unique (product, role, version) key is the last guard).
         """
         now = now or utcnow()
         renewed: list[str] = []
@@ -416,7 +418,11 @@ class TufRepository:
             row = self.latest_file(role)
             if row is None:
                 return renewed
-            if row.expires - now > self.expiry.for_role(role) / 2:
+            if not self._due(row, role, now):
+                continue
+            self.settings(lock=True)
+            row = self.latest_file(role)
+            if row is None or not self._due(row, role, now):
                 continue
             outcome = Outcome()
             if role == "snapshot":
@@ -427,6 +433,10 @@ class TufRepository:
             if role == "snapshot":
                 break  # the new snapshot came with a new timestamp
         return renewed
+
+    def _due(self, row: MetadataFile, role: str, now: datetime) -> bool:
+        """Half of the file's validity has passed."""
+        return row.expires - now <= self.expiry.for_role(role) / 2
 
     # --- offline signatures ---------------------------------------------------
 
