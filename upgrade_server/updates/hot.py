@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg import Error as PsycopgError
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 from semver import Version
 from sqlalchemy import Select, bindparam, create_engine, select, update
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -229,9 +232,6 @@ class _LibpqStatement:
         return cls(compiled.string, tuple(compiled.positiontup or ()))
 
     def rows(self, conn: Connection, raw: Any, params: Any, limit: int) -> list[Any] | None:
-        from psycopg import Error, pq
-        from psycopg.adapt import PyFormat, Transformer
-
         if not getattr(raw, "autocommit", False):
             return None
         info = conn.connection.info  # this connection's, gone when it is replaced
@@ -263,7 +263,7 @@ class _LibpqStatement:
             transformer.set_pgresult(result)
             count = min(limit, result.ntuples) if limit else result.ntuples
             return list(transformer.load_rows(0, count, tuple))
-        except Error:
+        except PsycopgError:
             prepared.discard(self.name)
             return None
 
