@@ -107,7 +107,7 @@ def _wrk(url: str, etag: str, seconds: int) -> dict[str, float]:
 
 def measure(
     db_url: str, label: str, instance: Path, seconds: int, tokens: Path, rounds: int
-) -> dict:
+) -> None:
     """The server, the floor (and on PostgreSQL the floor plus one round trip),
     all up at once and measured in turn, `rounds` times: a ratio compares runs
     seconds apart, so the machine's drift (±10% here) mostly cancels; each
@@ -169,7 +169,6 @@ def measure(
     errors = sum(r["errors"] for kind in ("check", "304") for r in runs["server", kind])
     if errors:
         print(f"{label}: non-2xx/3xx answers: {errors:.0f}")
-    return runs
 
 
 def token_file(folder: Path, devices: int, sample: int = 20_000) -> Path:
@@ -205,7 +204,6 @@ def main() -> int:
     parser.add_argument("--releases", type=int, default=1_000)
     parser.add_argument("--skip-million", action="store_true")
     args = parser.parse_args()
-    results = {}
     with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp_name:
         tmp = Path(tmp_name)
         tokens = token_file(tmp, args.devices)
@@ -216,15 +214,11 @@ def main() -> int:
             f"SQL statements per update check: {cached}, {uncached} when its answer is not"
             " cached yet (target <= 3)"
         )
-        results["sqlite"] = measure(
-            sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds
-        )
+        measure(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds)
         pg_url = postgres_database("bench_update_check")
         if pg_url:
             seed(pg_url, args.devices, args.releases)
-            results["postgres"] = measure(
-                pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens, args.rounds
-            )
+            measure(pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens, args.rounds)
         if not args.skip_million:
             p50 = {}
             for count in (10_000, 1_000_000):
