@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from flask.testing import FlaskClient
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from tests.clock import NOW
 from tests.factories import Factory
 from upgrade_server import create_app
 from upgrade_server.config import Settings
@@ -86,6 +88,18 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 def app(settings: Settings) -> Any:
     application = create_app({"SETTINGS": settings, "TESTING": True})
     return application
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """Each test starts at NOW (tests/clock.py), and time runs on from there;
+    `clock.shift(...)` moves it. End-to-end tests (`slow`) keep the real clock:
+    the servers they start run on it."""
+    if request.node.get_closest_marker("slow"):
+        yield None
+        return
+    with time_machine.travel(NOW, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)

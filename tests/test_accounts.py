@@ -8,7 +8,7 @@ from sqlalchemy import MetaData, select, text
 
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import ApiToken, User
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.extensions import db
 
 

@@ -6,14 +6,16 @@ import json
 import subprocess
 import sys
 import urllib.request
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
 
 from tests.agent_helpers import installed, write_config
+from tests.clock import ZONE, ExpiredDevice
 from tests.gunicorn_server import gunicorn, provision, seed_publisher
 from upgrade_server.cli.remote import remote_group
+from upgrade_server.clock import today_in
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
@@ -130,26 +132,28 @@ def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scr
 
     instance = tmp_path / "instance"
     token, _ = seed_publisher(scratch_url, instance)
-    # Accepted 1 Dec 2022: upgrade coverage ran through 30 Nov 2025.
+    # Upgrade coverage ended about a year ago; the server runs on the real
+    # clock, so the dates are relative to the real today.
+    dates = ExpiredDevice.relative_to(today_in(ZONE))
     secret = provision(
         scratch_url,
         instance,
         "gw",
         "rev-a",
         "X-1",
-        delivered_on="2022-11-20",
-        accepted_on="2022-12-01",
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
     )
     with gunicorn(scratch_url, instance, workers=2) as url:
         for version in ("1.0.0", "2.0.0"):
             _publish_firmware(url, token, tmp_path, version)
-        # History: 1.0.0 came out in June 2025, while the device was covered.
+        # History: 1.0.0 came out while the device was covered.
         engine = create_engine(scratch_url)
         with engine.begin() as conn:
             conn.execute(
                 update(Release)
                 .where(Release.version == "1.0.0")
-                .values(published_at=datetime(2025, 6, 1, 8, tzinfo=UTC))
+                .values(published_at=dates.covered_release)
             )
             conn.execute(update(Product).values(release_generation=Product.release_generation + 1))
         engine.dispose()
@@ -160,9 +164,10 @@ def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scr
         assert installed(home) == ["1.0.0"]
         out = _agent(config, "check")
         assert "up to date (1.0.0)" in out
-        assert "2.0.0 is not covered: upgrade coverage ended on 2025-11-30" in out
+        assert f"2.0.0 is not covered: upgrade coverage ended on {dates.ended_on}" in out
 
-        # The customer renews: a contract from 1 Dec 2025, recorded by the CLI.
+        # The customer renews from the day after coverage ended, by the CLI.
+        renewal = (dates.renewal_starts, today_in(ZONE) + timedelta(days=365))
         app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=scratch_url)})
         with app.app_context():
             result = app.test_cli_runner().invoke(
@@ -172,9 +177,9 @@ def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scr
                     "--device",
                     "X-1",
                     "--from",
-                    "2025-12-01",
+                    renewal[0].isoformat(),
                     "--through",
-                    "2026-11-30",
+                    renewal[1].isoformat(),
                     "--reference",
                     "SC-2025-117",
                 ]
@@ -182,8 +187,8 @@ def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scr
             assert result.exit_code == 0, result.output
             shown = app.test_cli_runner().invoke(args=["coverage", "show", "X-1"])
             db.engine.dispose()
-        assert "upgrades  covered      through 2026-11-30" in shown.output
-        assert "grant 2025-12-01..2026-11-30 contract SC-2025-117" in shown.output
+        assert f"upgrades  covered      through {renewal[1]}" in shown.output
+        assert f"grant {renewal[0]}..{renewal[1]} contract SC-2025-117" in shown.output
         # Its next update check (the agent makes one at least every
         # full_check_seconds, whatever the static timestamp says) offers 2.0.0.
         assert "offered 2.0.0" in _agent(config, "check")

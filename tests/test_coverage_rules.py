@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from upgrade_server.clock import local_day
 from upgrade_server.entitlements import coverage
 from upgrade_server.entitlements.coverage import (
     DEFAULT_TERMS,
@@ -158,7 +159,7 @@ def test_publication_instant_against_the_organisations_calendar(published_utc, z
     assert stored["through"] == "2027-02-28"
     assert coverage.instant_entitled(stored["windows"], published_utc.timestamp()) is entitled
     # The day-based rule agrees once the instant is read on that calendar.
-    day = coverage.local_day(published_utc, zone)
+    day = local_day(published_utc, zone)
     assert coverage.release_entitled(covered, day) is entitled
 
 

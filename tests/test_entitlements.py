@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from tests.clock import ExpiredDevice, at, first_of_month, today
 from tests.test_errors import assert_problem
 from tests.test_updates import _publish
 from upgrade_server.audit.models import AuditEntry
@@ -36,8 +36,10 @@ def _check(client, token, version="0.9.0"):
 
 @pytest.fixture
 def history(client, factory):
-    """1.0.0 out on 1 Jun 2025, 1.1.0 on 20 Dec 2025, 2.0.0 today. A device
-    accepted on 1 Dec 2022 (covered through 30 Nov 2025) and a customer admin."""
+    """A device whose upgrade coverage ended about a year ago (tests/clock.py):
+    1.0.0 came out while it was covered, 1.1.0 three weeks after coverage
+    ended, 2.0.0 today. And a customer admin of its organisation."""
+    dates = ExpiredDevice.relative_to(today())
     publisher = factory.caller("publisher")
     admin = factory.caller("admin")
     org = factory.organisation()
@@ -47,12 +49,16 @@ def history(client, factory):
         v: _publish(client, publisher.headers, product.id, v, v.encode())
         for v in ("1.0.0", "1.1.0", "2.0.0")
     }
-    _published_at(product, releases["1.0.0"]["id"], datetime(2025, 6, 1, 8, tzinfo=UTC))
-    _published_at(product, releases["1.1.0"]["id"], datetime(2025, 12, 20, 8, tzinfo=UTC))
+    _published_at(product, releases["1.0.0"]["id"], dates.covered_release)
+    _published_at(product, releases["1.1.0"]["id"], dates.gap_release)
     expired, token = factory.device(
-        organisation=org, product=product, delivered_on="2022-11-20", accepted_on="2022-12-01"
+        organisation=org,
+        product=product,
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
     )
     return {
+        "dates": dates,
         "org": org,
         "product": product,
         "releases": releases,
@@ -98,7 +104,7 @@ def test_expired_device_gets_what_came_out_while_covered_and_is_told_what_it_mis
     body = r.get_json()
     assert body["version"] == "1.0.0"
     assert body["newer_not_entitled"]["version"] == "2.0.0"
-    assert body["newer_not_entitled"]["coverage_ends_on"] == "2025-11-30"
+    assert body["newer_not_entitled"]["coverage_ends_on"] == history["dates"].ended_on.isoformat()
     # Already on it: nothing to install, still the honest hint.
     r = _check(client, history["token"], "1.0.0")
     assert r.status_code == 200
@@ -115,7 +121,7 @@ def test_download_outside_coverage_is_not_entitled(client, history):
         403,
         "not-entitled",
     )
-    assert body["coverage_ends_on"] == "2025-11-30"
+    assert body["coverage_ends_on"] == history["dates"].ended_on.isoformat()
     assert "2.0.0" in body["detail"]
     # Its notes stay readable: the update check names it.
     hint = _check(client, history["token"]).get_json()["newer_not_entitled"]
@@ -131,8 +137,8 @@ def test_a_contract_brings_the_newest_release_at_the_next_check(client, history)
         client,
         history["admin"].headers,
         device_id=history["device"].id,
-        starts_on="2025-12-01",
-        ends_on="2026-11-30",
+        starts_on=history["dates"].renewal_starts.isoformat(),
+        ends_on=(today() + timedelta(days=365)).isoformat(),
     )
     body = _check(client, history["token"]).get_json()
     assert body["version"] == "2.0.0"
@@ -143,13 +149,13 @@ def test_a_contract_brings_the_newest_release_at_the_next_check(client, history)
 
 
 def test_a_contract_with_a_gap_does_not_cover_what_came_out_in_the_gap(client, history):
-    # Coverage ended 30 Nov 2025; the renewal starts 1 Jan 2026: 1.1.0 (20 Dec) is in the gap.
+    # The renewal starts a month after coverage ended: 1.1.0 came out in the gap.
     _contract(
         client,
         history["admin"].headers,
         device_id=history["device"].id,
-        starts_on="2026-01-01",
-        ends_on="2026-12-31",
+        starts_on=(history["dates"].ended_on + timedelta(days=32)).isoformat(),
+        ends_on=(today() + timedelta(days=365)).isoformat(),
     )
     headers = {"Authorization": f"Bearer {history['token']}"}
     gap = history["releases"]["1.1.0"]["id"]
@@ -159,16 +165,19 @@ def test_a_contract_with_a_gap_does_not_cover_what_came_out_in_the_gap(client, h
 
 
 def test_an_organisation_contract_covers_its_devices_of_that_product_only(client, history, factory):
+    dates = history["dates"]
     _, other_token = factory.device(
-        product=history["product"], delivered_on="2022-11-20", accepted_on="2022-12-01"
+        product=history["product"],
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
     )
     _contract(
         client,
         history["admin"].headers,
         organisation_id=history["org"].id,
         product_id=history["product"].id,
-        starts_on="2025-12-01",
-        ends_on="2027-11-30",
+        starts_on=dates.renewal_starts.isoformat(),
+        ends_on=(today() + timedelta(days=730)).isoformat(),
     )
     assert _check(client, history["token"]).get_json()["version"] == "2.0.0"
     assert _check(client, other_token).get_json()["version"] == "1.0.0"
@@ -176,15 +185,16 @@ def test_an_organisation_contract_covers_its_devices_of_that_product_only(client
     _, late_token = factory.device(
         organisation=history["org"],
         product=history["product"],
-        delivered_on="2022-11-20",
-        accepted_on="2022-12-01",
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
     )
     assert _check(client, late_token).get_json()["version"] == "2.0.0"
 
 
 def test_manual_overrides_need_a_reason_and_are_audited(client, history, factory):
     url = f"/api/v1/devices/{history['device'].id}/coverage-overrides"
-    grant = {"kind": "upgrades", "effect": "grant", "starts_on": "2025-12-01"}
+    renewal = history["dates"].renewal_starts.isoformat()
+    grant = {"kind": "upgrades", "effect": "grant", "starts_on": renewal}
     r = client.post(url, json={**grant, "reason": " "}, headers=history["admin"].headers)
     assert_problem(r, 422, "invalid-input")
     r = client.post(
@@ -200,7 +210,9 @@ def test_manual_overrides_need_a_reason_and_are_audited(client, history, factory
 
     # Deny: a covered device loses what came out while the denial holds.
     covered, covered_token = factory.device(
-        organisation=history["org"], product=history["product"], accepted_on="2025-01-10"
+        organisation=history["org"],
+        product=history["product"],
+        accepted_on=(history["dates"].covered_release.date() - timedelta(days=30)).isoformat(),
     )
     assert _check(client, covered_token).get_json()["version"] == "2.0.0"
     r = client.post(
@@ -208,7 +220,7 @@ def test_manual_overrides_need_a_reason_and_are_audited(client, history, factory
         json={
             "kind": "upgrades",
             "effect": "deny",
-            "starts_on": "2025-12-01",
+            "starts_on": renewal,
             "reason": "reported stolen",
         },
         headers=history["admin"].headers,
@@ -257,7 +269,9 @@ def test_product_terms_change_coverage(client, history):
 
 def test_trial_run_and_undelivered_devices(client, history, factory):
     _, trial = factory.device(
-        organisation=history["org"], product=history["product"], delivered_on="2020-01-01"
+        organisation=history["org"],
+        product=history["product"],
+        delivered_on=(today() - timedelta(days=400)).isoformat(),
     )
     assert _check(client, trial).get_json()["version"] == "2.0.0"
     stock, stock_token = factory.device(organisation=history["org"], product=history["product"])
@@ -271,12 +285,12 @@ def test_trial_run_and_undelivered_devices(client, history, factory):
 
 
 def test_the_time_zone_decides_the_last_day(client, history):
-    # 2.0.0 out at 23:30 UTC on 30 Nov 2025, the device's last covered day:
-    # already 1 Dec in Shanghai, still 30 Nov in UTC.
+    # 2.0.0 out at 23:30 UTC on the device's last covered day: already the
+    # next day in Shanghai, still the last covered day in UTC.
     _published_at(
         history["product"],
         history["releases"]["2.0.0"]["id"],
-        datetime(2025, 11, 30, 23, 30, tzinfo=UTC),
+        at(history["dates"].ended_on, 23) + timedelta(minutes=30),
     )
     assert _check(client, history["token"]).get_json()["version"] == "1.0.0"
     _changed_and_covered(
@@ -290,8 +304,10 @@ def test_coverage_views(client, history, factory):
     assert r.status_code == 200
     kinds = {k["kind"]: k for k in r.get_json()["kinds"]}
     assert kinds["upgrades"]["status"] == "expired"
-    assert kinds["upgrades"]["covered_through"] == "2025-11-30"
-    assert kinds["support"]["covered_through"] == "2025-11-19"  # from delivery
+    assert kinds["upgrades"]["covered_through"] == history["dates"].ended_on.isoformat()
+    assert (
+        kinds["support"]["covered_through"] == history["dates"].support_through.isoformat()
+    )  # from delivery
     # Its trial run (delivery to acceptance), then the promise.
     assert [g["source"] for g in kinds["upgrades"]["grants"]] == ["trial", "promise"]
     # The device reads its own.
@@ -308,28 +324,33 @@ def test_coverage_views(client, history, factory):
 
 
 def test_expiring_report_and_summary(client, history, factory):
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    # Accepted three years less ten days ago: covered for nine more days.
-    accepted = today.replace(year=today.year - 3) + timedelta(days=10)
+    # Accepted on the first of the month after next, three years ago: covered
+    # through the end of next month, 28 to 61 days from today.
+    ends_on = first_of_month(today(), 2) - timedelta(days=1)
     factory.device(
         organisation=history["org"],
         product=history["product"],
-        accepted_on=accepted.isoformat(),
+        accepted_on=first_of_month(today(), 2 - 36).isoformat(),
         serial="SOON-1",
     )
     factory.device(
         organisation=history["org"],
         product=history["product"],
-        accepted_on=today.isoformat(),
+        accepted_on=today().isoformat(),
         serial="FRESH-1",
     )
-    r = client.get("/api/v1/coverage/expiring?days=30", headers=history["customer"].headers)
+    r = client.get("/api/v1/coverage/expiring?days=62", headers=history["customer"].headers)
     assert r.status_code == 200
     rows = r.get_json()["items"]
     assert [row["serial"] for row in rows] == ["SOON-1"]
-    assert rows[0]["days_left"] == 9
+    days_left = (ends_on - today()).days
+    assert (rows[0]["days_left"], rows[0]["covered_through"]) == (days_left, ends_on.isoformat())
+    r = client.get("/api/v1/coverage/expiring?days=30", headers=history["customer"].headers)
+    assert [row["serial"] for row in r.get_json()["items"]] == (
+        ["SOON-1"] if days_left <= 30 else []
+    )
     r = client.get(
-        "/api/v1/coverage/expiring?days=30&format=csv", headers=history["customer"].headers
+        "/api/v1/coverage/expiring?days=62&format=csv", headers=history["customer"].headers
     )
     assert r.mimetype == "text/csv"
     parsed = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
@@ -350,7 +371,10 @@ def test_expiring_report_and_summary(client, history, factory):
 
 def test_changing_a_devices_dates_changes_what_it_is_offered(client, history):
     _changed_and_covered(
-        client, history, f"/api/v1/devices/{history['device'].id}", {"accepted_on": "2025-01-15"}
+        client,
+        history,
+        f"/api/v1/devices/{history['device'].id}",
+        {"accepted_on": (today() - timedelta(days=330)).isoformat()},
     )
 
 

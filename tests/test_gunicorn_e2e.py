@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tests.gunicorn_server import gunicorn, seed_publisher
 from tests.tuf_client import Device
 from upgrade_server.cli.remote import remote_group
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.signing.models import MetadataFile
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from tests.live import live_server
 from tests.moto_server import free_port
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.extensions import db
 from upgrade_server.tickets import notify
 from upgrade_server.tickets.notify import Notification

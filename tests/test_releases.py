@@ -171,7 +171,7 @@ def test_private_repository_needs_a_device_token_of_the_product(client, factory)
 def test_timestamp_is_renewed_at_half_life(app, factory):
     from datetime import timedelta
 
-    from upgrade_server.database import utcnow
+    from upgrade_server.clock import utcnow
     from upgrade_server.signing.service import repository_for
 
     product = factory.product()
@@ -191,7 +191,7 @@ def test_a_worker_that_saw_the_old_timestamp_does_not_resign_it_again(app, facto
     other, whose look came before that commit, must not sign another one."""
     from datetime import timedelta
 
-    from upgrade_server.database import utcnow
+    from upgrade_server.clock import utcnow
     from upgrade_server.signing.service import repository_for
 
     product = factory.product()
@@ -226,7 +226,7 @@ def test_background_upkeep_resigns_without_any_request(scratch_url, tmp_path):
 
     from tests.live import add_product, live_server
     from tests.test_tuf_e2e import publish_file
-    from upgrade_server.database import utcnow
+    from upgrade_server.clock import utcnow
     from upgrade_server.signing.models import MetadataFile
     from upgrade_server.signing.upkeep import refresh_all
 

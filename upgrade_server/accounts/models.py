@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base
 from upgrade_server.organisations.models import Organisation
 

@@ -21,7 +21,8 @@ from upgrade_server.accounts.models import ApiToken, User
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import CUSTOMER_ROLES, Permission, Role
 from upgrade_server.audit.service import record_change
-from upgrade_server.database import flush_unique, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import flush_unique
 from upgrade_server.errors import (
     AuthenticationError,
     ConflictError,

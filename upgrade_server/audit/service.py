@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.audit.models import AuditEntry, AuditHead
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 
 GENESIS_HASH = "0" * 64
 

@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 
 import click
 from flask import current_app
@@ -20,6 +20,7 @@ from upgrade_server.accounts.models import User
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
 from upgrade_server.cli import transaction
+from upgrade_server.clock import today_in
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import artifact_store, current_settings
@@ -69,7 +70,7 @@ def load_demo() -> dict[str, str]:
             users[email] = user or accounts.create_user(
                 session, cli, email=email, name=name, role=role.value, organisation_id=org_id
             )
-        today = date.today()
+        today = today_in("UTC")
         for serial, revision, age in DEMO_DEVICES:
             existing = session.execute(
                 select(Device).where(Device.serial == serial)

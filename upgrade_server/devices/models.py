@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product

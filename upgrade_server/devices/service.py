@@ -21,7 +21,8 @@ from upgrade_server import tokens
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record, record_change
-from upgrade_server.database import escape_like, flush_unique, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import escape_like, flush_unique
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from upgrade_server.organisations.models import Organisation

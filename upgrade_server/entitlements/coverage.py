@@ -136,10 +136,6 @@ def release_entitled(covered: list[Window], published_on: date) -> bool:
     return published_on < covered[0].start or covered_on(covered, published_on)
 
 
-def local_day(at: datetime, zone: str) -> date:
-    return at.astimezone(ZoneInfo(zone)).date()
-
-
 def to_instants(covered: list[Window], zone: str) -> list[list[float | None]]:
     """Upgrade windows as [from, until) POSIX seconds in the organisation's
     time zone, the first open towards the past (releases from before coverage

@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base
 
 KINDS_CHECK = "kind IN ('upgrades', 'warranty', 'support')"

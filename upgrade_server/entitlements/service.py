@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
-from upgrade_server.database import utcnow
+from upgrade_server.clock import local_day, today_in, utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import get_device, visible_devices
 from upgrade_server.entitlements import coverage
@@ -169,7 +169,7 @@ def check_release(device: Device, release: Release) -> None:
     if coverage.release_allowed(stored, published, release.security_fix, fixes_free):
         return
     through = stored["through"] if stored else None
-    day = coverage.local_day(release.published_at or utcnow(), device.organisation.timezone)
+    day = local_day(release.published_at or utcnow(), device.organisation.timezone)
     ended = f"ended on {through}" if through else "does not include it"
     raise NotEntitledError(
         f"release {release.version} was published on {day.isoformat()}; this "
@@ -189,10 +189,6 @@ class KindCoverage:
     covered_through: date | None
     windows: list[Window]
     grants: list[Grant]
-
-
-def today_in(zone: str, now: datetime | None = None) -> date:
-    return coverage.local_day(now or utcnow(), zone)
 
 
 def describe(

@@ -6,7 +6,8 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base
 
 

@@ -15,7 +15,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from upgrade_server.database import UTCDateTime, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base
 from upgrade_server.products.models import Product
 

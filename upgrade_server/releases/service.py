@@ -22,7 +22,7 @@ from tuf.api.metadata import TargetFile
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.errors import (
     ConflictError,
     InvalidInputError,

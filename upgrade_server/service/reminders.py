@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from upgrade_server.accounts.principal import Principal
-from upgrade_server.database import utcnow
+from upgrade_server.clock import local_day, today_in, utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import visible_devices
 from upgrade_server.entitlements import coverage
@@ -32,13 +32,13 @@ def inspections_due(
         select(ServiceSession).where(ServiceSession.kind == SessionKind.INSPECTION.value)
     ):
         if entry.signed_off and entry.ended_at:
-            day = coverage.local_day(entry.ended_at, entry.organisation.timezone)
+            day = local_day(entry.ended_at, entry.organisation.timezone)
             for device in entry.devices:
                 last[device.id] = max(last.get(device.id, day), day)
     for device in devices:
         if device.accepted_on is None:
             continue
-        today = entitlements.today_in(device.organisation.timezone, now)
+        today = today_in(device.organisation.timezone, now)
         terms = entitlements.terms(device.product, coverage.Kind.WARRANTY)
         grants = coverage.promise(
             coverage.Kind.WARRANTY, terms, device.delivered_on, device.accepted_on

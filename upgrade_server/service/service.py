@@ -24,10 +24,9 @@ from sqlalchemy.orm import Session
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
-from upgrade_server.database import utcnow
+from upgrade_server.clock import local_day, utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import visible_devices
-from upgrade_server.entitlements import coverage
 from upgrade_server.entitlements import service as entitlements
 from upgrade_server.errors import (
     ConflictError,
@@ -340,7 +339,7 @@ def _accept(session: Session, actor: Principal, entry: ServiceSession) -> None:
     """A signed-off acceptance: the devices were accepted on the day it ended
     (the organisation's calendar), which starts their coverage."""
     assert entry.ended_at is not None
-    accepted = coverage.local_day(entry.ended_at, entry.organisation.timezone)
+    accepted = local_day(entry.ended_at, entry.organisation.timezone)
     for device in entry.devices:
         before = device.audit_view()
         device.accepted_on = accepted

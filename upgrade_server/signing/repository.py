@@ -42,7 +42,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import CanonicalJSONSerializer, JSONSerializer
 
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.errors import (
     ConflictError,
     InvalidSignatureError,

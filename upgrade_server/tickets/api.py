@@ -3,7 +3,6 @@ reports on the management API."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +13,7 @@ from flask import Response, render_template
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.clock import utcnow
 from upgrade_server.csvfiles import csv_response
 from upgrade_server.devices.auth import current_device, device_auth
 from upgrade_server.extensions import current_settings, session
@@ -149,7 +149,7 @@ class DeadlineReportQuery(Schema):
 
 
 def _view(ticket: Ticket) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = utcnow()
     found = service.deadlines_of(ticket, current_settings().holiday_dates(), now)
     data = {
         name: getattr(ticket, name) for name in TicketOut._declared_fields if hasattr(ticket, name)
@@ -171,7 +171,7 @@ def _view(ticket: Ticket) -> dict[str, Any]:
 def _with_breaches(ticket: Ticket) -> Ticket:
     """A step taken late is recorded as a breach at once."""
     holidays = current_settings().holiday_dates()
-    service.record_breaches(session(), [ticket], holidays, datetime.now(UTC))
+    service.record_breaches(session(), [ticket], holidays, utcnow())
     return ticket
 
 

@@ -18,8 +18,9 @@ from flask import Flask
 from sqlalchemy import JSON, ForeignKey, String, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from upgrade_server.clock import utcnow
 from upgrade_server.config import Settings
-from upgrade_server.database import UTCDateTime, utcnow, write_intent
+from upgrade_server.database import UTCDateTime, write_intent
 from upgrade_server.extensions import Base, db
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Ticket

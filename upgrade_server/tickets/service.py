@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import visible_devices
 from upgrade_server.errors import (

@@ -39,7 +39,8 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.http import parse_etags
 
 from upgrade_server import tokens
-from upgrade_server.database import escape_like, utcnow
+from upgrade_server.clock import utcnow
+from upgrade_server.database import escape_like
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.entitlements.coverage import release_allowed
 from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError

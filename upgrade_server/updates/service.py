@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from upgrade_server.database import utcnow
+from upgrade_server.clock import utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import service as entitlements
 from upgrade_server.errors import (
