@@ -178,3 +178,80 @@ def test_no_private_key_is_kept_or_shown_for_offline_roles(client, offline_produ
         f"/api/v1/products/{p['product'].id}/repository", headers=p["publisher"].headers
     ).get_data(as_text=True)
     assert "PRIVATE" not in summary
+
+
+@pytest.mark.parametrize(
+    ("role", "keys"),
+    [
+        ("targets", ["not a PEM"]),
+        ("targets", ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"]),
+        ("root", ["a surrogate \udc00 is no key"]),
+        ("targets", ["private"]),
+        ("targets", ["rsa"]),
+        ("targets", ["same", "same"]),
+        ("snapshot", ["ed25519"]),
+    ],
+    ids=["garbage", "bad-base64", "surrogate", "private-key", "rsa", "repeated", "always-online"],
+)
+def test_rotation_with_bad_keys_is_an_invalid_input_problem(client, factory, role, keys):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    r = client.post(f"/api/v1/products/{product.id}/repository", json={}, headers=publisher.headers)
+    assert r.status_code == 201, r.get_json()
+    ed25519 = public_pem(new_signer().public_key).decode()
+    private, _ = generate()
+    rsa_public = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    named = {
+        "private": private_pem(private).decode(),
+        "rsa": rsa_public,
+        "same": ed25519,
+        "ed25519": ed25519,
+    }
+    r = client.post(
+        f"/api/v1/products/{product.id}/repository/rotate",
+        json={"role": role, "keys": [named.get(k, k) for k in keys]},
+        headers=publisher.headers,
+    )
+    assert r.status_code == 422, r.get_json()
+    body = r.get_json()
+    assert body["type"] == "/problems/invalid-input"
+    assert body["errors"][0]["field"].startswith("keys")
+    # Nothing changed: the root is still version 1.
+    summary = client.get(f"/api/v1/products/{product.id}/repository", headers=publisher.headers)
+    assert summary.get_json()["versions"]["root"] == 1
+
+
+def test_rotation_refuses_a_key_the_role_holds_or_retired(client, factory):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    url = f"/api/v1/products/{product.id}/repository"
+    assert client.post(url, json={}, headers=publisher.headers).status_code == 201
+    first, second = (public_pem(new_signer().public_key).decode() for _ in range(2))
+
+    def rotate(keys, keep_existing=False):
+        return client.post(
+            f"{url}/rotate",
+            json={"role": "targets", "keys": keys, "keep_existing": keep_existing},
+            headers=publisher.headers,
+        )
+
+    assert rotate([first]).status_code == 200
+    held = rotate([first], keep_existing=True)
+    assert held.status_code == 422, held.get_json()
+    assert held.get_json()["errors"] == [
+        {"field": "keys[0]", "message": "already a key of targets"}
+    ]
+    assert rotate([second]).status_code == 200
+    retired = rotate([first])
+    assert retired.status_code == 422, retired.get_json()
+    assert "retired" in retired.get_json()["errors"][0]["message"]

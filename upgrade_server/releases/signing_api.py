@@ -13,11 +13,11 @@ from sqlalchemy import select
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.audit.service import record
-from upgrade_server.errors import InvalidInputError, NotFoundError
+from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
 from upgrade_server.releases.service import mark_published
-from upgrade_server.signing.keys import public_from_pem
+from upgrade_server.signing.keys import public_keys_from_pems
 from upgrade_server.signing.models import SigningRequest
 from upgrade_server.signing.repository import BIN_PREFIX, OfflineRole, TufRepository
 from upgrade_server.signing.service import repository_for
@@ -131,12 +131,7 @@ def create_repository(product_id: int, data: dict[str, Any]) -> tuple[dict[str, 
     repo = _repository(product_id)
     offline = {}
     for role, spec in data["offline"].items():
-        try:
-            keys = [public_from_pem(pem.encode()) for pem in spec["keys"]]
-        except ValueError as exc:
-            raise InvalidInputError(
-                "not a public key", [{"field": f"offline.{role}.keys", "message": str(exc)}]
-            ) from exc
+        keys = public_keys_from_pems(spec["keys"], f"offline.{role}.keys")
         offline[role] = OfflineRole(keys, spec["threshold"])
     bin_bits = data["bin_bits"]
     if bin_bits is None:
@@ -160,7 +155,7 @@ def create_repository(product_id: int, data: dict[str, Any]) -> tuple[dict[str, 
 def rotate(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """Replace a role's keys; a new root version is signed by old and new root keys."""
     repo = _repository(product_id)
-    keys = [public_from_pem(pem.encode()) for pem in data["keys"]] or None
+    keys = public_keys_from_pems(data["keys"], "keys") or None
     before = _summary(repo)["roles"]
     repo.rotate_keys(data["role"], keys, data["threshold"], data["keep_existing"])
     after = _summary(repo)

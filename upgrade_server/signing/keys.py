@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 
-from upgrade_server.errors import SigningError
+from upgrade_server.errors import InvalidInputError, SigningError
 
 
 def generate() -> tuple[Ed25519PrivateKey, SSlibKey]:
@@ -38,16 +40,46 @@ def load_private(pem: bytes, password: bytes | None = None) -> CryptoSigner:
 
 
 def public_from_pem(pem: bytes) -> SSlibKey:
-    public = serialization.load_pem_public_key(pem)
+    """An Ed25519 public key from its PEM. Raises ValueError for anything else."""
+    try:
+        public = serialization.load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ValueError("not a public key in PEM") from exc
+    if not isinstance(public, Ed25519PublicKey):
+        # Offline holders sign with `remote sign`, which takes Ed25519 keys only.
+        raise ValueError(f"not an Ed25519 key ({type(public).__name__.removeprefix('_')})")
     return SSlibKey.from_crypto(public)
+
+
+def public_keys_from_pems(pems: list[str], field: str) -> list[SSlibKey]:
+    """Distinct Ed25519 public keys from PEM texts given by a caller.
+
+    Raises InvalidInputError naming each bad one as `<field>[<index>]`.
+    """
+    keys: list[SSlibKey] = []
+    errors: list[dict[str, Any]] = []
+    first_at: dict[str, int] = {}
+    for index, pem in enumerate(pems):
+        where = f"{field}[{index}]"
+        try:
+            key = public_from_pem(pem.encode())
+        except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is one too
+            errors.append({"field": where, "message": str(exc)})
+            continue
+        if key.keyid in first_at:
+            errors.append({"field": where, "message": f"repeats {field}[{first_at[key.keyid]}]"})
+            continue
+        first_at[key.keyid] = index
+        keys.append(key)
+    if errors:
+        raise InvalidInputError("the keys are invalid", errors)
+    return keys
 
 
 def public_pem(key: Key) -> bytes:
     """The PEM of a public key, for holders to keep beside their private key."""
     signer_key = SSlibKey.from_dict(key.keyid, key.to_dict())
     raw = bytes.fromhex(signer_key.keyval["public"])
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     return Ed25519PublicKey.from_public_bytes(raw).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

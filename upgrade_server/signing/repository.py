@@ -13,7 +13,8 @@ offline: their metadata then waits in a SigningRequest until the role's
 threshold of signatures has been uploaded, and only then is it stored and
 referenced by a new snapshot.
 
-Errors raised: SigningError, InvalidSignatureError, ConflictError, NotFoundError.
+Errors raised: SigningError, InvalidSignatureError, InvalidInputError, ConflictError,
+NotFoundError.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from tuf.api.serialization.json import CanonicalJSONSerializer, JSONSerializer
 from upgrade_server.clock import utcnow
 from upgrade_server.errors import (
     ConflictError,
+    InvalidInputError,
     InvalidSignatureError,
     NotFoundError,
 )
@@ -255,6 +257,38 @@ class TufRepository:
         self.keys.save(self.product.code, role, public.keyid, private)
         self._record_key(role, public, online=True)
         return [public], 1
+
+    def _check_new_keys(self, role: str, keys: list[SSlibKey]) -> None:
+        """Offline keys given for a role: raises InvalidInputError unless the role
+        may be held offline and each key is new to it."""
+        if role not in OFFLINE_CAPABLE:
+            raise InvalidInputError(
+                f"the {role} role is always online",
+                [{"field": "keys", "message": "give none: its key is generated online"}],
+            )
+        known = {
+            row.keyid: row
+            for row in self.session.scalars(
+                select(SigningKey).where(
+                    SigningKey.product_id == self.product.id,
+                    SigningKey.role == role,
+                    SigningKey.keyid.in_([k.keyid for k in keys]),
+                )
+            )
+        }
+        errors = [
+            {
+                "field": f"keys[{index}]",
+                # A retired key may have been retired because it leaked.
+                "message": f"already a key of {role}"
+                if known[key.keyid].retired_at is None
+                else f"a retired key of {role} does not come back",
+            }
+            for index, key in enumerate(keys)
+            if key.keyid in known
+        ]
+        if errors:
+            raise InvalidInputError("the keys are invalid", errors)
 
     def _record_key(self, role: str, key: Key, online: bool) -> None:
         self.session.add(
@@ -528,6 +562,8 @@ class TufRepository:
         repo = self.settings(lock=True)
         if self.open_request("root") is not None:
             raise ConflictError("a root change is already waiting for signatures")
+        if new_keys:
+            self._check_new_keys(role, new_keys)
         root_md = self.root()
         root = root_md.signed
         old_keyids = list(root.roles[role].keyids)
