@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import timedelta
+from urllib.parse import urljoin, urlsplit
 
 import pytest
+from argon2 import PasswordHasher
 
 from tests.test_updates import _publish
 from upgrade_server.accounts import service as accounts
@@ -103,14 +106,19 @@ def test_login_logout_and_csrf(client, portal):
     assert client.get("/portal/devices").status_code == 302
 
 
-def test_failed_logins_lock_the_account_for_a_while(client, portal):
+def test_failed_logins_lock_the_account_for_a_while(client, portal, clock):
     for _ in range(accounts.MAX_FAILED_LOGINS):
         r = login(client, "ops@customer.test", "wrong password!")
         assert "电子邮箱或密码错误" in r.get_data(as_text=True)
-    # Locked: even the right password is refused now.
+    # Locked: even the right password is refused now, in the same words.
     r = login(client, "ops@customer.test")
     assert r.status_code == 200
-    assert "登录失败次数过多" in r.get_data(as_text=True)
+    assert "电子邮箱或密码错误" in r.get_data(as_text=True)
+    assert client.get("/portal/devices").status_code == 302
+    # The lockout ends: the right password logs in.
+    clock.shift(accounts.LOCKOUT + timedelta(seconds=1))
+    assert login(client, "ops@customer.test").status_code == 302
+    assert client.get("/portal/devices").status_code == 200
     # An unknown email answers like a wrong password.
     r = login(client, "nobody@customer.test")
     assert "电子邮箱或密码错误" in r.get_data(as_text=True)
@@ -252,3 +260,201 @@ def test_customers_report_faults_and_read_delivered_reports_in_the_portal(client
     assert ticket.source == "portal" and ticket.level == 2
     # Not delivered: no report page for the customer.
     assert client.get(f"/portal/tickets/{ticket.id}/report").status_code == 404
+
+
+# --- where a login sends the browser --------------------------------------------------
+
+
+def _browser_target(location: str, base: str = "http://localhost/portal/login") -> str:
+    """The URL a browser goes to for this Location: it drops tabs and newlines,
+    trims spaces and control characters, and reads a backslash as a slash."""
+    cleaned = "".join(c for c in location if c not in "\t\n\r").strip("\x00- ")
+    return urljoin(base, cleaned.replace("\\", "/"))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/path",
+        "/\n/evil.example",
+        "/portal/\r\nSet-Cookie: stolen=1",
+        "//evil.example",
+        "///evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/portal/..\\..\\evil.example",
+        "https://evil.example/portal/",
+        "javascript:alert(1)",
+        " /\\evil.example",
+        "%2F%2Fevil.example",
+        "/\u3000/evil.example",
+        "/\u2028/evil.example",
+        "/\u200b/evil.example",
+        "\x00//evil.example",
+        "",
+    ],
+)
+def test_login_never_sends_the_browser_off_the_site(client, portal, target):
+    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    r = client.post(
+        "/portal/login",
+        query_string={"next": target},
+        data={"email": "ops@customer.test", "password": PASSWORD, "csrf_token": token},
+    )
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/portal/"
+
+
+@pytest.mark.parametrize(
+    "query", ["next=/%09/evil.example/path", "next=%2F%2Fevil.example", "next=/%0a/evil.example"]
+)
+def test_login_next_as_a_browser_sends_it(client, portal, query):
+    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    r = client.post(
+        f"/portal/login?{query}",
+        data={"email": "ops@customer.test", "password": PASSWORD, "csrf_token": token},
+    )
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/portal/"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/portal/devices?lang=en", "http://localhost/portal/devices?lang=en"),
+        ("/portal/releases/1#notes", "http://localhost/portal/releases/1#notes"),
+        ("/\uff0f\uff0fevil.example", None),  # fullwidth slashes: a path here, oddly named
+    ],
+)
+def test_login_returns_to_a_page_of_the_site(client, portal, target, expected):
+    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    r = client.post(
+        "/portal/login",
+        query_string={"next": target},
+        data={"email": "ops@customer.test", "password": PASSWORD, "csrf_token": token},
+    )
+    assert r.status_code == 302
+    landing = _browser_target(r.headers["Location"])
+    assert urlsplit(landing).netloc == "localhost"
+    if expected:
+        assert landing == expected
+
+
+# --- when a portal session ends ---------------------------------------------------------
+
+COOKIE = "upgrade_server_session"
+
+
+def _logged_in_cookie(client) -> str:
+    login(client, "ops@customer.test")
+    assert client.get("/portal/devices").status_code == 200
+    return client.get_cookie(COOKIE).value
+
+
+def _replayed(app, cookie: str):
+    """A request to the device list from another browser holding a copy of the cookie."""
+    thief = app.test_client()
+    thief.set_cookie(COOKIE, cookie)
+    return thief.get("/portal/devices")
+
+
+def test_a_copied_session_cookie_dies_at_logout(app, client, portal):
+    cookie = _logged_in_cookie(client)
+    assert _replayed(app, cookie).status_code == 200
+    page = client.get("/portal/devices").get_data(as_text=True)
+    assert client.post("/portal/logout", data={"csrf_token": _csrf(page)}).status_code == 302
+    r = _replayed(app, cookie)
+    assert r.status_code == 302 and "/portal/login" in r.headers["Location"]
+
+
+def test_a_password_change_ends_the_users_sessions(app, client, portal, factory):
+    cookie = _logged_in_cookie(client)
+    admin = factory.caller("admin")
+    r = client.patch(
+        f"/api/v1/users/{portal['customer'].id}",
+        json={"password": "a new password, long enough"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 200
+    r = _replayed(app, cookie)
+    assert r.status_code == 302 and "/portal/login" in r.headers["Location"]
+    # The new password starts a session that holds.
+    fresh = app.test_client()
+    assert login(fresh, "ops@customer.test", "a new password, long enough").status_code == 302
+    assert fresh.get("/portal/devices").status_code == 200
+
+
+def test_a_password_set_outside_the_api_ends_the_sessions_too(app, client, portal):
+    cookie = _logged_in_cookie(client)
+    # As the demo command does: the hash assigned on the model.
+    portal["customer"].password_hash = accounts.hash_password("another long password")
+    db.session.commit()
+    assert _replayed(app, cookie).status_code == 302
+
+
+def test_deactivation_ends_the_users_sessions_for_good(app, client, portal, factory):
+    cookie = _logged_in_cookie(client)
+    admin = factory.caller("admin")
+    url = f"/api/v1/users/{portal['customer'].id}"
+    assert client.patch(url, json={"active": False}, headers=admin.headers).status_code == 200
+    assert _replayed(app, cookie).status_code == 302
+    # Reactivated, the user logs in again: the old cookie stays dead.
+    assert client.patch(url, json={"active": True}, headers=admin.headers).status_code == 200
+    r = _replayed(app, cookie)
+    assert r.status_code == 302 and "/portal/login" in r.headers["Location"]
+
+
+def test_another_users_password_change_leaves_a_session_alone(app, client, portal, factory):
+    cookie = _logged_in_cookie(client)
+    admin = factory.caller("admin")
+    other = factory.user("customer-viewer", portal["org"])
+    db.session.commit()
+    r = client.patch(
+        f"/api/v1/users/{other.id}",
+        json={"password": "a new password, long enough"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 200
+    assert _replayed(app, cookie).status_code == 200
+
+
+# --- a failed login tells nothing about the account ---------------------------------------
+
+
+def _refusal(client, email: str, password: str) -> tuple[int, str]:
+    r = login(client, email, password)
+    body = re.sub(r'name="csrf_token" value="[^"]+"', "", r.get_data(as_text=True))
+    return r.status_code, body
+
+
+def test_every_refused_login_answers_alike_after_the_same_hash_work(
+    client, portal, factory, monkeypatch
+):
+    verified: list[str] = []
+    real_verify = PasswordHasher.verify
+
+    def counting_verify(self, hash, password):
+        verified.append(password)
+        return real_verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    factory.user("customer-viewer", portal["org"], email="nopassword@customer.test")
+    db.session.commit()
+    answers = {}
+    for case, email, password in [
+        ("unknown", "nobody@customer.test", "wrong password!"),
+        ("wrong password", "ops@customer.test", "wrong password!"),
+        ("no password set", "nopassword@customer.test", "wrong password!"),
+    ]:
+        verified.clear()
+        answers[case] = _refusal(client, email, password)
+        assert verified == ["wrong password!"], case
+    for _ in range(accounts.MAX_FAILED_LOGINS - 1):
+        login(client, "ops@customer.test", "wrong password!")
+    for case, password in [("locked", "wrong password!"), ("locked, right password", PASSWORD)]:
+        verified.clear()
+        answers[case] = _refusal(client, "ops@customer.test", password)
+        assert verified == [password], case
+    assert len(set(answers.values())) == 1, answers
+    status, body = answers["unknown"]
+    assert status == 200 and "电子邮箱或密码错误" in body

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, inspect
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from upgrade_server.clock import utcnow
 from upgrade_server.database import UTCDateTime
@@ -37,9 +37,26 @@ class User(Base):
     # Failed web logins in a row, and until when the account refuses logins.
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A portal session holds the generation it began in and ends when this
+    # moves on: at logout, a new password, (de)activation.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     organisation: Mapped[Organisation | None] = relationship(lazy="joined")
+
+    def end_sessions(self) -> None:
+        """Every portal session of this user ends, in every browser."""
+        if inspect(self).has_identity:
+            # Counted in SQL: two workers ending sessions at once both count.
+            self.session_generation = User.session_generation + 1
+
+    # Here rather than in the services: whatever sets a password (the API, the
+    # CLI, a script) or deactivates the user, its sessions end with it.
+    @validates("password_hash", "active")
+    def _end_sessions_on_change(self, key: str, value: object) -> object:
+        if value != getattr(self, key):
+            self.end_sessions()
+        return value
 
     def audit_view(self) -> dict[str, object]:
         # Never the password hash: the audit log is read by people.

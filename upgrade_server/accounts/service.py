@@ -6,7 +6,6 @@ ConflictError.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,14 +48,21 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def check_password(user: User, password: str) -> bool:
-    if not user.password_hash:
-        return False
+# Verified when there is no hash of the user's own, so that every login does the
+# same argon2 work: how long it takes tells nothing about the account.
+_DUMMY_HASH = _hasher.hash("not a password of anyone's")
+
+
+def _password_matches(password_hash: str | None, password: str) -> bool:
     try:
-        _hasher.verify(user.password_hash, password)
+        _hasher.verify(password_hash or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
-    return True
+    return password_hash is not None
+
+
+def check_password(user: User, password: str) -> bool:
+    return _password_matches(user.password_hash, password)
 
 
 # --- users -----------------------------------------------------------------
@@ -286,24 +292,26 @@ def principal_for(user: User) -> Principal:
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
-# Verified when the email is unknown, so a wrong email takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password of anyone's")
 
 
 def web_login(session: Session, email: str, password: str, now: datetime | None = None) -> User:
     """The user with this email and password. After MAX_FAILED_LOGINS wrong
     passwords in a row the account refuses logins for LOCKOUT, even with the
-    right password. Raises AuthenticationError (the same for an unknown email
-    and a wrong password) or PermissionDeniedError (locked)."""
+    right password.
+
+    Raises AuthenticationError for every refusal (an unknown email, a wrong
+    password, a deactivated or locked account), after the same password-hash
+    work in each case: neither the answer nor its time says whether an account
+    exists, is locked, or whether a password tried during a lockout was right.
+    """
     now = now or utcnow()
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    matches = _password_matches(user.password_hash if user else None, password)
     if user is None or not user.active:
-        with contextlib.suppress(VerificationError):
-            _hasher.verify(_DUMMY_HASH, password)
         raise AuthenticationError("wrong email or password")
     if user.locked_until is not None and user.locked_until > now:
-        raise PermissionDeniedError("too many failed logins; try again later")
-    if not check_password(user, password):
+        raise AuthenticationError("wrong email or password")
+    if not matches:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
@@ -314,3 +322,9 @@ def web_login(session: Session, email: str, password: str, now: datetime | None 
     user.locked_until = None
     session.flush()
     return user
+
+
+def log_out(session: Session, user: User) -> None:
+    """End the user's portal sessions: a copy of the cookie is refused too."""
+    user.end_sessions()
+    session.flush()

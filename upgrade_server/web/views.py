@@ -4,7 +4,9 @@ as one that does not exist); without a login only public notes are readable."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from apiflask import APIBlueprint
@@ -65,7 +67,9 @@ def current_user() -> User | None:
     if user_id is None:
         return None
     user = db_session().get(User, user_id)
-    if user is None or not user.active:
+    # The cookie is signed but stateless: a copy of it lives on until the
+    # user's session generation moves on (logout, new password, deactivation).
+    if user is None or not user.active or session.get("generation") != user.session_generation:
         session.clear()
         return None
     return user
@@ -141,26 +145,44 @@ def login() -> Any:
         try:
             user = accounts.web_login(db_session(), email, request.form.get("password", ""))
         except AuthenticationError:
+            # One message for every refusal, a lockout included: anything else
+            # would tell which accounts exist.
             error = _("Wrong email or password.")
-        except AppError:
-            error = _("Too many failed logins. Try again in 15 minutes.")
         else:
             lang = session.get("lang")
             session.clear()  # a new session: no fixation
             session["user_id"] = user.id
+            session["generation"] = user.session_generation
             if lang:
                 session["lang"] = lang
-            target = request.args.get("next", "")
-            # Only a path of this site: never an open redirect.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("portal.index")
-            return redirect(target)
+            return redirect(_local_path(request.args.get("next", "")) or url_for("portal.index"))
     # A failed login is a 200 with the message, so the count of failures commits.
     return render_template("portal/login.html", error=error, user=None)
 
 
+def _local_path(target: str) -> str | None:
+    r"""`target` if a browser would read it as a path of this site, else None.
+
+    Browsers drop tabs and newlines from a URL, trim control characters and
+    read a backslash as a slash, so `/\t/evil.example` and `/\evil.example`
+    lead to another host: the value must hold none of them, anywhere.
+    """
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    # Control, format, unassigned and separator characters (spaces among them).
+    if any(unicodedata.category(c)[0] in "CZ" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 @bp.post("/logout")
 def logout() -> BaseResponse:
+    user = current_user()
+    if user is not None:
+        accounts.log_out(db_session(), user)
     lang = session.get("lang")
     session.clear()
     if lang:
