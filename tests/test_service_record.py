@@ -322,3 +322,23 @@ def test_attachments_are_kept_in_the_store(client, shop):
     assert got.mimetype == "application/octet-stream"
     r = client.get(f"{url}/attachments/{'0' * 64}", headers=shop["customer"].headers)
     assert_problem(r, 404, "not-found")
+
+
+def test_reminders_write_dates_and_times_in_iso_8601(client, shop, factory):
+    from upgrade_server.entitlements.coverage import anniversary
+
+    accepted = datetime.now(UTC).date() - timedelta(days=200)
+    factory.device(organisation=shop["org"], product=shop["product"], accepted_on=str(accepted))
+    row = client.get(
+        "/api/v1/service/reminders/inspections?days=0", headers=shop["support"].headers
+    ).get_json()["items"][0]
+    assert row["due_on"] == anniversary(accepted, shop["product"].inspection_months).isoformat()
+    assert row["last_inspection"] is None
+    started = (datetime.now(UTC) - timedelta(hours=30)).replace(microsecond=0)
+    waiting = _session(client, shop)
+    url = f"/api/v1/service-sessions/{waiting['id']}/start"
+    _post(client, shop["support"], url, {"at": started.isoformat()})
+    row = client.get(
+        "/api/v1/service/reminders/waiting?hours=24", headers=shop["support"].headers
+    ).get_json()["items"][0]
+    assert row["since"] == started.isoformat()  # "2026-…T…+00:00", with its offset

@@ -68,8 +68,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    from upgrade_server.json_provider import IsoJSONProvider
     from upgrade_server.uploads import UploadRequest
 
+    app.json = IsoJSONProvider(app)
     app.request_class = UploadRequest
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "SETTINGS"})
