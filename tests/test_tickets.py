@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -200,3 +202,30 @@ def test_deadlines_hold_only_during_a_pause_the_customer_confirmed(client, plant
     # Raising the level tightens the deadlines at once.
     raised = client.post(f"{url}/level", json={"level": 1}, headers=support).get_json()
     assert _deadlines(raised)["acknowledge"]["due_at"] < before
+
+
+def test_staff_preview_a_draft_report_as_pdf_marked_draft_customers_do_not(client, plant):
+    ticket_id = _alarm(client, plant, "d-1").get_json()["ticket_id"]
+    url = f"/api/v1/tickets/{ticket_id}/report"
+    support = plant["support"].headers
+    # A draft with neither the fault's start nor its end yet.
+    assert client.put(url, json={"symptoms": "no power"}, headers=support).status_code == 200
+    pdf = client.get(f"{url}?format=pdf", headers={**support, "Accept-Language": "en"})
+    assert pdf.status_code == 200, pdf.get_json()
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    assert f"incident-{ticket_id}-draft.pdf" in pdf.headers["Content-Disposition"]
+    assert f"Draft: Incident report #{ticket_id}" in _pdf_titles(pdf.data)
+    customer = plant["customer"].headers
+    assert_problem(client.get(f"{url}?format=pdf", headers=customer), 404, "not-found")
+
+
+def _pdf_titles(pdf: bytes) -> list[str]:
+    """The document's title (its <title>) and its bookmarks' (its headings), as
+    WeasyPrint writes them into compressed object streams."""
+    titles = []
+    for stream in re.findall(rb"stream\r?\n(.*?)endstream", pdf, re.S):
+        try:
+            titles += re.findall(rb"/Title \((.*?)\)", zlib.decompress(stream))
+        except zlib.error:
+            continue
+    return [t.decode("latin-1") for t in titles]

@@ -333,7 +333,8 @@ def deliver_report(ticket_id: int) -> Any:
 @bp.input(ReportQuery, location="query", arg_name="query")
 @bp.output(ReportOut)
 def get_report(ticket_id: int, query: dict[str, Any]) -> Any:
-    """The incident report (customers: once delivered); `format=pdf` as a PDF."""
+    """The incident report (customers: once delivered); `format=pdf` as a PDF,
+    which staff also get of a draft, marked as one on every page."""
     actor = current_principal()
     report = service.report_of(session(), actor, ticket_id)
     if query["format"] != "pdf":
@@ -341,6 +342,7 @@ def get_report(ticket_id: int, query: dict[str, Any]) -> Any:
     from upgrade_server.notes.documents import render_pdf
 
     ticket = service.get_ticket(session(), actor, ticket_id)
+    name = f"incident-{ticket_id}" + ("" if report.delivered_at else "-draft")
     html = render_template(
         "portal/incident_report.html",
         ticket=ticket,
@@ -350,7 +352,7 @@ def get_report(ticket_id: int, query: dict[str, Any]) -> Any:
     return Response(
         render_pdf(html),
         mimetype="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="incident-{ticket_id}.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
     )
 
 
