@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.test_errors import assert_problem
 from tests.test_signing import publish
 from upgrade_server.extensions import db
 from upgrade_server.releases.versions import sort_key
@@ -76,15 +77,41 @@ def test_bad_release_descriptions(client, factory):
         "notes": {"version": "1.0.0", "notes": {"fr": "bonjour"}},
         "guidance": {"version": "1.0.0", "guidance": {"cooking": {"en": "x"}}},
     }
-    for field, metadata in cases.items():
+    # Wrong types anywhere are refused at publish, not stored for the release
+    # page, its PDF and the product's changelog to fail on later.
+    wrong_types = {
+        "notes": {"notes": {"en": 5}},
+        "guidance": {"guidance": {"installation": ["x"]}},
+        "security_fix": {"security_fix": "yes"},
+        "channels": {"channels": "stable"},
+        "hardware_revisions": {"hardware_revisions": [1]},
+        "requirements": {"requirements": [{"name": 5, "value": {"x": 1}}]},
+        "parameters": {"parameters": ["watchdog"]},
+        "filename": {"filename": 7},
+        "min_from_version": {"min_from_version": 1},
+    }
+    cases |= {f"{field} type": {"version": "1.0.0", **bad} for field, bad in wrong_types.items()}
+    cases["version type"] = {"version": 1}
+    for case, metadata in cases.items():
+        field = case.split()[0]
         r = client.post(
             f"/api/v1/products/{product.id}/releases",
             data={"metadata": json.dumps(metadata), "artifact": (io.BytesIO(b"x"), "fw.bin")},
             headers=publisher.headers,
             content_type="multipart/form-data",
         )
-        assert r.status_code == 422, field
-        assert field in {e.get("field") for e in r.get_json()["errors"]}, field
+        assert r.status_code == 422, (case, r.get_json())
+        assert field in {e["field"].split(".")[0] for e in r.get_json()["errors"]}, case
+    r = client.post(
+        f"/api/v1/products/{product.id}/releases",
+        data={"metadata": "[1, 2]", "artifact": (io.BytesIO(b"x"), "fw.bin")},
+        headers=publisher.headers,
+        content_type="multipart/form-data",
+    )
+    assert_problem(r, 422, "invalid-input")
+    # Nothing of the refused publishes is left behind.
+    r = client.get(f"/api/v1/products/{product.id}/releases", headers=publisher.headers)
+    assert r.get_json()["items"] == []
     r = client.post(
         f"/api/v1/products/{product.id}/releases",
         data={"metadata": json.dumps({"version": "1.0.0"})},

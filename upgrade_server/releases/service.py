@@ -31,13 +31,12 @@ from upgrade_server.errors import (
 )
 from upgrade_server.products.models import Product
 from upgrade_server.releases import versions
+from upgrade_server.releases.metadata import parse_metadata
 from upgrade_server.releases.models import DEFAULT_CHANNELS, Channel, Release, ReleaseStatus
 from upgrade_server.signing.repository import Change, Outcome, TufRepository
 from upgrade_server.storage import ArtifactStore
 from upgrade_server.storage.base import Staged
 
-LANGUAGES = ("zh-CN", "en")
-GUIDANCE_KINDS = ("installation", "operation", "maintenance")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
 
@@ -106,24 +105,25 @@ def get_release(session: Session, actor: Principal, release_id: int) -> Release:
 
 
 def _validate(session: Session, product: Product, data: dict[str, Any]) -> dict[str, Any]:
+    given = parse_metadata(data)
     errors: list[dict[str, Any]] = []
-    version = versions.parse(str(data.get("version", "")))
-    filename = data.get("filename") or f"{product.code}-{version}.bin"
+    version = versions.parse(given.version)
+    filename = given.filename or f"{product.code}-{version}.bin"
     if not _FILENAME.match(filename):
         errors.append({"field": "filename", "message": "letters, digits and ._+- only"})
     known = {c.name: c for c in channels(session, product)}
-    wanted = data.get("channels") or [next(iter(known))]
+    wanted = given.channels or [next(iter(known))]
     unknown = [c for c in wanted if c not in known]
     if unknown:
         errors.append({"field": "channels", "message": f"no such channel: {unknown}"})
     revisions = {r.code for r in product.hardware_revisions}
-    hardware = data.get("hardware_revisions") or sorted(revisions)
+    hardware = given.hardware_revisions or sorted(revisions)
     bad_hw = [h for h in hardware if h not in revisions]
     if bad_hw:
         errors.append(
             {"field": "hardware_revisions", "message": f"not revisions of {product.code}: {bad_hw}"}
         )
-    min_from = data.get("min_from_version")
+    min_from = given.min_from_version
     min_key = None
     if min_from:
         min_key = versions.sort_key(versions.parse(min_from, "min_from_version"))
@@ -131,35 +131,21 @@ def _validate(session: Session, product: Product, data: dict[str, Any]) -> dict[
             errors.append(
                 {"field": "min_from_version", "message": "must be below the release's version"}
             )
-    for field_name, allowed in (("notes", LANGUAGES),):
-        extra = set(data.get(field_name) or {}) - set(allowed)
-        if extra:
-            errors.append({"field": field_name, "message": f"languages are {list(allowed)}"})
-    guidance = data.get("guidance") or {}
-    if set(guidance) - set(GUIDANCE_KINDS) or any(
-        set(texts) - set(LANGUAGES) for texts in guidance.values()
-    ):
-        errors.append(
-            {
-                "field": "guidance",
-                "message": f"kinds {list(GUIDANCE_KINDS)}, languages {list(LANGUAGES)}",
-            }
-        )
     if errors:
         raise InvalidInputError("the release description is invalid", errors)
     return {
         "version": str(version),
         "version_key": versions.sort_key(version),
         "filename": filename,
-        "channels": [known[c] for c in wanted],
-        "hardware_revisions": sorted(hardware),
+        "channels": [known[c] for c in dict.fromkeys(wanted)],
+        "hardware_revisions": sorted(set(hardware)),
         "min_from_version": min_from or None,
         "min_from_key": min_key,
-        "security_fix": bool(data.get("security_fix")),
-        "notes": dict(data.get("notes") or {}),
-        "guidance": {k: dict(v) for k, v in guidance.items()},
-        "requirements": list(data.get("requirements") or []),
-        "parameters": list(data.get("parameters") or []),
+        "security_fix": given.security_fix,
+        "notes": dict(given.notes),
+        "guidance": {kind: dict(texts) for kind, texts in given.guidance.items()},
+        "requirements": [r.model_dump() for r in given.requirements],
+        "parameters": [p.model_dump() for p in given.parameters],
     }
 
 
