@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from tests.test_errors import assert_problem
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.extensions import db
 
@@ -197,15 +198,88 @@ class TestCsvImport:
         r = _post_csv(client, support.headers, _csv())
         assert r.status_code == 422
 
-    def test_not_utf8_is_400(self, client, factory):
+    def test_not_utf8_names_the_line(self, client, factory):
         support = factory.caller("support")
+        org = factory.organisation()
+        product = factory.product()
+        db.session.commit()
+        text = _csv(
+            f"GB-1,{product.code},rev-a,{org.slug},", f"GB-2,{product.code},rev-a,{org.slug},设备"
+        )
         r = client.post(
             "/api/v1/devices/import",
-            data="serial\n设备".encode("gb18030"),
+            data=text.encode("gb18030"),
             content_type="text/csv",
             headers=support.headers,
         )
-        assert r.status_code == 400
+        body = assert_problem(r, 422, "invalid-input")
+        assert body["errors"] == [{"row": 3, "message": "not UTF-8 text"}]
+
+    def test_malformed_files_are_invalid_input_naming_the_line(self, client, factory):
+        support = factory.caller("support")
+        org = factory.organisation()
+        product = factory.product()
+        db.session.commit()
+        header = "serial,product,hardware_revision,organisation,site,current_version"
+        first = f"OK-1,{product.code},rev-a,{org.slug},,"
+        start = f"OK-2,{product.code},rev-a"
+        for second, field in [
+            # A field beyond the csv module's limit (131072 characters).
+            (f"{start},{org.slug},{'x' * 200_000},", None),
+            (f'{start},{org.slug},"unterminated,', None),
+            # A bare CR ends a line, as in old Mac files: this row lacks fields.
+            (f"{start}\r,{org.slug},,", "organisation"),
+            (f"{start},{org.slug},{'x' * 201},", "site"),
+            (f"{start},{org.slug},a\x00b,", "site"),
+            (f"{start},{org.slug},,1.0.0-{'a' * 70}", "current_version"),
+            (f"{start},{'9' * 30},,", "organisation"),
+            (f"{start},{'9' * 5000},,", "organisation"),
+        ]:
+            r = _post_csv(client, support.headers, _csv(first, second, header=header))
+            body = assert_problem(r, 422, "invalid-input")
+            assert body["errors"][0]["row"] == 3, body
+            if field:
+                assert body["errors"][0]["field"] == field, body
+            assert len(r.data) < 2000  # a long value is not echoed back whole
+        assert _count(Device) == 0
+
+    def test_a_channel_the_product_lacks_is_refused(self, client, factory):
+        support = factory.caller("support")
+        org = factory.organisation()
+        product = factory.product()
+        db.session.commit()
+        header = "serial,product,hardware_revision,organisation,channel"
+        text = _csv(
+            f"CH-1,{product.code},rev-a,{org.slug},beta",
+            f"CH-2,{product.code},rev-a,{org.slug},nightly",
+            header=header,
+        )
+        body = assert_problem(_post_csv(client, support.headers, text), 422, "invalid-input")
+        assert body["errors"] == [
+            {
+                "row": 3,
+                "field": "channel",
+                "message": f"product {product.code} has no channel 'nightly' (dev, beta, stable)",
+            }
+        ]
+        r = client.post(
+            "/api/v1/devices",
+            json={
+                "serial": "CH-3",
+                "product": product.code,
+                "hardware_revision": "rev-a",
+                "organisation": org.slug,
+                "channel": "nightly",
+            },
+            headers=support.headers,
+        )
+        assert_problem(r, 422, "invalid-input")
+        device, _ = factory.device(organisation=org, product=product)
+        r = client.patch(
+            f"/api/v1/devices/{device.id}", json={"channel": "nightly"}, headers=support.headers
+        )
+        assert_problem(r, 422, "invalid-input")
+        assert db.session.get(Device, device.id).channel == "stable"
 
     def test_customer_cannot_import(self, client, factory):
         customer = factory.caller("customer-admin")

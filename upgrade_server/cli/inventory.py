@@ -142,7 +142,7 @@ def import_devices(csv_file: Path, tokens_out: Path) -> None:
     try:
         with transaction() as session:
             provisioned = devices.import_devices_csv(
-                session, Principal.cli(), csv_file.read_text(encoding="utf-8-sig")
+                session, Principal.cli(), csv_file.read_bytes()
             )
             tokens_out.touch(mode=0o600)
             with tokens_out.open("w") as out:

@@ -13,7 +13,7 @@ from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.devices import service
 from upgrade_server.devices.models import Device
-from upgrade_server.errors import BadRequestError, accepts
+from upgrade_server.errors import accepts
 from upgrade_server.extensions import session
 from upgrade_server.pagination import paginate
 from upgrade_server.schemas import PageQuery, page_body, page_schema
@@ -118,20 +118,19 @@ def create_device(data: dict[str, Any]) -> dict[str, Any]:
 @bp.output(ImportOut, status_code=201)
 @bp.doc(
     description=(
-        "Send the CSV file as the body with `Content-Type: text/csv`. Columns: "
+        "Send the CSV file (UTF-8) as the body with `Content-Type: text/csv`. Columns: "
         + ", ".join(service.CSV_COLUMNS)
-        + " (the first four are required). All rows are imported or none: a bad "
-        "row rejects the file with its line number and reasons. The response "
+        + " (the first four are required; `channel`, one of the product's, defaults to "
+        "stable). All rows are imported or none: a bad row, or a file that is not "
+        "UTF-8 CSV, rejects the file with the line number and reasons. The response "
         "holds each new device's token, shown only this once."
     )
 )
 def import_devices() -> dict[str, Any]:
     """Provision devices in bulk from CSV."""
-    try:
-        text = request.get_data(cache=False).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadRequestError("the CSV file is not UTF-8") from exc
-    provisioned = service.import_devices_csv(session(), current_principal(), text)
+    provisioned = service.import_devices_csv(
+        session(), current_principal(), request.get_data(cache=False)
+    )
     session().flush()
     return {
         "count": len(provisioned),

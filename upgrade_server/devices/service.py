@@ -27,6 +27,7 @@ from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
+from upgrade_server.releases.models import DEFAULT_CHANNELS, Channel
 
 CSV_COLUMNS = (
     "serial",
@@ -42,6 +43,9 @@ CSV_COLUMNS = (
 REQUIRED_CSV_COLUMNS = ("serial", "product", "hardware_revision", "organisation")
 MAX_CSV_ROWS = 100_000
 MAX_REPORTED_ERRORS = 100
+# Largest id an organisation reference may name (a 32-bit column); longer digit
+# strings are refused before they reach the database.
+_MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,28 @@ class _Row:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+def channel_names(session: Session, product: Product) -> tuple[str, ...]:
+    """The product's channels in rank order (the defaults until it has its own)."""
+    names = session.scalars(
+        select(Channel.name).where(Channel.product_id == product.id).order_by(Channel.rank)
+    ).all()
+    return tuple(names) or DEFAULT_CHANNELS
+
+
+def _shown(value: object) -> str:
+    """A caller's value quoted for an error message, cut short."""
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
 class _Resolver:
-    """Looks up products and organisations once per import, not once per row."""
+    """Looks up products, channels and organisations once per import, not once per row."""
 
     def __init__(self, session: Session, actor: Principal) -> None:
         self.session = session
         self.actor = actor
         self.products: dict[str, Product | None] = {}
+        self.channels: dict[int, tuple[str, ...]] = {}
         self.organisations: dict[str, Organisation | None] = {}
 
     def product(self, code: str) -> Product | None:
@@ -132,12 +151,19 @@ class _Resolver:
             ).scalar_one_or_none()
         return self.products[code]
 
+    def channels_of(self, product: Product) -> tuple[str, ...]:
+        if product.id not in self.channels:
+            self.channels[product.id] = channel_names(self.session, product)
+        return self.channels[product.id]
+
     def organisation(self, ref: str) -> Organisation | None:
         if ref not in self.organisations:
-            stmt = select(Organisation).where(Organisation.slug == ref)
-            if ref.isdigit():
-                stmt = select(Organisation).where(Organisation.id == int(ref))
-            org = self.session.execute(stmt).scalar_one_or_none()
+            org = None
+            if not (ref.isascii() and ref.isdigit()):
+                stmt = select(Organisation).where(Organisation.slug == ref)
+                org = self.session.execute(stmt).scalar_one_or_none()
+            elif len(ref) <= len(str(_MAX_ID)) and int(ref) <= _MAX_ID:
+                org = self.session.get(Organisation, int(ref))
             self.organisations[ref] = org if org and self.actor.sees_organisation(org.id) else None
         return self.organisations[ref]
 
@@ -155,23 +181,45 @@ def _parse_date(value: str | None, name: str, errors: list[dict[str, Any]]) -> d
 def _check_version(value: str | None, errors: list[dict[str, Any]]) -> str | None:
     if not value:
         return None
-    if not semver.Version.is_valid(value):
-        errors.append({"field": "current_version", "message": f"{value!r} is not semver"})
+    if len(value) > 64:
+        errors.append({"field": "current_version", "message": "up to 64 characters"})
+    elif not semver.Version.is_valid(value):
+        errors.append({"field": "current_version", "message": f"{_shown(value)} is not semver"})
     return value
+
+
+def _check_channel(
+    channels: tuple[str, ...], product: Product, channel: str, errors: list[dict[str, Any]]
+) -> None:
+    if channel not in channels:
+        errors.append(
+            {
+                "field": "channel",
+                "message": f"product {product.code} has no channel {_shown(channel)}"
+                f" ({', '.join(channels)})",
+            }
+        )
 
 
 def _describe(
     resolver: _Resolver, data: dict[str, Any]
 ) -> tuple[_Row | None, list[dict[str, Any]]]:
     """Check one device description; returns the row or the reasons it is bad."""
-    errors: list[dict[str, Any]] = []
+    # No database keeps a NUL in text (PostgreSQL refuses even to compare one).
+    errors: list[dict[str, Any]] = [
+        {"field": name, "message": "contains a NUL character"}
+        for name, value in data.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if errors:
+        return None, errors
     serial = (data.get("serial") or "").strip()
     if not serial or len(serial) > 128:
         errors.append({"field": "serial", "message": "required, up to 128 characters"})
     product = resolver.product(str(data.get("product") or ""))
     revision = None
     if product is None:
-        errors.append({"field": "product", "message": f"no product {data.get('product')!r}"})
+        errors.append({"field": "product", "message": f"no product {_shown(data.get('product'))}"})
     else:
         revision = next(
             (r for r in product.hardware_revisions if r.code == data.get("hardware_revision")),
@@ -182,20 +230,28 @@ def _describe(
                 {
                     "field": "hardware_revision",
                     "message": f"product {product.code} has no revision "
-                    f"{data.get('hardware_revision')!r}",
+                    f"{_shown(data.get('hardware_revision'))}",
                 }
             )
     organisation = resolver.organisation(str(data.get("organisation") or ""))
     if organisation is None:
         errors.append(
-            {"field": "organisation", "message": f"no organisation {data.get('organisation')!r}"}
+            {
+                "field": "organisation",
+                "message": f"no organisation {_shown(data.get('organisation'))}",
+            }
         )
+    site = (data.get("site") or "").strip()
+    if len(site) > 200:
+        errors.append({"field": "site", "message": "up to 200 characters"})
     delivered_on = _parse_date(data.get("delivered_on"), "delivered_on", errors)
     accepted_on = _parse_date(data.get("accepted_on"), "accepted_on", errors)
     if delivered_on and accepted_on and accepted_on < delivered_on:
         errors.append({"field": "accepted_on", "message": "before delivered_on"})
     version = _check_version(data.get("current_version"), errors)
     channel = (data.get("channel") or "stable").strip()
+    if product is not None:
+        _check_channel(resolver.channels_of(product), product, channel, errors)
     if errors or product is None or revision is None or organisation is None:
         return None, errors
     return (
@@ -204,7 +260,7 @@ def _describe(
             product=product,
             revision=revision,
             organisation=organisation,
-            site=(data.get("site") or "").strip(),
+            site=site,
             delivered_on=delivered_on,
             accepted_on=accepted_on,
             channel=channel,
@@ -258,15 +314,33 @@ def create_device(session: Session, actor: Principal, data: dict[str, Any]) -> P
     return provisioned
 
 
-def import_devices_csv(session: Session, actor: Principal, text: str) -> list[ProvisionedDevice]:
-    """Provision every device of a CSV file, or none.
+def _decoded(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            "the CSV file is not UTF-8; nothing was imported",
+            [{"row": data[: exc.start].count(b"\n") + 1, "message": "not UTF-8 text"}],
+        ) from exc
+
+
+def import_devices_csv(session: Session, actor: Principal, data: bytes) -> list[ProvisionedDevice]:
+    """Provision every device of a CSV file (UTF-8), or none.
 
     Each bad row is reported with its line number (the header is line 1) and
-    reasons; a single bad row rejects the whole file.
+    reasons; a single bad row, or a file that is not UTF-8 CSV, rejects the
+    whole file.
     """
     _require_write(actor)
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    # newline="" as the csv module asks: a CR alone ends a line, as in old Mac
+    # files. Strict: a stray or unclosed quote is an error, not part of a value.
+    reader = csv.DictReader(io.StringIO(_decoded(data), newline=""), strict=True)
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise InvalidInputError(
+            "the CSV file is malformed", [{"row": 1, "message": str(exc)}]
+        ) from exc
     missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
     unknown = [c for c in header if c not in CSV_COLUMNS]
     if missing or unknown:
@@ -280,21 +354,27 @@ def import_devices_csv(session: Session, actor: Principal, text: str) -> list[Pr
     rows: list[_Row] = []
     problems: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for line, data in enumerate(reader, start=2):
-        if line - 1 > MAX_CSV_ROWS:
-            raise InvalidInputError(f"more than {MAX_CSV_ROWS} rows", [{"row": line}])
-        if None in data:
-            problems.append({"row": line, "message": "more fields than columns"})
-            continue
-        row, errors = _describe(resolver, {k: (v or "").strip() for k, v in data.items()})
-        if row is not None and row.serial in seen:
-            errors = [{"field": "serial", "message": f"repeats line {seen[row.serial]}"}]
-            row = None
-        if row is None:
-            problems.extend({"row": line, **e} for e in errors)
-        else:
-            seen[row.serial] = line
-            rows.append(row)
+    line = 1
+    try:
+        for line, fields in enumerate(reader, start=2):
+            if line - 1 > MAX_CSV_ROWS:
+                raise InvalidInputError(f"more than {MAX_CSV_ROWS} rows", [{"row": line}])
+            if None in fields:
+                problems.append({"row": line, "message": "more fields than columns"})
+                continue
+            row, errors = _describe(resolver, {k: (v or "").strip() for k, v in fields.items()})
+            if row is not None and row.serial in seen:
+                errors = [{"field": "serial", "message": f"repeats line {seen[row.serial]}"}]
+                row = None
+            if row is None:
+                problems.extend({"row": line, **e} for e in errors)
+            else:
+                seen[row.serial] = line
+                rows.append(row)
+    except csv.Error as exc:
+        # The line after the last one read (an unclosed quote, a field past the
+        # csv module's size limit); nothing after it can be read either.
+        problems.append({"row": line + 1, "message": str(exc)})
     if rows and not problems:
         existing: set[str] = set()
         serials = list(seen)
@@ -358,6 +438,9 @@ def update_device(
             device.organisation = org
     if "current_version" in changes:
         _check_version(changes["current_version"], errors)
+    if "channel" in changes:
+        channels = channel_names(session, device.product)
+        _check_channel(channels, device.product, changes["channel"], errors)
     if errors:
         raise InvalidInputError("the change is invalid", errors)
     for key in ("site", "delivered_on", "accepted_on", "channel", "current_version"):
