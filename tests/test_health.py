@@ -6,8 +6,11 @@ import re
 
 import pytest
 
+from tests.faults import read_only_database
 from upgrade_server import create_app
 from upgrade_server.config import Settings
+from upgrade_server.extensions import db
+from upgrade_server.migrate import upgrade
 
 
 def test_healthz_and_readyz(client):
@@ -47,6 +50,25 @@ def test_readyz_503_when_storage_unusable(tmp_path):
     r = app.test_client().get("/readyz")
     assert r.status_code == 503
     assert r.get_json()["checks"]["storage"].startswith("unusable")
+
+
+@pytest.mark.own_app
+def test_readyz_503_while_the_database_refuses_writes(scratch_url, tmp_path):
+    """Reads alone would pass: readiness asks the database to take a write."""
+    upgrade(scratch_url)
+    with read_only_database(scratch_url):
+        app = _app(tmp_path, database_url=scratch_url)  # a worker started meanwhile
+        client = app.test_client()
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        assert r.mimetype == "application/problem+json"
+        assert r.get_json()["checks"] == {"database": "read-only", "storage": "ok"}
+        assert client.get("/healthz").status_code == 200
+    # Writable again: the same worker is ready, without a restart.
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.get_json()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_openapi_document_covers_every_api_route(client, app):

@@ -99,6 +99,32 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
+_SQLITE_READONLY = 8  # the primary result code; extended ones add bits above 0xFF
+_PG_READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def refuses_writes(error: BaseException) -> bool:
+    """The database refused a write because it is read-only for this
+    connection: a SQLite file the process may only read, a PostgreSQL standby
+    or default_transaction_read_only. Takes the driver's error or SQLAlchemy's."""
+    orig = getattr(error, "orig", None) or error
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY
+    return getattr(orig, "sqlstate", None) == _PG_READ_ONLY_SQL_TRANSACTION
+
+
+@event.listens_for(Engine, "handle_error")
+def _replace_read_only_connections(context: Any) -> None:
+    # A connection that found the database read-only stays so when the database
+    # can be written again: SQLite opened the file read-only for good, and
+    # PostgreSQL fixed default_transaction_read_only when the session began (a
+    # failover leaves it on the old primary, now a standby). Handled like a
+    # lost connection, so the pool replaces it and every connection as old as
+    # it, and the next write opens one that sees the database as it is now.
+    if refuses_writes(context.original_exception):
+        context.is_disconnect = True
+
+
 def flush_unique(session: Any, message: str) -> None:
     """Flush pending rows; a unique or foreign-key clash becomes ConflictError."""
     from sqlalchemy.exc import IntegrityError

@@ -313,7 +313,9 @@ def _validation_errors(detail: Any) -> list[dict[str, Any]]:
 
 
 def init_app(app: APIFlask) -> None:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from upgrade_server.database import refuses_writes
 
     @app.error_processor
     def _http_error(error: HTTPError) -> Response:
@@ -340,18 +342,24 @@ def init_app(app: APIFlask) -> None:
         problem = problem_for(error)
         return problem_response(problem, error.detail, error.extra)
 
-    @app.errorhandler(OperationalError)
-    def _database_down(error: OperationalError) -> Response:
-        log.error("database error: %s", error.orig)
-        return problem_response(
-            PROBLEMS[ServiceUnavailableError], "The database cannot be reached; retry later."
-        )
-
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         # HTTPExceptions have their own, more specific handler (APIFlask's).
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(HTTP_PROBLEMS[500])
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError) -> Response:
+        # Read-only is SQLite's OperationalError but PostgreSQL's InternalError.
+        if refuses_writes(error):
+            log.error("database refuses writes: %s", error.orig)
+            detail = "The database does not take writes now; retry later."
+        elif isinstance(error, OperationalError):
+            log.error("database error: %s", error.orig)
+            detail = "The database cannot be reached; retry later."
+        else:
+            return _unexpected(error)
+        return problem_response(PROBLEMS[ServiceUnavailableError], detail)
 
     @app.get("/problems/<slug>")
     def problem_doc(slug: str) -> Response:
