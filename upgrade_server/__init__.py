@@ -97,7 +97,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         if settings.report_batch_seconds > 0:
             from upgrade_server.updates.reports import ReportWriter
 
-            app.extensions["report_writer"] = ReportWriter(db.engine, settings.report_batch_seconds)
+            writer = ReportWriter(db.engine, settings.report_batch_seconds)
+            app.extensions["report_writer"] = writer
+            app.extensions.setdefault("background_stops", []).append(writer.stopped)
     errors.init_app(app)
     openapi.init_app(app)
     from upgrade_server import web

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from upgrade_server.devices.models import Device
 
@@ -44,6 +46,8 @@ class ReportWriter:
         self.engine = engine
         self.interval = interval
         self.max_pending = max_pending
+        # Set to end the thread (background.stop sets it with the app's other work).
+        self.stopped = threading.Event()
         self._pending: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -74,44 +78,118 @@ class ReportWriter:
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        failing_since: float | None = None
+        logged_at = 0.0
+        while not self.stopped.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
                 self.flush()
             except Exception:
-                log.exception("writing device reports failed; they are retried")
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = logged_at = now
+                    log.exception("writing device reports failed; they are retried")
+                elif now - logged_at >= _LOG_EVERY:
+                    logged_at = now
+                    log.error(
+                        "writing device reports fails since %.0f s; %d devices' reports wait",
+                        now - failing_since,
+                        len(self._pending),
+                    )
+                # A full queue wakes the thread at each report: while the
+                # database fails, wait the interval out instead.
+                self.stopped.wait(self.interval)
+            else:
+                if failing_since is not None:
+                    log.warning(
+                        "device reports written again after %.0f s",
+                        time.monotonic() - failing_since,
+                    )
+                    failing_since = None
 
     def flush(self) -> int:
-        """Apply what is queued; returns how many devices were updated."""
+        """Apply what is queued; returns how many devices were updated.
+
+        When the database cannot be written now (unreachable, read-only,
+        locked), every report stays queued for the next flush and the error is
+        raised. A report the database refuses for its values (NaN in JSON or a
+        NUL in text on PostgreSQL, text that cannot be encoded) is logged and
+        dropped, and the other devices' reports are written: the halves of a
+        failed batch are tried in turn until the refused rows stand alone, a
+        few transactions for one bad row in thousands.
+        """
         with self._lock:
             batch, self._pending = self._pending, {}
         if not batch:
             return 0
-        # Group by the set of columns: each group is one statement.
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for device_id, values in batch.items():
-            groups.setdefault(tuple(sorted(values)), []).append({"_id": device_id, **values})
+        unwritten = dict(batch)
         try:
-            with self.engine.begin() as conn:
-                for columns, rows in groups.items():
-                    if conn.dialect.name == "postgresql":
-                        for start in range(0, len(rows), CHUNK):
-                            _update_from_arrays(conn, columns, rows[start : start + CHUNK])
-                    else:  # SQLite, in-process: a statement per row costs little
-                        stmt = (
-                            update(Device)
-                            .where(Device.id == bindparam("_id"))
-                            .values({c: bindparam(c) for c in columns})
-                        )
-                        conn.execute(stmt, rows)
+            return self._write(list(batch.items()), unwritten)
         except Exception:
             with self._lock:  # put them back, unless newer ones arrived meanwhile
-                for device_id, values in batch.items():
+                for device_id, values in unwritten.items():
                     self._pending[device_id] = {**values, **self._pending.get(device_id, {})}
             raise
-        return len(batch)
 
+    def _write(
+        self, rows: list[tuple[int, dict[str, Any]]], unwritten: dict[int, dict[str, Any]]
+    ) -> int:
+        """Write `rows` in one transaction, else in halves; removes from
+        `unwritten` what was written or dropped."""
+        try:
+            self._write_rows(rows)
+        except Exception as exc:
+            if not _refused_values(exc):
+                raise
+            if len(rows) > 1:
+                half = len(rows) // 2
+                return self._write(rows[:half], unwritten) + self._write(rows[half:], unwritten)
+            device_id = rows[0][0]
+            del unwritten[device_id]
+            log.warning(
+                "device %s's report dropped: the database refuses its values (%s: %s)",
+                device_id,
+                type(exc).__name__,
+                str(getattr(exc, "orig", None) or exc).splitlines()[0][:200],
+            )
+            return 0
+        for device_id, _ in rows:
+            del unwritten[device_id]
+        return len(rows)
+
+    def _write_rows(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        # Group by the set of columns: each group is one statement.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for device_id, values in rows:
+            groups.setdefault(tuple(sorted(values)), []).append({"_id": device_id, **values})
+        with self.engine.begin() as conn:
+            for columns, group in groups.items():
+                if conn.dialect.name == "postgresql":
+                    for start in range(0, len(group), CHUNK):
+                        _update_from_arrays(conn, columns, group[start : start + CHUNK])
+                else:  # SQLite, in-process: a statement per row costs little
+                    stmt = (
+                        update(Device)
+                        .where(Device.id == bindparam("_id"))
+                        .values({c: bindparam(c) for c in columns})
+                    )
+                    conn.execute(stmt, group)
+
+
+def _refused_values(error: Exception) -> bool:
+    """The error is the values' doing, so writing them again fails again: the
+    database refused them (DataError, IntegrityError), or they failed before
+    reaching it (a bind processor's ValueError, an unencodable string). Any
+    other error is the database's state (unreachable, read-only, locked) and
+    passes."""
+    if isinstance(error, DBAPIError):
+        return isinstance(error, DataError | IntegrityError)
+    return isinstance(error, StatementError | ValueError | TypeError)
+
+
+# While writing fails, the failure is logged at most this often (seconds).
+_LOG_EVERY = 60.0
 
 # Rows per statement on PostgreSQL: one statement whatever the batch, but a
 # bounded one.
