@@ -32,11 +32,13 @@ from upgrade_server.extensions import db
 from upgrade_server.migrate import upgrade
 from upgrade_server.updates.hot import AnswerCache
 
-# Background work (metadata upkeep, the ticket notifier) stays off in apps the
-# tests build: a thread outliving its test would use a later test's session.
+# Background work (metadata upkeep, the ticket notifier, the staging cleaner)
+# stays off in apps the tests build: a thread outliving its test would use a
+# later test's session, or another test's files.
 # The tests of that work turn it on explicitly.
 os.environ.setdefault("UPGRADE_SERVER_TUF_UPKEEP_SECONDS", "0")
 os.environ.setdefault("UPGRADE_SERVER_NOTIFY_INTERVAL_SECONDS", "0")
+os.environ.setdefault("UPGRADE_SERVER_STAGING_CLEANUP_SECONDS", "0")
 
 
 def _database_url(tmp: Path) -> str:

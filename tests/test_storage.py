@@ -8,12 +8,14 @@ import os
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.moto_server import s3_client
+from upgrade_server.clock import utcnow
 from upgrade_server.config import Settings
 from upgrade_server.errors import NotFoundError, PayloadTooLargeError, StorageError
 from upgrade_server.storage import DigestMismatchError, make_store
@@ -137,12 +139,64 @@ def test_local_layout_and_read_only_files(local_store):
     assert list(local_store.tmp_dir.iterdir()) == []
 
 
-def test_local_crash_leftovers_are_only_temporary(local_store):
-    """A put killed mid-write leaves a file in .tmp only, and cleanup removes it."""
-    local_store.tmp_dir.mkdir(parents=True)
-    (local_store.tmp_dir / "put-abandoned").write_bytes(b"partial")
-    assert local_store.clean_temporary() == 1
-    assert _stored_keys(local_store) == []
+def _staged(store, data: bytes, finish: bool = False):
+    """A put that stops here, as one in a worker killed now would (staged
+    bytes only: a file in .tmp, a multipart upload or a tmp/ object on S3)."""
+    writer = store.writer()
+    writer.write(data)
+    if finish:
+        writer.finish()
+    if isinstance(store, LocalStore):
+        # The file's time by the app's clock (moto, in-process, keeps to it).
+        now = utcnow().timestamp()
+        os.utime(writer.path, (now, now))
+    return writer
+
+
+def _staging(store) -> list[str]:
+    if isinstance(store, LocalStore):
+        return sorted(p.name for p in store.tmp_dir.iterdir())
+    client, bucket = store.client, store.bucket
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    objects = client.list_objects_v2(Bucket=bucket, Prefix="fw/tmp/").get("Contents", [])
+    return sorted([u["Key"] for u in uploads] + [o["Key"] for o in objects])
+
+
+def test_what_a_killed_put_left_is_removed_once_old_and_a_put_in_progress_kept(store, clock):
+    """Nothing ever finishes a put whose worker was killed: its staged bytes
+    (mid-write, or written and not yet committed) are removed once untouched
+    for the age given; a put still going, in any worker, is younger."""
+    _staged(store, os.urandom(5 * MIB + 1))  # a multipart part sent on S3
+    _staged(store, b"small", finish=True)
+    clock.shift(timedelta(hours=2))
+    going = _staged(store, os.urandom(5 * MIB + 1))
+    kept = going.path.name if isinstance(store, LocalStore) else going.key
+    assert len(_staging(store)) == 3
+
+    assert store.clean_staging(timedelta(hours=1)) == 2
+    assert _staging(store) == [kept]
+    going.write(b"the last bytes")
+    stored = store.commit(going.finish())
+    assert store.exists(stored.sha256)
+    assert _staging(store) == []
+    assert _stored_keys(store) == [_stored_key(store, stored.sha256)]
+
+
+def test_s3_an_upload_begun_long_ago_still_sending_parts_is_kept(s3_store, clock):
+    """Gigabytes take a while: an upload is abandoned when it stops sending parts."""
+    long = _staged(s3_store, os.urandom(5 * MIB + 1))
+    clock.shift(timedelta(hours=2))
+    long.write(os.urandom(5 * MIB))  # its second part, now
+    assert s3_store.clean_staging(timedelta(hours=1)) == 0
+    clock.shift(timedelta(hours=2))
+    assert s3_store.clean_staging(timedelta(hours=1)) == 1
+    assert _staging(s3_store) == []
+
+
+def _stored_key(store, sha256: str) -> str:
+    if isinstance(store, LocalStore):
+        return str(store.local_path(sha256).relative_to(store.root))
+    return f"fw/sha256/{sha256}"
 
 
 def test_local_check_reports_unwritable_folder(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -179,6 +180,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         from upgrade_server.signing import upkeep
 
         upkeep.start(app, settings.tuf_upkeep_seconds)
+
+    if settings.staging_cleanup_seconds > 0 and not app.testing:
+        # A worker killed mid-upload leaves staged bytes nothing finishes.
+        max_age = timedelta(seconds=settings.staging_max_age_seconds)
+        background.every(
+            app,
+            settings.staging_cleanup_seconds,
+            lambda app: app.extensions["artifact_store"].clean_staging(max_age),
+            "staging-cleaner",
+            at_start=True,
+        )
 
     if settings.notify_interval_seconds > 0 and not app.testing:
         # Ticket upkeep: missed deadlines recorded, notifications sent.

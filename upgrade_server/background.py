@@ -18,18 +18,31 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 
-def every(app: Flask, interval: float, work: Callable[[Flask], Any], name: str) -> None:
-    """Run `work(app)` every `interval` seconds; a failure is logged and retried."""
+def every(
+    app: Flask,
+    interval: float,
+    work: Callable[[Flask], Any],
+    name: str,
+    *,
+    at_start: bool = False,
+) -> None:
+    """Run `work(app)` every `interval` seconds (`at_start`: and once as soon as
+    the process serves); a failure is logged and retried."""
 
     stop = threading.Event()
     app.extensions.setdefault("background_stops", []).append(stop)
 
+    def run() -> None:
+        try:
+            work(app)
+        except Exception:
+            log.exception("%s failed; retrying in %ss", name, interval)
+
     def loop() -> None:
+        if at_start:
+            run()
         while not stop.wait(interval):
-            try:
-                work(app)
-            except Exception:
-                log.exception("%s failed; retrying in %ss", name, interval)
+            run()
 
     started: dict[str, int] = {}
     inner = app.wsgi_app

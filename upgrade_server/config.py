@@ -117,6 +117,15 @@ class Settings(BaseSettings):
     storage_path: Path | None = Field(
         default=None, description="Local artifact folder; default: instance/artifacts."
     )
+    staging_cleanup_seconds: float = Field(
+        default=600,
+        description="Each worker removes abandoned uploads (what a killed worker left staged)"
+        " when it starts serving, then this often; 0: never.",
+    )
+    staging_max_age_seconds: float = Field(
+        default=3600,
+        description="An upload's staged bytes untouched this long are abandoned.",
+    )
     s3_bucket: str | None = Field(default=None, validation_alias="S3_BUCKET")
     s3_prefix: str = Field(default="", validation_alias="S3_PREFIX")
     s3_endpoint_url: str | None = Field(default=None, validation_alias="S3_ENDPOINT_URL")

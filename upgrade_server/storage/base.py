@@ -4,6 +4,7 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -157,3 +158,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise StorageError with the reason when the store cannot be used."""
+
+    @abstractmethod
+    def clean_staging(self, older_than: timedelta) -> int:
+        """Remove what puts left staged and untouched for `older_than` (nothing
+        finishes a put whose worker was killed); returns how many were
+        removed. A put in progress, in any process, adds bytes more often and
+        is left alone. Raises StorageError."""

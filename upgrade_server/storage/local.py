@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from upgrade_server.clock import utcnow
 from upgrade_server.errors import NotFoundError, StorageError
 from upgrade_server.storage.base import (
     ArtifactStore,
@@ -14,6 +17,8 @@ from upgrade_server.storage.base import (
     StoredObject,
     check_digest,
 )
+
+log = logging.getLogger(__name__)
 
 _MIN_FREE_BYTES = 64 * 1024 * 1024
 
@@ -61,8 +66,8 @@ class LocalStore(ArtifactStore):
 
     Bytes are staged in a temporary file in root/.tmp (same file system),
     fsynced, and renamed into place on commit: a crash leaves at most a
-    temporary file, which `clean_temporary` removes, never a partial file under
-    a final name.
+    temporary file, which `clean_staging` removes once it is old enough, never a
+    partial file under a final name.
     """
 
     name = "local"
@@ -128,12 +133,27 @@ class LocalStore(ArtifactStore):
         if free < _MIN_FREE_BYTES:
             raise StorageError(f"artifact folder {self.root} has only {free} bytes free")
 
-    def clean_temporary(self) -> int:
-        """Remove leftovers of interrupted puts; returns how many were removed."""
-        if not self.tmp_dir.exists():
+    def clean_staging(self, older_than: timedelta) -> int:
+        # A put writes its file as the bytes arrive: its time is the last byte's.
+        cutoff = (utcnow() - older_than).timestamp()
+        try:
+            staged = list(self.tmp_dir.iterdir())
+        except FileNotFoundError:
             return 0
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.tmp_dir}: {exc.strerror}") from exc
         removed = 0
-        for leftover in self.tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
+        for path in staged:
+            try:
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue  # committed, or removed by another worker's pass
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", path, exc.strerror)
+                continue
             removed += 1
+        if removed:
+            log.info("removed %d abandoned upload(s) from %s", removed, self.tmp_dir)
         return removed

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
@@ -9,6 +11,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from upgrade_server.clock import utcnow
 from upgrade_server.errors import NotFoundError, StorageError
 from upgrade_server.storage.base import (
     ArtifactStore,
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
     from upgrade_server.config import Settings
+
+log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
 
@@ -96,7 +101,7 @@ class _S3Writer(StagingWriter):
                 client.delete_object(Bucket=bucket, Key=self.key)
                 self._done = False
         except (BotoCoreError, ClientError):
-            pass  # the lifecycle rule on <prefix>tmp/ collects it
+            pass  # clean_staging (or a lifecycle rule on <prefix>tmp/) collects it
 
 
 class S3Store(ArtifactStore):
@@ -164,7 +169,7 @@ class S3Store(ArtifactStore):
         return StoredObject(staged.sha256, staged.size)
 
     def discard(self, staged: Staged) -> None:
-        # A bucket lifecycle rule on <prefix>tmp/ removes what this misses.
+        # clean_staging (or a lifecycle rule on <prefix>tmp/) removes what this misses.
         with contextlib.suppress(BotoCoreError, ClientError):
             self.client.delete_object(Bucket=self.bucket, Key=staged.handle)
 
@@ -219,3 +224,54 @@ class S3Store(ArtifactStore):
             self.client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"S3 bucket {self.bucket!r} unreachable: {exc}") from exc
+
+    def clean_staging(self, older_than: timedelta) -> int:
+        # Under <prefix>tmp/: multipart uploads nobody completes or aborts
+        # (billed for their parts until then), and staged objects never
+        # committed. A bucket lifecycle rule, where there is one, does the same.
+        cutoff = utcnow() - older_than
+        staging = f"{self.prefix}tmp/"
+        removed = 0
+        try:
+            uploads = self.client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=staging):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] >= cutoff:
+                        continue
+                    key, upload_id = upload["Key"], upload["UploadId"]
+                    try:
+                        if self._last_part_at(key, upload_id) >= cutoff:
+                            continue
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id
+                        )
+                    except ClientError as exc:
+                        if _code(exc) != "NoSuchUpload":
+                            raise
+                        continue  # completed or aborted meanwhile
+                    removed += 1
+            objects = self.client.get_paginator("list_objects_v2")
+            for listing in objects.paginate(Bucket=self.bucket, Prefix=staging):
+                for staged in listing.get("Contents", []):
+                    if staged["LastModified"] < cutoff:
+                        self.client.delete_object(Bucket=self.bucket, Key=staged["Key"])
+                        removed += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 staging cleanup failed: {exc}") from exc
+        if removed:
+            log.info("removed %d abandoned upload(s) under %s", removed, staging)
+        return removed
+
+    def _last_part_at(self, key: str, upload_id: str) -> datetime:
+        """When an upload last received a part (an upload of gigabytes may run
+        for longer than it takes a killed one to be garbage)."""
+        last = datetime.min.replace(tzinfo=UTC)
+        parts = self.client.get_paginator("list_parts")
+        for page in parts.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+            for part in page.get("Parts", []):
+                last = max(last, part["LastModified"])
+        return last
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
