@@ -27,6 +27,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from tests.clock import NOW
 from tests.factories import Factory
 from upgrade_server import create_app
+from upgrade_server.audit.checkpoints import FILE_NAME, CheckpointFile
 from upgrade_server.config import Settings
 from upgrade_server.extensions import db
 from upgrade_server.migrate import upgrade
@@ -127,9 +128,16 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         # Ids and release generations come back after each test's rollback:
         # answers cached by an earlier test must not answer this one.
         app.extensions["answer_cache"] = AnswerCache()
+        # The audit log is rolled back too: so goes the checkpoint of its head.
+        checkpoints = app.extensions["audit_checkpoints"]
+        app.extensions["audit_checkpoints"] = CheckpointFile(
+            request.getfixturevalue("tmp_path") / FILE_NAME,
+            app.config["SETTINGS"].resolved_audit_key(),
+        )
         try:
             yield
         finally:
+            app.extensions["audit_checkpoints"] = checkpoints
             app.extensions["hot_connection"] = hot_source
             db.session.remove()
             db.session = original

@@ -103,6 +103,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
             app.extensions.setdefault("background_stops", []).append(writer.stopped)
     errors.init_app(app)
     openapi.init_app(app)
+    from upgrade_server.audit import hooks as audit_hooks
+
+    audit_hooks.init_app(app)
     from upgrade_server import web
 
     web.init_app(app, settings.session_cookie_secure)

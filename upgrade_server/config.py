@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         default=None,
         description="Signs session cookies; default: generated once into the instance folder.",
     )
+    audit_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="Authenticates the audit log's checkpoints; default: generated once into"
+        " the instance folder.",
+    )
     session_cookie_secure: bool = Field(
         default=False,
         description="Send the portal's session cookie over HTTPS only (set it behind TLS).",
@@ -166,16 +172,22 @@ class Settings(BaseSettings):
 
     def resolved_secret_key(self) -> str:
         """The configured key, else one generated once and kept in the instance folder."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.resolved_instance_path() / "secret_key"
+        return self.secret_key or self._generated_secret("secret_key")
+
+    def resolved_audit_key(self) -> bytes:
+        """The configured key, else one generated once and kept in the instance folder."""
+        return (self.audit_key or self._generated_secret("audit_key")).encode()
+
+    def _generated_secret(self, name: str) -> str:
+        path = self.resolved_instance_path() / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             # Several workers may start at once: write aside, then link into place;
             # the first link wins and the others read what it wrote.
-            tmp = path.with_name(f".secret_key.{secrets.token_hex(8)}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            tmp = path.with_name(f".{name}.{secrets.token_hex(8)}")
+            # Created 0600: never readable by others, not even for a moment.
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(secrets.token_urlsafe(48))
             try:
                 os.link(tmp, path)
             except FileExistsError:

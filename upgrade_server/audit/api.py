@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from upgrade_server.accounts.auth import token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.audit.hooks import audit_checkpoints
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.audit.service import verify_chain
 from upgrade_server.extensions import session
@@ -44,8 +45,14 @@ class AuditQuery(PageQuery):
 class ChainOut(Schema):
     ok = Boolean()
     checked = Integer()
-    first_bad_id = Integer(allow_none=True)
+    first_bad_id = Integer(
+        allow_none=True, metadata={"description": "null when a rewrite cannot be placed"}
+    )
     reason = String(allow_none=True)
+    anchored = Integer(
+        metadata={"description": "entries the checkpoint outside the database vouches for"}
+    )
+    anchored_at = DateTime(allow_none=True, metadata={"description": "when it was written"})
 
 
 AuditPage = page_schema(AuditOut, "AuditPage")
@@ -68,5 +75,6 @@ def list_entries(query: dict[str, Any]) -> dict[str, Any]:
 @bp.auth_required(token_auth, roles=roles_for(Permission.AUDIT_READ))
 @bp.output(ChainOut)
 def verify() -> Any:
-    """Check the hash chain and name the first entry that breaks it."""
-    return verify_chain(session())
+    """Check the hash chain and name the first entry that breaks it; hold it
+    against the checkpoint kept outside the database (a cut tail, a rewrite)."""
+    return verify_chain(session(), audit_checkpoints())

@@ -1,4 +1,5 @@
-"""Appending to and verifying the hash-chained audit log."""
+"""Appending to and verifying the hash-chained audit log, and anchoring its
+head outside the database (audit/checkpoints.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from upgrade_server.accounts.principal import Principal
+from upgrade_server.audit.checkpoints import CheckpointError, CheckpointFile
 from upgrade_server.audit.models import AuditEntry, AuditHead
 from upgrade_server.clock import utcnow
+from upgrade_server.errors import ConflictError
 
 GENESIS_HASH = "0" * 64
+# Where a session keeps the entries it appended, for the checkpoint written
+# after its commit (audit/hooks.py).
+APPENDED = "upgrade_server.audit.appended"
 
 
 class Audited(Protocol):
@@ -83,6 +89,7 @@ def record(
     head.last_entry_id = entry.id
     head.last_hash = entry.entry_hash
     head.updated_at = entry.at
+    session.info.setdefault(APPENDED, []).append(entry)
     return entry
 
 
@@ -129,14 +136,28 @@ class ChainReport:
     checked: int
     first_bad_id: int | None = None
     reason: str | None = None
+    # How many entries the checkpoint outside the database vouches for, and when
+    # it was written: changes to entries after it show only as broken links.
+    anchored: int = 0
+    anchored_at: datetime | None = None
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Walk the log in order; name the first entry that does not chain."""
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+def verify_chain(session: Session, checkpoints: CheckpointFile | None) -> ChainReport:
+    """Walk the log in order; name the first entry that does not chain. Then
+    hold it against the checkpoint (None: the links only): the log must still
+    have the entries it counted, the last of them with the head hash it recorded."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    if head is None:
+        return ChainReport(False, 0, None, "the head row is missing")
+    checkpoint, unreadable = None, None
+    try:
+        checkpoint = checkpoints.read() if checkpoints else None
+    except CheckpointError as exc:
+        unreadable = str(exc)
     prev_hash = GENESIS_HASH
     expected_id = 1
     checked = 0
+    hash_at_checkpoint = None
     stmt = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=1000)
     for entry in session.execute(stmt).scalars():
         if entry.id != expected_id:
@@ -148,6 +169,8 @@ def verify_chain(session: Session) -> ChainReport:
         prev_hash = entry.entry_hash
         expected_id += 1
         checked += 1
+        if checkpoint is not None and entry.id == checkpoint.entries:
+            hash_at_checkpoint = entry.entry_hash
     if head.last_entry_id != checked or head.last_hash != prev_hash:
         return ChainReport(
             False,
@@ -155,4 +178,69 @@ def verify_chain(session: Session) -> ChainReport:
             checked + 1 if head.last_entry_id > checked else head.last_entry_id,
             f"the log ends at entry {checked} but the head records {head.last_entry_id}",
         )
-    return ChainReport(True, checked)
+    if unreadable is not None:
+        return ChainReport(False, checked, None, unreadable)
+    if checkpoint is None:
+        return ChainReport(True, checked)
+    at = checkpoint.at
+    if checked < checkpoint.entries:
+        return ChainReport(
+            False,
+            checked,
+            checked + 1,
+            f"the log ends at entry {checked} but the checkpoint of {at.isoformat()} counted"
+            f" {checkpoint.entries}: entries were removed from its end",
+            checkpoint.entries,
+            at,
+        )
+    if hash_at_checkpoint != checkpoint.head:
+        # The chain is whole again, so which entry changed cannot be told.
+        return ChainReport(
+            False,
+            checked,
+            None,
+            f"entry {checkpoint.entries} does not end the chain the checkpoint of"
+            f" {at.isoformat()} recorded: entries up to it were rewritten",
+            checkpoint.entries,
+            at,
+        )
+    return ChainReport(True, checked, anchored=checkpoint.entries, anchored_at=at)
+
+
+def anchor_chain(
+    session: Session, actor: Principal, checkpoints: CheckpointFile, *, replace: bool = False
+) -> int:
+    """Write a checkpoint of the whole log now (for entries other hosts wrote,
+    or, with replace, after a database backup was restored); returns the
+    entries it covers. A replacement is itself recorded in the log.
+
+    Raises ConflictError if the log does not verify (with replace: if its own
+    links do not).
+    """
+    # Locked first: no entry is appended between the check and the checkpoint.
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    report = verify_chain(session, None if replace else checkpoints)
+    if head is None or not report.ok:
+        raise ConflictError(f"the audit log does not verify: {report.reason}")
+    if not replace:
+        checkpoints.advance(head.last_entry_id, head.last_hash)
+        return head.last_entry_id
+    try:
+        replaced = checkpoints.read()
+        before = {"entries": replaced.entries, "head": replaced.head} if replaced else None
+    except CheckpointError as exc:
+        before = {"unreadable": str(exc)}
+    checkpoints.replace(head.last_entry_id, head.last_hash)
+    # Appended after the new checkpoint, so the commit moves it on over this entry.
+    record(
+        session,
+        actor,
+        "audit.checkpoint.replace",
+        "audit_log",
+        None,
+        before=before,
+        after={"entries": head.last_entry_id, "head": head.last_hash},
+    )
+    return head.last_entry_id + 1
