@@ -12,6 +12,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from argon2 import PasswordHasher
 
+from tests.clock import first_of_month, today
 from tests.test_updates import _publish
 from upgrade_server.accounts import service as accounts
 from upgrade_server.extensions import db
@@ -75,7 +76,10 @@ def portal(client, factory):
         requirements=[{"name": "memory", "value": 512, "unit": "MiB"}],
     )
     device, _ = factory.device(
-        organisation=org, product=product, current_version="1.0.0", accepted_on="2026-01-05"
+        organisation=org,
+        product=product,
+        current_version="1.0.0",
+        accepted_on=first_of_month(today(), -11).isoformat(),
     )
     customer = factory.user("customer-viewer", org, email="ops@customer.test")
     customer.password_hash = accounts.hash_password(PASSWORD)
@@ -142,7 +146,9 @@ def test_device_page_shows_coverage_update_and_history(client, portal):
     ).get_data(as_text=True)
     assert '<html lang="en">' in page
     assert "Release notes of 1.1.0" in page
-    assert "2029-01-04" in page  # accepted 5 Jan 2026: upgrades through 4 Jan 2029
+    # Accepted on the first of a month 11 months ago: covered through the last
+    # day of the month before, three years on.
+    assert (first_of_month(today(), 25) - timedelta(days=1)).isoformat() in page
     # The choice sticks for the session.
     page = client.get(f"/portal/devices/{portal['device'].id}").get_data(as_text=True)
     assert '<html lang="en">' in page
@@ -210,7 +216,11 @@ def test_download_button_follows_coverage(client, portal, factory):
     assert client.get(url + "/artifact").data == b"one-one"
     # A customer whose devices' coverage ended before 1.1.0 came out.
     org = factory.organisation()
-    factory.device(organisation=org, product=portal["product"], accepted_on="2020-01-01")
+    factory.device(
+        organisation=org,
+        product=portal["product"],
+        accepted_on=first_of_month(today(), -48).isoformat(),
+    )
     expired = factory.user("customer-viewer", org, email="old@customer.test")
     expired.password_hash = accounts.hash_password(PASSWORD)
     db.session.commit()
@@ -301,6 +311,9 @@ def test_login_never_sends_the_browser_off_the_site(client, portal, target):
         query_string={"next": target},
         data={"email": "ops@customer.test", "password": PASSWORD, "csrf_token": token},
     )
+    if "\x00" in target:  # no store takes NUL: the request is refused whole
+        assert r.status_code == 400 and "Location" not in r.headers
+        return
     assert r.status_code == 302
     assert r.headers["Location"] == "/portal/"
 

@@ -28,7 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.errors import (
         PROBLEM_SCHEMA,
         VALIDATION_PROBLEM_SCHEMA,
-        check_content_type,
+        check_request,
     )
 
     settings = (test_config or {}).get("SETTINGS") or Settings()
@@ -70,7 +70,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         SESSION_COOKIE_SAMESITE="Lax",
     )
     from upgrade_server.json_provider import IsoJSONProvider
+    from upgrade_server.routing import IdConverter
     from upgrade_server.uploads import UploadRequest
+
+    # Before any route is added: every <int:...> is a bounded id.
+    app.url_map.converters["int"] = IdConverter
 
     app.json = IsoJSONProvider(app)
     app.request_class = UploadRequest
@@ -160,8 +164,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
 
     @app.before_request
-    def _content_type() -> None:
-        check_content_type(app)
+    def _check_request() -> None:
+        check_request(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, abort, json, request
 from werkzeug.http import HTTP_STATUS_CODES
+
+from upgrade_server.jsonbody import unstorable_text
 
 if TYPE_CHECKING:
     from apiflask import APIFlask
@@ -237,8 +240,18 @@ def accepts(*mimetypes: str) -> Any:
     return mark
 
 
-def check_content_type(app: Flask) -> None:
-    """415 for a body of a type the endpoint does not take, before any parsing."""
+def check_request(app: Flask) -> None:
+    """Before any view: text no store can hold in the query or a form is a 400; on the
+    API, a body of a type the endpoint does not take is a 415, and a JSON body
+    is parsed strictly (jsonbody.loads, through the app's JSON provider: NaN,
+    unpaired surrogates, NUL, deep nesting are a 400) before a schema sees it."""
+    fields = request.args.items(multi=True)
+    if request.mimetype == "application/x-www-form-urlencoded":  # the pages' forms
+        fields = chain(fields, request.form.items(multi=True))
+    for name, value in fields:
+        reason = unstorable_text(name) or unstorable_text(value)
+        if reason:
+            raise BadRequestError(f"parameter {name!r}: {reason}")
     if request.method not in _BODY_METHODS or not request.path.startswith("/api/"):
         return
     if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", ""):
@@ -249,6 +262,8 @@ def check_content_type(app: Flask) -> None:
         raise UnsupportedMediaTypeError(
             f"send the body as {' or '.join(sorted(accepted))}, not {request.mimetype or 'untyped'}"
         )
+    if request.is_json:
+        request.get_json()  # cached; a body that is not strict JSON raises a 400
 
 
 def problem_for(error: AppError) -> Problem:
@@ -313,7 +328,7 @@ def _validation_errors(detail: Any) -> list[dict[str, Any]]:
 
 
 def init_app(app: APIFlask) -> None:
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
     from upgrade_server.database import refuses_writes
 
@@ -360,6 +375,20 @@ def init_app(app: APIFlask) -> None:
         else:
             return _unexpected(error)
         return problem_response(PROBLEMS[ServiceUnavailableError], detail)
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(UnicodeEncodeError)
+    def _unstorable_value(error: Exception) -> Response:
+        # What check_request and the schemas let through but a store refuses:
+        # a number past a column's range (PostgreSQL's DataError, SQLite's
+        # OverflowError at bind), a date past year 9999, text no codec writes.
+        log.info("value out of range on %s %s: %s", request.method, request.path, error)
+        return problem_response(
+            PROBLEMS[InvalidInputError],
+            "A value is out of the range this server can store.",
+            {"errors": []},
+        )
 
     @app.get("/problems/<slug>")
     def problem_doc(slug: str) -> Response:

@@ -1,4 +1,4 @@
-"""The app's JSON: dates and times in ISO 8601.
+"""The app's JSON: dates and times in ISO 8601 out, strict JSON in.
 
 Flask's default writes a date or datetime as an HTTP date ("Tue, 28 Apr 2026
 00:00:00 GMT"): a date becomes a midnight and a datetime loses its offset.
@@ -14,6 +14,8 @@ from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
 
+from upgrade_server import jsonbody
+
 
 def _default(value: Any) -> Any:
     # datetime is a date: "2026-04-28T09:30:00+00:00" (the app's are aware, in UTC).
@@ -24,3 +26,7 @@ def _default(value: Any) -> Any:
 
 class IsoJSONProvider(DefaultJSONProvider):
     default: Callable[[Any], Any] = staticmethod(_default)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        # Request bodies: strict (no NaN, unstorable text or deep nesting).
+        return jsonbody.loads(s)

@@ -9,6 +9,8 @@ from typing import Any
 
 from apiflask import APIFlask
 
+from upgrade_server.routing import MAX_ID
+
 # APIFlask registers a schema again (as "Name1") when the marshmallow plugin
 # already met it nested in another schema. The copies are identical; fold them.
 warnings.filterwarnings("ignore", message=".*has already been added to the spec.*")
@@ -33,5 +35,17 @@ def fold_duplicate_schemas(spec: Any) -> Any:
     return folded
 
 
+def bound_path_ids(spec: Any) -> Any:
+    """Integer path parameters are ids: say the range the server matches (IdConverter)."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "path" and schema.get("type") == "integer":
+                    schema.update(minimum=0, maximum=MAX_ID)
+    return spec
+
+
 def init_app(app: APIFlask) -> None:
     app.spec_processor(fold_duplicate_schemas)
+    app.spec_processor(bound_path_ids)

@@ -13,6 +13,7 @@ from typing import IO, Any
 from flask import Request, request
 from werkzeug.formparser import FormDataParser, MultiPartParser
 
+from upgrade_server.errors import BadRequestError
 from upgrade_server.storage import ArtifactStore
 from upgrade_server.storage.base import StagingWriter
 from upgrade_server.transaction import on_failure
@@ -47,6 +48,12 @@ class _LargeBufferFormParser(FormDataParser):
 
 class UploadRequest(Request):
     form_data_parser_class = _LargeBufferFormParser
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        # Flask hides the reason outside debug mode; a client needs it.
+        reason = f": {e}" if e else ""
+        raise BadRequestError(f"the body is not JSON this server takes{reason}")
+
     # Per request, not on `g`: an app context (and so `g`) can outlive a request.
     artifact_target: tuple[ArtifactStore, int] | None = None
     artifact_writers: list[StagingWriter]

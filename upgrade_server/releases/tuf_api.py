@@ -25,6 +25,7 @@ from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release, ReleaseStatus
+from upgrade_server.routing import MAX_ID
 from upgrade_server.signing.repository import TufRepository
 from upgrade_server.signing.service import repository_for
 from upgrade_server.updates.service import may_download
@@ -32,7 +33,7 @@ from upgrade_server.updates.service import may_download
 bp = Blueprint("tuf", __name__, url_prefix="/tuf")
 log = logging.getLogger(__name__)
 
-_VERSIONED = re.compile(r"^(\d+)\.([a-z0-9-]+)\.json$")
+_VERSIONED = re.compile(r"^(\d{1,10})\.([a-z0-9-]+)\.json$")
 _TARGET = re.compile(r"^(?P<dir>.+)/(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]+)$")
 
 
@@ -91,7 +92,7 @@ def metadata(code: str, name: str) -> Response:
         row = repo.latest_file("root")
     else:
         match = _VERSIONED.match(name)
-        if match is None:
+        if match is None or int(match.group(1)) > MAX_ID:
             abort(404)
         row = repo.file(match.group(2), int(match.group(1)))
     if row is None:

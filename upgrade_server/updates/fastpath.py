@@ -20,6 +20,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from upgrade_server.errors import (
     HTTP_PROBLEMS,
     AppError,
+    BadRequestError,
     PayloadTooLargeError,
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
@@ -60,18 +61,32 @@ class UpdateCheckFastPath:
         return [body]
 
     def _answer(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY:
-            raise PayloadTooLargeError(f"an update check is at most {MAX_BODY} bytes")
-        mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if length and mimetype != "application/json":
-            raise UnsupportedMediaTypeError(
-                f"send the body as application/json, not {mimetype or 'untyped'}"
-            )
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = _read_body(environ)
         return self.check(
             environ.get("HTTP_AUTHORIZATION", ""), body, environ.get("HTTP_IF_NONE_MATCH", "")
         )
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The body, by Content-Length or chunked (the server decodes the chunks)."""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    declared = environ.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit():
+        raise BadRequestError("Content-Length is not a number of bytes")
+    length = int(declared)
+    if length > MAX_BODY:
+        raise PayloadTooLargeError(f"an update check is at most {MAX_BODY} bytes")
+    if not length and not chunked:
+        return b""
+    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if mimetype != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"send the body as application/json, not {mimetype or 'untyped'}"
+        )
+    body = environ["wsgi.input"].read(MAX_BODY + 1 if chunked else length)
+    if len(body) > MAX_BODY:
+        raise PayloadTooLargeError(f"an update check is at most {MAX_BODY} bytes")
+    return bytes(body)
 
 
 def _problem(error: AppError, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:

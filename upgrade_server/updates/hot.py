@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from werkzeug.http import parse_etags
 
-from upgrade_server import tokens
+from upgrade_server import jsonbody, tokens
 from upgrade_server.clock import utcnow
 from upgrade_server.database import escape_like
 from upgrade_server.devices.models import Device, DeviceToken
@@ -495,9 +495,9 @@ class UpdateCheck:
 def parse_body(body: bytes) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
     """Validate the update check's body by hand: it is the hot path."""
     try:
-        data = json.loads(body) if body else None
+        data = jsonbody.loads(body) if body else None
     except ValueError as exc:
-        raise BadRequestError("the body is not JSON") from exc
+        raise BadRequestError(f"the body is not JSON this server takes: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidInputError("the body must be a JSON object", [{"field": "", "message": "{}"}])
     errors: list[dict[str, str]] = []

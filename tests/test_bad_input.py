@@ -1,0 +1,162 @@
+"""Bad input of every shape is a 4xx problem, on SQLite and PostgreSQL alike:
+ids past the database's range, text no store can hold, NaN, deep nesting,
+chunked and oddly framed bodies. Each of these answered 500 once."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tests.test_errors import assert_problem
+from upgrade_server.routing import MAX_ID
+
+CHECK = "/api/device/v1/update-check"
+
+
+@pytest.fixture
+def admin(factory):
+    return factory.caller("admin")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [str(MAX_ID + 1), str(2**63), "9" * 23, "9" * 5000],
+    ids=["2^31", "2^63", "23 digits", "5000 digits"],
+)
+def test_ids_past_the_database_range_name_nothing(client, admin, number):
+    url = f"/api/v1/devices/{number}"
+    assert_problem(client.get(url, headers=admin.headers), 404, "not-found")
+    assert_problem(client.get(url), 404, "not-found")  # without a token too
+    r = client.patch(f"/api/v1/products/{number}", json={"name": "x"}, headers=admin.headers)
+    assert r.status_code in (404, 405) and r.mimetype == "application/problem+json"
+
+
+def test_an_id_in_range_but_absent_is_still_a_plain_404(client, admin):
+    assert_problem(client.get(f"/api/v1/devices/{MAX_ID}", headers=admin.headers), 404, "not-found")
+
+
+def test_tuf_metadata_versions_past_the_range(client, factory):
+    product = factory.product()
+    for name in ("99999999999999999999999.root.json", f"{MAX_ID + 1}.root.json"):
+        r = client.get(f"/tuf/{product.code}/metadata/{name}")
+        assert_problem(r, 404, "not-found")
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**30])
+def test_ids_in_bodies_and_queries_past_the_range(client, admin, number):
+    r = client.post(
+        "/api/v1/contracts",
+        json={
+            "kind": "upgrades",
+            "device_id": number,
+            "starts_on": "2026-01-01",
+            "ends_on": "2026-12-31",
+            "reference": "X",
+        },
+        headers=admin.headers,
+    )
+    assert 400 <= r.status_code < 500, r.get_data(as_text=True)
+    assert r.mimetype == "application/problem+json"
+    r = client.get(f"/api/v1/devices?organisation_id={number}", headers=admin.headers)
+    assert 400 <= r.status_code < 500 or r.get_json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('"x\\ud800"', "surrogate"),
+        ('"\\udfff x"', "surrogate"),
+        ('"x\\u0000y"', "NUL"),
+    ],
+)
+def test_text_no_store_can_hold_is_refused(client, admin, text, reason):
+    body = f'{{"slug": "acme", "name": {text}}}'
+    r = client.post(
+        "/api/v1/organisations", data=body, content_type="application/json", headers=admin.headers
+    )
+    assert reason in assert_problem(r, 400, "bad-request")["detail"]
+    # In a key, and in the query string, too.
+    body = f'{{"slug": "acme", "name": "Acme", {text}: 1}}'
+    r = client.post(
+        "/api/v1/organisations", data=body, content_type="application/json", headers=admin.headers
+    )
+    assert_problem(r, 400, "bad-request")
+    r = client.get("/api/v1/devices?serial=a%00b", headers=admin.headers)
+    assert_problem(r, 400, "bad-request")
+    # A real character outside the BMP (a surrogate pair in JSON) is fine.
+    r = client.post(
+        "/api/v1/organisations",
+        data='{"slug": "acme", "name": "Acme \\ud83d\\ude80"}',
+        content_type="application/json",
+        headers=admin.headers,
+    )
+    assert r.status_code == 201 and r.get_json()["name"] == "Acme \U0001f680"
+
+
+def test_deeply_nested_json_is_a_400(client, admin):
+    for depth in (40, 100_000):
+        body = "[" * depth + "]" * depth
+        r = client.post(
+            "/api/v1/organisations",
+            data=body,
+            content_type="application/json",
+            headers=admin.headers,
+        )
+        assert "nested" in assert_problem(r, 400, "bad-request")["detail"]
+
+
+def test_update_check_refuses_nan_and_unstorable_text(client, factory):
+    _, token = factory.device()
+    headers = {"Authorization": f"Bearer {token}"}
+    for attributes in ('{"t": NaN}', '{"t": -Infinity}', '{"t": 1e999}', '{"n": "x\\ud800"}'):
+        body = f'{{"current_version": "1.0.0", "attributes": {attributes}}}'
+        r = client.post(CHECK, data=body, content_type="application/json", headers=headers)
+        assert_problem(r, 400, "bad-request")
+    r = client.post(
+        CHECK, data="[" * 30_000 + "]" * 30_000, content_type="application/json", headers=headers
+    )
+    assert_problem(r, 400, "bad-request")
+
+
+def test_update_check_takes_a_chunked_body(client, factory):
+    _, token = factory.device()
+    body = json.dumps({"current_version": "1.0.0"}).encode()
+
+    r = client.post(
+        CHECK,
+        input_stream=io.BytesIO(body),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+    assert r.status_code in (200, 204), r.get_data(as_text=True)
+    # Chunked and too large: 413, as with a declared length.
+    big = json.dumps({"current_version": "1.0.0", "attributes": {"x": "y" * 70_000}}).encode()
+    r = client.post(
+        CHECK,
+        input_stream=io.BytesIO(big),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+    assert_problem(r, 413, "payload-too-large")
+
+
+def test_update_check_with_a_garbled_content_length(client, factory):
+    _, token = factory.device()
+    r = client.post(
+        CHECK,
+        data=b"{}",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Content-Length": "12abc",
+        },
+    )
+    assert 400 <= r.status_code < 500
