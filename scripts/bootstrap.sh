@@ -17,10 +17,10 @@ apt_install() {
 
 # System packages: PDF notes need Pango and CJK fonts (WeasyPrint renders
 # Chinese with Noto CJK); the suite also drives Debian's Chromium and reads
-# PDFs with pdftotext.
+# PDFs with pdftotext and moves the process clock with libfaketime.
 SYSTEM_PACKAGES="libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk"
 if [ "${1:-requirements.txt}" = "requirements-dev.txt" ]; then
-  SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium poppler-utils"
+  SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium poppler-utils faketime"
 fi
 missing=""
 for package in $SYSTEM_PACKAGES; do

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the suite needs, checks lint and types, and runs the whole
-# suite twice: on SQLite, then on PostgreSQL (TEST_POSTGRES_URL, default
+# suite (the fuzzing of the real server from its OpenAPI document included,
+# tests/test_fuzz.py) twice: on SQLite, with the date-rule tests again at
+# other dates (scripts/date_rules.sh), then on PostgreSQL (TEST_POSTGRES_URL, default
 # postgresql://postgres@127.0.0.1:5432/test). In CI (CI=true) an unreachable
 # PostgreSQL fails the run; elsewhere it is reported and that pass is left out.
 set -euo pipefail
@@ -15,6 +17,9 @@ echo "== lint and types"
 
 echo "== tests on SQLite"
 "$PY" -m pytest -q -p no:cacheprovider "$@"
+
+echo "== date-rule tests at other dates"
+bash scripts/date_rules.sh
 
 PG_URL=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 if "$PY" - "$PG_URL" <<'PYEOF'
