@@ -42,6 +42,7 @@ from upgrade_server.notes.markdown import render
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release
+from upgrade_server.routing import MAX_ID
 from upgrade_server.service import service as service_record
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 from upgrade_server.tickets import service as tickets
@@ -78,6 +79,15 @@ def current_user() -> User | None:
 def viewer() -> Principal | None:
     user = current_user()
     return accounts.principal_for(user) if user else None
+
+
+def _picked_device_ids() -> list[int]:
+    """The device ids ticked in a form; anything that is not one is ignored."""
+    return [
+        int(i)
+        for i in request.form.getlist("device_ids")
+        if i.isascii() and i.isdigit() and len(i) <= 10 and int(i) <= MAX_ID
+    ]
 
 
 def require_login() -> Principal:
@@ -438,7 +448,7 @@ def new_request() -> Any:
             "title": request.form.get("title", "").strip(),
             "description": request.form.get("description", ""),
             "contact": request.form.get("contact", ""),
-            "device_ids": [int(i) for i in request.form.getlist("device_ids") if i.isdigit()],
+            "device_ids": _picked_device_ids(),
             "organisation_id": own[0].organisation_id if own and actor.is_vendor else None,
         }
         if data["title"]:
@@ -549,9 +559,7 @@ def new_ticket() -> Any:
                     "title": title,
                     "description": request.form.get("description", ""),
                     "level": int(level),
-                    "device_ids": [
-                        int(i) for i in request.form.getlist("device_ids") if i.isdigit()
-                    ],
+                    "device_ids": _picked_device_ids(),
                     "organisation_id": own[0].organisation_id if own else None,
                 },
                 via="portal",
