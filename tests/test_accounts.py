@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import MetaData, select, text
+import pytest
+from sqlalchemy import MetaData, create_engine, select, text
+from sqlalchemy.orm import sessionmaker
 
+from tests.test_errors import assert_problem
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import ApiToken, User
+from upgrade_server.accounts.principal import Principal
 from upgrade_server.clock import utcnow
+from upgrade_server.config import Settings
+from upgrade_server.errors import ConflictError
 from upgrade_server.extensions import db
+from upgrade_server.migrate import upgrade
 
 
 def _database_text(session) -> str:
@@ -203,3 +212,72 @@ def test_inactive_users_tokens_fail_even_if_not_revoked(client, factory):
     db.session.get(User, caller.user.id).active = False
     db.session.commit()
     assert client.get("/api/v1/users/me", headers=caller.headers).status_code == 401
+
+
+def test_the_last_active_admin_can_neither_step_down_nor_be_deactivated(client, factory):
+    first = factory.caller("admin")
+    second = factory.caller("admin")
+    # With another active administrator, one may step down.
+    r = client.patch(
+        f"/api/v1/users/{second.user.id}", json={"role": "support"}, headers=second.headers
+    )
+    assert r.status_code == 200, r.get_json()
+    # An inactive administrator does not count.
+    dormant = factory.caller("admin")
+    r = client.patch(
+        f"/api/v1/users/{dormant.user.id}", json={"active": False}, headers=first.headers
+    )
+    assert r.status_code == 200, r.get_json()
+    r = client.patch(
+        f"/api/v1/users/{first.user.id}", json={"role": "viewer"}, headers=first.headers
+    )
+    body = assert_problem(r, 409, "conflict")
+    assert "last active administrator" in body["detail"]
+    # Nor from the command line's services, which act for no user.
+    with pytest.raises(ConflictError):
+        accounts.update_user(db.session, Principal.cli(), first.user.id, {"active": False})
+    with pytest.raises(ConflictError):
+        accounts.update_user(db.session, Principal.cli(), first.user.id, {"role": "publisher"})
+    me = client.get("/api/v1/users/me", headers=first.headers)
+    assert me.status_code == 200 and me.get_json()["role"] == "admin"
+
+
+@pytest.mark.own_app
+def test_two_admins_demoting_each_other_at_once_leave_one(scratch_url, is_postgres):
+    if not is_postgres:
+        pytest.skip("SQLite takes one writer at a time: the second starts after the first")
+    upgrade(scratch_url)
+    engine = create_engine(Settings(database_url=scratch_url).resolved_database_url())
+    sessions = sessionmaker(engine)
+    cli = Principal.cli()
+    with sessions() as session:
+        ids = [
+            accounts.create_user(
+                session, cli, email=f"{name}@example.test", name=name, role="admin"
+            ).id
+            for name in ("a", "b")
+        ]
+        session.commit()
+    first, second = sessions(), sessions()
+    try:
+        accounts.update_user(first, cli, ids[1], {"role": "support"})
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            other = pool.submit(accounts.update_user, second, cli, ids[0], {"role": "support"})
+            # The second waits for the first's locks (or, unguarded, finishes).
+            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            deadline = time.monotonic() + 30
+            with engine.connect() as watcher:
+                while not other.done() and not watcher.execute(waiting).scalar_one():
+                    assert time.monotonic() < deadline, "the second change neither ran nor waited"
+                    time.sleep(0.01)
+            first.commit()
+            with pytest.raises(ConflictError):
+                other.result(timeout=30)
+        second.rollback()
+        with sessions() as session:
+            roles = session.scalars(select(User.role).where(User.active).order_by(User.id)).all()
+        assert roles == ["admin", "support"]
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()

@@ -145,6 +145,8 @@ def create_user(
 
 
 def update_user(session: Session, actor: Principal, user_id: int, changes: dict[str, Any]) -> User:
+    """Rename, change role, set a password, (de)activate. Raises ConflictError
+    for a change that would leave no active administrator."""
     if not actor.may(Permission.USER_WRITE):
         raise PermissionDeniedError("you may not manage users")
     user = get_user(session, actor, user_id)
@@ -154,6 +156,10 @@ def update_user(session: Session, actor: Principal, user_id: int, changes: dict[
         _check_role_assignment(session, actor, role, user.organisation_id)
     if actor.kind == "user" and actor.id == user.id and changes.get("active") is False:
         raise ConflictError("you cannot deactivate yourself")
+    if _is_active_admin(user.role, user.active) and not _is_active_admin(
+        role, changes.get("active", user.active)
+    ):
+        _keep_an_admin(session, user)
     for key in ("name", "role", "active"):
         if key in changes:
             setattr(user, key, changes[key])
@@ -168,6 +174,29 @@ def update_user(session: Session, actor: Principal, user_id: int, changes: dict[
     session.flush()
     record_change(session, actor, "user.update", user, before, organisation_id=user.organisation_id)
     return user
+
+
+def _is_active_admin(role: str, active: bool) -> bool:
+    return role == Role.ADMIN.value and active
+
+
+def _keep_an_admin(session: Session, leaving: User) -> None:
+    """Raises ConflictError unless another active administrator remains.
+
+    Every active administrator's row is locked, in id order: two of them
+    demoting each other at once queue here, and the second sees the first's
+    change (PostgreSQL re-reads a row it waited for; SQLite has one writer).
+    """
+    admins = session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN.value, User.active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    if not set(admins) - {leaving.id}:
+        raise ConflictError(
+            f"{leaving.email} is the last active administrator: make another one first"
+        )
 
 
 # --- API tokens ------------------------------------------------------------
