@@ -120,32 +120,26 @@ def test_update_check_refuses_nan_and_unstorable_text(client, factory):
     assert_problem(r, 400, "bad-request")
 
 
+def _chunked(client, token: str, document: dict):
+    """POST the document as a chunked body, with no Content-Length."""
+    return client.post(
+        CHECK,
+        input_stream=io.BytesIO(json.dumps(document).encode()),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+
+
 def test_update_check_takes_a_chunked_body(client, factory):
     _, token = factory.device()
-    body = json.dumps({"current_version": "1.0.0"}).encode()
-
-    r = client.post(
-        CHECK,
-        input_stream=io.BytesIO(body),
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Transfer-Encoding": "chunked",
-        },
-    )
+    r = _chunked(client, token, {"current_version": "1.0.0"})
     assert r.status_code in (200, 204), r.get_data(as_text=True)
     # Chunked and too large: 413, as with a declared length.
-    big = json.dumps({"current_version": "1.0.0", "attributes": {"x": "y" * 70_000}}).encode()
-    r = client.post(
-        CHECK,
-        input_stream=io.BytesIO(big),
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Transfer-Encoding": "chunked",
-        },
-    )
-    assert_problem(r, 413, "payload-too-large")
+    big = {"current_version": "1.0.0", "attributes": {"x": "y" * 70_000}}
+    assert_problem(_chunked(client, token, big), 413, "payload-too-large")
 
 
 def test_update_check_with_a_garbled_content_length(client, factory):
