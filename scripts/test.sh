@@ -15,8 +15,12 @@ echo "== lint and types"
 "$PY" -m ruff format --check .
 "$PY" -m mypy
 
+# One pytest worker per core (pytest-xdist); on PostgreSQL each worker has a
+# database of its own (tests/conftest.py).
+PYTEST=("$PY" -m pytest -q -p no:cacheprovider -n auto)
+
 echo "== tests on SQLite"
-"$PY" -m pytest -q -p no:cacheprovider "$@"
+"${PYTEST[@]}" "$@"
 
 echo "== date-rule tests at other dates"
 bash scripts/date_rules.sh
@@ -32,7 +36,7 @@ except Exception as exc:
 PYEOF
 then
   echo "== tests on PostgreSQL"
-  TEST_DATABASE_URL="$PG_URL" "$PY" -m pytest -q -p no:cacheprovider "$@"
+  TEST_DATABASE_URL="$PG_URL" "${PYTEST[@]}" "$@"
 elif [ "${CI:-}" = "true" ]; then
   echo "CI requires PostgreSQL at $PG_URL; failing." >&2
   exit 1
