@@ -46,7 +46,20 @@ def _database_url(tmp: Path) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         return f"sqlite:///{tmp / 'test.db'}"
-    return Settings(database_url=url).resolved_database_url()
+    resolved = Settings(database_url=url).resolved_database_url()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return resolved
+    # Each xdist worker migrates and resets a database of its own beside the given one.
+    given = make_url(resolved)
+    own = f"{given.database}_{worker}"
+    admin = create_engine(resolved, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own})
+        if exists.first() is None:
+            conn.execute(text(f'CREATE DATABASE "{own}"'))
+    admin.dispose()
+    return given.set(database=own).render_as_string(hide_password=False)
 
 
 def reset_database(url: str) -> None:
