@@ -46,16 +46,24 @@ def unstorable_text(value: str) -> str | None:
     return "text may not contain unpaired UTF-16 surrogates"
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def loads(data: str | bytes) -> Any:
     """Parse a request body; raises JSONBodyError (a ValueError) when it is not
     JSON, or holds NaN/Infinity, unstorable text or nesting past MAX_DEPTH."""
     try:
-        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        value = _DECODER.decode(text)
     except RecursionError as exc:
         raise JSONBodyError(f"nested deeper than {MAX_DEPTH} levels") from exc
     except UnicodeDecodeError as exc:
         raise JSONBodyError("the body is not UTF-8") from exc
-    _check(value)
+    # NUL and surrogates can only come from \u escapes (the decoder refuses raw
+    # control characters; strict UTF-8 has no surrogates), and a body with few
+    # brackets cannot nest deeply: most bodies (every update check) need no walk.
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+        _check(value)
     return value
 
 
