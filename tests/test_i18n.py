@@ -30,3 +30,34 @@ def test_every_portal_text_is_translated_and_compiled():
         m.id for m in po if m.id and (mo.get(m.id) is None or mo.get(m.id).string != m.string)
     )
     assert stale == [], "run: pybabel compile -d upgrade_server/translations"
+
+
+def test_every_stored_code_has_words_in_both_languages(app):
+    """Each status, kind and mode the models can hold has a label, and in
+    Chinese the label is not the code itself."""
+    from flask_babel import force_locale
+
+    from upgrade_server.entitlements.coverage import Kind
+    from upgrade_server.notes.documents import GUIDANCE_KINDS
+    from upgrade_server.releases.models import ReleaseStatus
+    from upgrade_server.service.models import Mode, SessionKind
+    from upgrade_server.tickets import deadlines
+    from upgrade_server.tickets.models import STATUSES
+    from upgrade_server.updates.models import InstallStatus
+    from upgrade_server.web.labels import label, unlabelled
+
+    domains = {
+        "ticket-status": STATUSES,
+        "session-kind": [k.value for k in SessionKind],
+        "mode": [m.value for m in Mode],
+        "install-status": [s.value for s in InstallStatus],
+        "release-status": [s.value for s in ReleaseStatus],
+        "coverage-kind": [k.value for k in Kind],
+        "guidance": GUIDANCE_KINDS,
+        "deadline": [deadlines.ACK, deadlines.ON_SITE, deadlines.PART_ON_SITE, deadlines.REPORT],
+    }
+    with app.test_request_context(), force_locale("zh_CN"):
+        for domain, codes in domains.items():
+            assert unlabelled(domain, codes) == [], domain
+            raw = [c for c in codes if label(c, domain) == c]
+            assert raw == [], f"{domain}: shown untranslated in Chinese"

@@ -46,7 +46,10 @@ def init_app(app: Flask, cookie_secure: bool) -> None:
     csrf.init_app(app)
     Babel(app, locale_selector=_locale)
 
+    from upgrade_server.web.labels import label
     from upgrade_server.web.views import bp, root_bp
+
+    app.jinja_env.filters["label"] = label
 
     app.register_blueprint(bp)
     app.register_blueprint(root_bp)

@@ -1,0 +1,94 @@
+"""What a stored code (a status, a kind, a mode) reads as on a page or in a
+PDF, in the reader's language: `{{ ticket.status|label("ticket-status") }}`.
+
+Every code a page shows goes through here, so that the Chinese pages never show
+`on-site` or `signed-off`. A code the table does not know is shown as it is and
+`unlabelled` lists it, so a test can name what is missing.
+"""
+
+from __future__ import annotations
+
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _
+
+LABELS: dict[str, dict[str, LazyString]] = {
+    "ticket-status": {
+        "new": _("new"),
+        "acknowledged": _("acknowledged"),
+        "on-the-way": _("engineer on the way"),
+        "on-site": _("engineer on site"),
+        "resolved": _("resolved"),
+        "report-delivered": _("report delivered"),
+        "closed": _("closed"),
+    },
+    "ticket-source": {
+        "alarm": _("device alarm"),
+        "portal": _("portal"),
+        "phone": _("phone"),
+        "api": _("API"),
+    },
+    "deadline": {
+        "acknowledge": _("acknowledgement"),
+        "on_site": _("on site"),
+        "part_on_site": _("part on site"),
+        "report": _("incident report"),
+    },
+    "session-kind": {
+        "installation": _("installation and commissioning"),
+        "acceptance": _("acceptance"),
+        "training": _("training"),
+        "upgrade": _("upgrade installation"),
+        "operation-guidance": _("operation guidance"),
+        "maintenance-guidance": _("maintenance guidance"),
+        "inspection": _("inspection"),
+        "follow-up": _("follow-up visit"),
+        "phone-consultation": _("phone consultation"),
+    },
+    "mode": {
+        "on-site": _("on site"),
+        "remote": _("remote"),
+        "phone": _("by phone"),
+    },
+    "entry-state": {
+        "planned": _("planned"),
+        "started": _("started, waiting for the customer"),
+        "start-confirmed": _("in progress"),
+        "ended": _("ended, waiting for the customer"),
+        "signed-off": _("signed off"),
+    },
+    "install-status": {
+        "downloading": _("downloading"),
+        "downloaded": _("downloaded"),
+        "verified": _("verified"),
+        "installing": _("installing"),
+        "installed": _("installed"),
+        "failed": _("failed"),
+        "rolled_back": _("rolled back"),
+    },
+    "release-status": {
+        "pending-signatures": _("waiting for signatures"),
+        "published": _("published"),
+        "withdrawn": _("withdrawn"),
+    },
+    "coverage-kind": {
+        "upgrades": _("Software upgrades"),
+        "warranty": _("Warranty"),
+        "support": _("Technical support"),
+    },
+    "guidance": {
+        "installation": _("Installation guidance"),
+        "operation": _("Operation guidance"),
+        "maintenance": _("Maintenance guidance"),
+    },
+}
+
+
+def label(code: object, domain: str) -> str:
+    """The reader's words for `code` of `domain`; the code itself if unknown."""
+    text = LABELS[domain].get(str(code))
+    return str(text) if text is not None else str(code)
+
+
+def unlabelled(domain: str, codes: object) -> list[str]:
+    """The codes of `codes` that `domain` has no words for."""
+    return sorted(str(c) for c in codes if str(c) not in LABELS[domain])  # type: ignore[attr-defined]
