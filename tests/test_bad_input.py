@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import select
 
+from tests.clock import at, today
 from tests.test_errors import assert_problem
+from upgrade_server.clock import utcnow
+from upgrade_server.extensions import db
 from upgrade_server.routing import MAX_ID
+from upgrade_server.tickets.models import TicketBreach
 
 CHECK = "/api/device/v1/update-check"
 
@@ -154,3 +161,134 @@ def test_update_check_with_a_garbled_content_length(client, factory):
         },
     )
     assert 400 <= r.status_code < 500
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def desk(factory):
+    """A Shanghai customer with a device, a support engineer, and a ticket."""
+    org = factory.organisation(timezone="Asia/Shanghai")
+    device, token = factory.device(organisation=org)
+    support = factory.caller("support")
+    return {
+        "org": org,
+        "device": device,
+        "device_headers": {"Authorization": f"Bearer {token}"},
+        "support": support,
+    }
+
+
+def _open(client, desk) -> int:
+    r = client.post(
+        "/api/v1/tickets",
+        json={"title": "PSU", "level": 3, "organisation_id": desk["org"].id},
+        headers=desk["support"].headers,
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return r.get_json()["id"]
+
+
+def _fields(body) -> set[str]:
+    return {e["field"] for e in body["errors"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-12-01T10:00:00", "2026-12-01", "yesterday", "2026-13-01T10:00:00Z", 5],
+    ids=["naive", "date only", "words", "no such month", "number"],
+)
+def test_a_step_time_without_an_offset_or_malformed_is_a_422_naming_it(client, desk, value):
+    ticket_id = _open(client, desk)
+    r = client.post(
+        f"/api/v1/tickets/{ticket_id}/status",
+        json={"status": "acknowledged", "at": value},
+        headers=desk["support"].headers,
+    )
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"at"}
+    # Other timestamps the API takes, by staff and by devices, say the same.
+    r = client.post(
+        "/api/device/v1/alarms",
+        json={"alarm_id": "t-1", "code": "PSU", "level": 3, "occurred_at": value},
+        headers=desk["device_headers"],
+    )
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"occurred_at"}
+    r = client.put(
+        f"/api/v1/tickets/{ticket_id}/report",
+        json={"fault_started_at": value},
+        headers=desk["support"].headers,
+    )
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"fault_started_at"}
+
+
+def test_a_time_whose_offset_takes_it_past_the_calendar_is_a_422(client, desk):
+    ticket_id = _open(client, desk)
+    r = client.put(
+        f"/api/v1/tickets/{ticket_id}/report",
+        json={"fault_started_at": "0001-01-01T00:00:00+14:00"},
+        headers=desk["support"].headers,
+    )
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"fault_started_at"}
+
+
+def test_a_step_dated_in_the_future_is_refused_not_recorded_as_a_breach(client, desk):
+    ticket_id = _open(client, desk)
+    url = f"/api/v1/tickets/{ticket_id}/status"
+    later = (utcnow() + timedelta(days=3)).isoformat()
+    r = client.post(
+        url, json={"status": "acknowledged", "at": later}, headers=desk["support"].headers
+    )
+    body = assert_problem(r, 422, "invalid-input")
+    assert _fields(body) == {"at"}
+    ticket = client.get(f"/api/v1/tickets/{ticket_id}", headers=desk["support"].headers).get_json()
+    assert ticket["status"] == "new" and ticket["acknowledged_at"] is None
+    assert db.session.scalars(select(TicketBreach)).all() == []
+    # A clock a minute or two ahead of the server's is not the future.
+    skewed = (utcnow() + timedelta(minutes=2)).isoformat()
+    r = client.post(
+        url, json={"status": "acknowledged", "at": skewed}, headers=desk["support"].headers
+    )
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
+def test_report_bounds_take_a_plain_date_as_its_start_in_the_organisations_zone(
+    client, desk, clock
+):
+    # 20:00 UTC is 04:00 the next day in Shanghai: the ticket is of that next day there.
+    utc_day = today("UTC") + timedelta(days=1)
+    clock.move_to(at(utc_day, 20))
+    ticket_id = _open(client, desk)
+    r = client.post(
+        f"/api/v1/tickets/{ticket_id}/status",
+        json={"status": "acknowledged"},
+        headers=desk["support"].headers,
+    )
+    assert r.status_code == 200
+    headers = desk["support"].headers
+
+    def tickets_on(day, organisation=desk["org"].id):
+        url = (
+            f"/api/v1/tickets/deadline-report?from={day}&to={day + timedelta(days=1)}"
+            f"&organisation_id={organisation}"
+        )
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return {row["ticket_id"] for row in r.get_json()["items"]}
+
+    shanghai_day = utc_day + timedelta(days=1)
+    assert tickets_on(shanghai_day) == {ticket_id}
+    assert tickets_on(utc_day) == set()
+    # Times with their offsets are taken as they are, and may be mixed with a date.
+    start = quote(at(utc_day, 19).isoformat())
+    r = client.get(
+        f"/api/v1/tickets/deadline-report?from={start}&to={shanghai_day + timedelta(days=1)}",
+        headers=headers,
+    )
+    assert {row["ticket_id"] for row in r.get_json()["items"]} == {ticket_id}
+    # A bound without its offset is refused, naming it.
+    r = client.get(
+        f"/api/v1/tickets/deadline-report?from={utc_day}T00:00:00&to={shanghai_day}",
+        headers=headers,
+    )
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"from"}

@@ -16,6 +16,7 @@ from upgrade_server.csvfiles import csv_response
 from upgrade_server.downloads import send_stored
 from upgrade_server.errors import BadRequestError, NotFoundError, accepts
 from upgrade_server.extensions import artifact_store, session
+from upgrade_server.schemas import Timestamp
 from upgrade_server.service import reminders, service
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 
@@ -78,8 +79,8 @@ class SessionFields(Schema):
     mode = String(validate=OneOf([m.value for m in Mode]))
     engineers = List(String(validate=Length(1, 200)))
     customer_representative = String(validate=Length(0, 200))
-    planned_start = DateTime()
-    planned_end = DateTime()
+    planned_start = Timestamp()
+    planned_end = Timestamp()
     training_days = Float(validate=Range(0, 30))
     delivery = String(validate=Length(1, 100))
     notes = String(validate=Length(0, 10_000))
@@ -97,8 +98,10 @@ class SessionIn(SessionFields):
 
 
 class StepIn(Schema):
-    at = DateTime(
-        load_default=None, metadata={"description": "when it started or ended; default now"}
+    at = Timestamp(
+        load_default=None,
+        not_future=True,
+        metadata={"description": "when it started or ended, not later than now; default now"},
     )
     outcome = String(load_default=None, validate=Length(0, 2000))
 

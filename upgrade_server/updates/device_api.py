@@ -15,6 +15,7 @@ from upgrade_server.downloads import send_artifact
 from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import session
 from upgrade_server.releases.models import Release
+from upgrade_server.schemas import Timestamp
 from upgrade_server.updates import hot, service
 from upgrade_server.updates.models import InstallStatus
 
@@ -35,7 +36,7 @@ class EventIn(Schema):
     version = String(load_default=None, validate=Length(1, 64))
     error_code = String(load_default=None, validate=Length(1, 64))
     error_text = String(load_default=None, validate=Length(0, 2000))
-    occurred_at = DateTime(load_default=None)
+    occurred_at = Timestamp(load_default=None)
 
 
 class EventOut(Schema):
