@@ -284,6 +284,43 @@ def test_trial_run_and_undelivered_devices(client, history, factory):
     }
 
 
+def test_a_device_in_its_trial_run_has_its_warranty_not_started_not_expired(
+    client, history, factory
+):
+    """Delivered, not yet accepted: the trial run covers upgrades, support runs
+    from delivery, and the warranty waits for acceptance (it has not ended)."""
+    trial, _ = factory.device(
+        organisation=history["org"],
+        product=history["product"],
+        delivered_on=(today() - timedelta(days=20)).isoformat(),
+    )
+    r = client.get(f"/api/v1/devices/{trial.id}/coverage", headers=history["customer"].headers)
+    kinds = {k["kind"]: k for k in r.get_json()["kinds"]}
+    assert {kind: k["status"] for kind, k in kinds.items()} == {
+        "upgrades": "trial",
+        "warranty": "awaiting-acceptance",
+        "support": "covered",
+    }
+    assert kinds["warranty"]["covered_through"] is None
+
+    # The summary counts it apart: the history's device is the one expired.
+    r = client.get(
+        f"/api/v1/organisations/{history['org'].id}/coverage", headers=history["customer"].headers
+    )
+    warranty = r.get_json()["kinds"]["warranty"]
+    assert (warranty["awaiting-acceptance"], warranty["expired"]) == (1, 1)
+
+    # Accepted today: the warranty starts.
+    r = client.patch(
+        f"/api/v1/devices/{trial.id}",
+        json={"accepted_on": today().isoformat()},
+        headers=history["admin"].headers,
+    )
+    assert r.status_code == 200, r.get_json()
+    r = client.get(f"/api/v1/devices/{trial.id}/coverage", headers=history["customer"].headers)
+    assert {k["kind"]: k["status"] for k in r.get_json()["kinds"]}["warranty"] == "covered"
+
+
 def test_the_time_zone_decides_the_last_day(client, history):
     # 2.0.0 out at 23:30 UTC on the device's last covered day: already the
     # next day in Shanghai, still the last covered day in UTC.
@@ -365,6 +402,19 @@ def test_expiring_report_and_summary(client, history, factory):
     )
     summary = r.get_json()
     assert summary["devices"] == 3
+    assert summary["today"] == today().isoformat()
+    assert {status: set(counts) for status, counts in summary["kinds"].items()} == {
+        kind: {
+            "covered",
+            "trial",
+            "awaiting-acceptance",
+            "expired",
+            "not-started",
+            "undelivered",
+            "ending_90_days",
+        }
+        for kind in ("upgrades", "warranty", "support")
+    }
     upgrades = summary["kinds"]["upgrades"]
     assert (upgrades["covered"], upgrades["expired"], upgrades["ending_90_days"]) == (2, 1, 1)
 

@@ -210,6 +210,29 @@ def test_changelog_collects_parameters_and_requirements(client, portal, factory)
     assert bad.status_code == 400
 
 
+def _pdf_text(data: bytes, tmp_path, name: str = "document.pdf") -> str:
+    (tmp_path / name).write_bytes(data)
+    return subprocess.run(
+        ["pdftotext", str(tmp_path / name), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_the_changelog_page_and_its_pdf_state_the_same_range(client, portal, tmp_path, lang):
+    """From the version asked for (what a device upgrades from), not from the
+    first release listed, to the newest release listed."""
+    login(client, "ops@customer.test")
+    url = f"/portal/products/{portal['product'].code}/changelog?from=0.9.0&to=1.1.0&lang={lang}"
+    heading = {"en": "from 0.9.0 to 1.1.0", "zh-CN": "从 0.9.0 到 1.1.0"}[lang]
+    page = client.get(url).get_data(as_text=True)
+    assert re.search(r"<h1>([^<]*)</h1>", page).group(1).endswith(heading)
+    html = client.get(url + "&format=html").get_data(as_text=True)
+    assert re.search(r"<h1>([^<]*)</h1>", html).group(1).endswith(heading)
+    pdf = client.get(url + "&format=pdf")
+    assert heading in _pdf_text(pdf.data, tmp_path)
+    assert "0.9.0-to-1.1.0" in pdf.headers["Content-Disposition"]
+
+
 def test_download_button_follows_coverage(client, portal, factory):
     login(client, "ops@customer.test")
     url = f"/portal/releases/{portal['update']['id']}"

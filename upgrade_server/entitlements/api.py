@@ -37,7 +37,13 @@ class WindowOut(Schema):
 
 class KindOut(Schema):
     kind = String()
-    status = String(metadata={"description": "covered, trial, expired, not-started or undelivered"})
+    status = String(
+        metadata={
+            "description": "covered, trial (covered by the trial run), awaiting-acceptance"
+            " (starts at acceptance: the device is in its trial run), expired, not-started"
+            " or undelivered"
+        }
+    )
     covered_through = Date(allow_none=True)
     windows = List(Nested(WindowOut))
     grants = List(Nested(GrantOut))
@@ -50,6 +56,33 @@ class CoverageOut(Schema):
     today = Date(metadata={"description": "today in the organisation's time zone"})
     security_fixes_free = Boolean()
     kinds = List(Nested(KindOut))
+
+
+class StatusCounts(Schema):
+    covered = Integer()
+    trial = Integer(metadata={"description": "covered by the trial run (upgrades)"})
+    awaiting_acceptance = Integer(
+        attribute="awaiting-acceptance",
+        data_key="awaiting-acceptance",
+        metadata={"description": "in the trial run, before acceptance starts this kind (warranty)"},
+    )
+    expired = Integer()
+    not_started = Integer(attribute="not-started", data_key="not-started")
+    undelivered = Integer()
+    ending_90_days = Integer(metadata={"description": "covered or trial, ending within 90 days"})
+
+
+class SummaryKinds(Schema):
+    upgrades = Nested(StatusCounts)
+    warranty = Nested(StatusCounts)
+    support = Nested(StatusCounts)
+
+
+class SummaryOut(Schema):
+    organisation_id = Integer()
+    today = Date(metadata={"description": "today in the organisation's time zone"})
+    devices = Integer()
+    kinds = Nested(SummaryKinds)
 
 
 class ContractIn(Schema):
@@ -221,16 +254,15 @@ def expiring(query: dict[str, Any]) -> Any:
 
 @bp.get("/organisations/<int:organisation_id>/coverage")
 @bp.auth_required(token_auth, roles=roles_for(Permission.DEVICE_READ))
+@bp.output(SummaryOut)
 @bp.doc(
     description="Per kind (upgrades, warranty, support): how many devices are covered, in"
-    " trial, expired, not started or undelivered, and how many covered ones end within"
-    " 90 days."
+    " trial, awaiting acceptance (in the trial run, so warranty has not started), expired,"
+    " not started or undelivered, and how many covered ones end within 90 days."
 )
 def organisation_summary(organisation_id: int) -> dict[str, Any]:
     """Coverage summary of an organisation's devices."""
-    found = service.summary(session(), current_principal(), organisation_id)
-    found["today"] = found["today"].isoformat()
-    return found
+    return service.summary(session(), current_principal(), organisation_id)
 
 
 device_bp = APIBlueprint("device_coverage", __name__, url_prefix="/api/device/v1", tag="Device API")

@@ -182,13 +182,24 @@ def check_release(device: Device, release: Release) -> None:
 # --- reading -----------------------------------------------------------------
 
 
+# What describe() says of one kind of coverage today, in the order the summary counts them.
+STATUSES = ("covered", "trial", "awaiting-acceptance", "expired", "not-started", "undelivered")
+
+
 @dataclass(frozen=True)
 class KindCoverage:
     kind: Kind
-    status: str  # covered, trial, expired, not-started, undelivered
+    status: str  # one of STATUSES
     covered_through: date | None
     windows: list[Window]
     grants: list[Grant]
+
+
+def in_trial_run(device: Device, today: date) -> bool:
+    """Delivered and not yet accepted: the trial run, before which nothing that
+    starts from acceptance (warranty, upgrades after the trial) has begun."""
+    delivered, accepted = device.delivered_on, device.accepted_on
+    return delivered is not None and delivered <= today and (accepted is None or accepted > today)
 
 
 def describe(
@@ -213,6 +224,12 @@ def describe(
             through = current.end
         elif undelivered(device) and not covered:
             status, through = "undelivered", None
+        elif in_trial_run(device, today) and terms(device.product, kind).starts_from is (
+            StartsFrom.ACCEPTANCE
+        ):
+            # Not expired: it starts when the trial run ends in acceptance.
+            upcoming = [w for w in covered if w.start > today]
+            status, through = "awaiting-acceptance", upcoming[0].end if upcoming else None
         elif covered and covered[0].start > today:
             status, through = "not-started", covered[0].end
         else:
@@ -334,11 +351,7 @@ def summary(
     overrides = _overrides_for(session, [d.id for d in devices])
     today = today_in(organisation.timezone, now)
     counts: dict[str, dict[str, int]] = {
-        k.value: {
-            s: 0
-            for s in ("covered", "trial", "expired", "not-started", "undelivered", "ending_90_days")
-        }
-        for k in Kind
+        k.value: {s: 0 for s in (*STATUSES, "ending_90_days")} for k in Kind
     }
     for device in devices:
         for k in describe(device, contracts[device.id], overrides[device.id], today):

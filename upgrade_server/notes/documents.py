@@ -27,8 +27,13 @@ def text_in(texts: dict[str, str] | None, lang: str) -> str:
 
 @dataclass
 class Changelog:
+    """The releases a device on `from_version` installs to reach `to_version`
+    (the newest one included), as the page, the HTML and the PDF all say it."""
+
     product: Product
     releases: list[Release]
+    from_version: str
+    to_version: str
     parameters: list[dict[str, Any]] = field(default_factory=list)
     requirements: list[dict[str, Any]] = field(default_factory=list)
 
@@ -47,7 +52,10 @@ def visible_releases(product: Product) -> Any:
 
 def changelog(session: Session, product: Product, after: str, upto: str) -> Changelog:
     """Every published release above `after` up to and including `upto`,
-    oldest first, with each parameter change and hardware requirement."""
+    oldest first, with each parameter change and hardware requirement.
+
+    The range it states is from `after` (the version a device upgrades from,
+    not the first release listed) to the newest release listed."""
     errors = []
     keys = {}
     for name, value in (("from", after), ("to", upto)):
@@ -75,7 +83,7 @@ def changelog(session: Session, product: Product, after: str, upto: str) -> Chan
     )
     if not found:
         raise NotFoundError(f"no published release of {product.code} after {after} up to {upto}")
-    log = Changelog(product, found)
+    log = Changelog(product, found, from_version=after, to_version=found[-1].version)
     for release in found:
         log.parameters += [{**p, "version": release.version} for p in release.parameters]
         log.requirements += [{**r, "version": release.version} for r in release.requirements]

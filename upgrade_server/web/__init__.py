@@ -14,6 +14,8 @@ from flask import Flask, request, session
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
+from upgrade_server.releases.metadata import translated
+
 LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
 
 csrf = CSRFProtect()
@@ -47,9 +49,13 @@ def init_app(app: Flask, cookie_secure: bool) -> None:
     Babel(app, locale_selector=_locale)
 
     from upgrade_server.web.labels import label
+    from upgrade_server.web.times import when
     from upgrade_server.web.views import bp, root_bp
 
     app.jinja_env.filters["label"] = label
+    # A text of the release metadata, given once or per language, in the reader's.
+    app.jinja_env.filters["in_language"] = lambda value: translated(value, current_language())
+    app.jinja_env.filters["when"] = when
 
     app.register_blueprint(bp)
     app.register_blueprint(root_bp)

@@ -32,6 +32,7 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "on_site": _("on site"),
         "part_on_site": _("part on site"),
         "report": _("incident report"),
+        "response": _("response to the request"),
     },
     "session-kind": {
         "installation": _("installation and commissioning"),
@@ -75,10 +76,46 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "warranty": _("Warranty"),
         "support": _("Technical support"),
     },
+    "coverage-status": {
+        "covered": _("covered"),
+        "trial": _("trial run"),
+        "awaiting-acceptance": _("not started (trial run)"),
+        "expired": _("expired"),
+        "not-started": _("not started"),
+        "undelivered": _("not delivered"),
+    },
+    "record-kind": {
+        "install": _("software install"),
+        "session": _("service session"),
+        "request": _("service request"),
+        "notice": _("pre-installation notice"),
+        "warning": _("warning"),
+    },
     "guidance": {
         "installation": _("Installation guidance"),
         "operation": _("Operation guidance"),
         "maintenance": _("Maintenance guidance"),
+    },
+    # The service record's promises: pre-installation notices, their warnings,
+    # the hotline change notices.
+    "notice-state": {
+        "sent": _("sent, waiting for the customer"),
+        "received": _("received"),
+        "notice-none": _("delivered without a pre-installation notice"),
+        "notice-late": _("notice sent on or after the delivery"),
+    },
+    "notice-via": {
+        "email": _("e-mail"),
+        "post": _("post"),
+        "hand": _("by hand"),
+        "portal": _("portal"),
+        "fax": _("fax"),
+    },
+    "hotline-status": {
+        "told": _("told in time"),
+        "told-late": _("told late"),
+        "pending": _("not yet told"),
+        "overdue": _("not told, overdue"),
     },
 }
 

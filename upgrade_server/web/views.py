@@ -389,7 +389,8 @@ def changelog_page(code: str) -> Any:
     fmt = request.args.get("format", "")
     if fmt:
         html = render_template("portal/document.html", entries=entries, changelog=log)
-        return _document(html, fmt, f"{product.code}-{after}-to-{upto}-{current_language()}")
+        name = f"{product.code}-{log.from_version}-to-{log.to_version}-{current_language()}"
+        return _document(html, fmt, name)
     return render_template(
         "portal/changelog.html",
         product=product,
