@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
 
 import pytest
 
 from tests.test_errors import assert_problem
+from tests.test_publish_failures import _state
 from tests.test_signing import publish
+from tests.test_updates import _publish
 from upgrade_server.extensions import db
 from upgrade_server.releases.versions import sort_key
 
@@ -101,7 +105,7 @@ def test_bad_release_descriptions(client, factory):
             content_type="multipart/form-data",
         )
         assert r.status_code == 422, (case, r.get_json())
-        assert field in {e["field"].split(".")[0] for e in r.get_json()["errors"]}, case
+        assert field in {re.split(r"[.\[]", e["field"])[0] for e in r.get_json()["errors"]}, case
     r = client.post(
         f"/api/v1/products/{product.id}/releases",
         data={"metadata": "[1, 2]", "artifact": (io.BytesIO(b"x"), "fw.bin")},
@@ -272,3 +276,126 @@ def test_background_upkeep_resigns_without_any_request(scratch_url, tmp_path):
             db.session.commit()
         assert refresh_all(live.app) == {"gw": ["timestamp"]}
         assert refresh_all(live.app) == {}
+
+
+def _publish_metadata(client, headers, product_id, metadata):
+    return client.post(
+        f"/api/v1/products/{product_id}/releases",
+        data={"metadata": json.dumps(metadata), "artifact": (io.BytesIO(b"fw"), "fw.bin")},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
+
+
+def test_unknown_metadata_fields_are_refused_by_their_json_path_and_leave_nothing(
+    client, factory, app
+):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    before = _state(app, product)
+    misspelt = {
+        "version": "1.0.0",
+        "secruity_fix": True,
+        "parameters": [
+            {"name": "ok", "operator_action": True},
+            {"name": "x", "nme": "x", "operator_acton": "yes"},
+        ],
+        "requirements": [{"name": "memory", "vaule": 512}],
+        "guidance": {"instalation": {"en": "Back up first."}},
+        "notes": {"en": "fine", "de": "nein"},
+    }
+    r = _publish_metadata(client, publisher.headers, product.id, misspelt)
+    body = assert_problem(r, 422, "invalid-input")
+    named = {e["field"]: e["message"] for e in body["errors"]}
+    assert set(named) == {
+        "secruity_fix",
+        "parameters[1].nme",
+        "parameters[1].operator_acton",
+        "requirements[0].vaule",
+        "guidance.instalation",
+        "notes.de",
+    }, named
+    assert named["parameters[1].nme"] == "unknown field"
+    # Nothing of the refused publish is stored: no release, file, metadata or audit entry.
+    assert _state(app, product) == before
+    r = client.get(f"/api/v1/products/{product.id}/releases", headers=publisher.headers)
+    assert r.get_json()["items"] == []
+
+
+def test_translated_texts_need_known_languages(client, factory):
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    cases = {
+        "parameters[0].action": {"parameters": [{"name": "p", "action": {"fr": "agir"}}]},
+        "requirements[0].name": {"requirements": [{"name": {}}]},
+        "requirements[0].value": {"requirements": [{"name": "m", "value": {"en": 5}}]},
+    }
+    for field, bad in cases.items():
+        r = _publish_metadata(client, publisher.headers, product.id, {"version": "1.0.0", **bad})
+        body = assert_problem(r, 422, "invalid-input")
+        assert [e["field"] for e in body["errors"]] == [field], body
+
+
+def _pdf_text(data: bytes, tmp_path) -> str:
+    (tmp_path / "notes.pdf").write_bytes(data)
+    found = subprocess.run(
+        ["pdftotext", str(tmp_path / "notes.pdf"), "-"], capture_output=True, text=True, check=True
+    )
+    return found.stdout
+
+
+def test_translated_parameter_actions_and_requirements_render_in_the_readers_language(
+    client, factory, tmp_path
+):
+    publisher = factory.caller("publisher")
+    admin = factory.caller("admin")
+    product = factory.product()
+    db.session.commit()
+    _publish(client, publisher.headers, product.id, "1.0.0", b"one")
+    release = _publish(
+        client,
+        publisher.headers,
+        product.id,
+        "1.1.0",
+        b"two",
+        parameters=[
+            {
+                "name": "link.timeout",
+                "old_default": 30,
+                "new_default": 10,
+                "operator_action": True,
+                "action": {"zh-CN": "现场复核超时设置", "en": "Re-check the timeout on site"},
+            }
+        ],
+        requirements=[{"name": {"zh-CN": "内存", "en": "Memory"}, "value": 512, "unit": "MiB"}],
+    )
+    client.patch(
+        f"/api/v1/products/{product.id}", json={"public_notes": True}, headers=admin.headers
+    )
+    page = f"/portal/releases/{release['id']}"
+    changelog = f"/portal/products/{product.code}/changelog?from=1.0.0&to=1.1.0"
+    for lang, words, other in (
+        ("en", ("Re-check the timeout on site", "Memory"), "现场复核超时设置"),
+        ("zh-CN", ("现场复核超时设置", "内存"), "Re-check the timeout on site"),
+    ):
+        for url in (f"{page}?lang={lang}", f"{changelog}&lang={lang}"):
+            text = client.get(url).get_data(as_text=True)
+            assert all(w in text for w in words), (url, text)
+            assert other not in text and "{&#39;" not in text and "{'" not in text, url
+        pdf = client.get(f"{page}/notes.pdf?lang={lang}")
+        assert pdf.mimetype == "application/pdf"
+        text = _pdf_text(pdf.data, tmp_path)
+        assert all(w in text for w in words) and other not in text, text
+
+
+def test_the_openapi_document_carries_the_release_metadata_schema(client):
+    spec = client.get("/api/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/products/{product_id}/releases"]["post"]["requestBody"]
+    part = body["content"]["multipart/form-data"]["schema"]["properties"]["metadata"]
+    assert part == {"$ref": "#/components/schemas/ReleaseMetadata"}
+    schemas = spec["components"]["schemas"]
+    for name in ("ReleaseMetadata", "ParameterChange", "Requirement"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert {"name", "operator_action", "action"} <= set(schemas["ParameterChange"]["properties"])

@@ -9,6 +9,7 @@ from typing import Any
 
 from apiflask import APIFlask
 
+from upgrade_server.releases.metadata import metadata_json_schema
 from upgrade_server.routing import MAX_ID
 
 # APIFlask registers a schema again (as "Name1") when the marshmallow plugin
@@ -46,6 +47,42 @@ def bound_path_ids(spec: Any) -> Any:
     return spec
 
 
+PUBLISH_PATH = "/api/v1/products/{product_id}/releases"
+
+
+def document_publish_body(spec: Any) -> Any:
+    """The publish body is multipart, read as a stream (no request schema
+    sees it): document its parts, the metadata by its pydantic model."""
+    operation = spec.get("paths", {}).get(PUBLISH_PATH, {}).get("post")
+    if operation is None:
+        return spec
+    spec.setdefault("components", {}).setdefault("schemas", {}).update(metadata_json_schema())
+    parts = {
+        "metadata": {"$ref": "#/components/schemas/ReleaseMetadata"},
+        "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "the artifact's SHA-256, checked against the bytes received",
+        },
+        "artifact": {"type": "string", "contentMediaType": "application/octet-stream"},
+    }
+    operation["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": parts,
+                    "required": ["metadata", "artifact"],
+                },
+                "encoding": {"metadata": {"contentType": "application/json"}},
+            }
+        },
+    }
+    return spec
+
+
 def init_app(app: APIFlask) -> None:
     app.spec_processor(fold_duplicate_schemas)
     app.spec_processor(bound_path_ids)
+    app.spec_processor(document_publish_body)
