@@ -22,7 +22,10 @@ def write_config(
     root: bytes,
     product: str = "gw",
     channel: str = "stable",
+    initial_version: str | None = "0.9.0",
+    extra: str = "",
 ) -> Path:
+    """An agent config; without `initial_version` the agent asks the server."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "root.json").write_bytes(root)
     state = home / "state"
@@ -37,7 +40,8 @@ def write_config(
         f'root = "{home / "root.json"}"\n'
         f'state_dir = "{state}"\n'
         f"install_command = {command}\n"
-        'initial_version = "0.9.0"\n'
+        + (f'initial_version = "{initial_version}"\n' if initial_version else "")
+        + extra
     )
     return config
 

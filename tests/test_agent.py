@@ -254,3 +254,179 @@ def test_the_agent_cli(world):
     assert installed(home) == ["1.1.0"]
     # The next step of the path is offered now.
     assert "offered 2.0.0" in runner.invoke(main, ["--config", config, "check"]).output
+
+
+# --- a device's version, and updates that wait for the operator ----------------
+
+WATCHDOG = {
+    "name": "watchdog_timeout",
+    "old_default": "30",
+    "new_default": "60",
+    "unit": "s",
+    "operator_action": True,
+    "action": {
+        "zh-CN": "确认监控系统能容忍更长的超时。",
+        "en": "Check that monitoring tolerates the longer timeout.",
+    },
+}
+
+
+@pytest.fixture
+def ops(scratch_url, tmp_path):
+    """Product `ops`: 1.0.0 changes a parameter the operator must act on.
+    Device OPS-1 is known to the server at 0.9.0; OPS-2's version is unknown."""
+    with live_server(scratch_url, tmp_path / "instance") as live:
+        add_product(live, "ops")
+        artifact = tmp_path / "ops-1.0.0.bin"
+        artifact.write_bytes(b"ops firmware 1.0.0\n" * 100)
+        metadata = tmp_path / "ops-1.0.0.json"
+        metadata.write_text(json.dumps({"parameters": [WATCHDOG]}))
+        run_remote(
+            live,
+            "publish",
+            "ops",
+            "1.0.0",
+            str(artifact),
+            "--channel",
+            "stable",
+            "--metadata",
+            str(metadata),
+            "--no-progress",
+        )
+        with live.app.app_context():
+            from upgrade_server.organisations import service as organisations
+
+            cli = Principal.cli()
+            organisations.create_organisation(db.session, cli, slug="ops-org", name="Ops")
+            tokens = {}
+            for serial, version in (("OPS-1", "0.9.0"), ("OPS-2", None)):
+                data = {
+                    "serial": serial,
+                    "product": "ops",
+                    "hardware_revision": "rev-a",
+                    "organisation": "ops-org",
+                }
+                if version:
+                    data["current_version"] = version
+                tokens[serial] = devices.create_device(db.session, cli, data).secret
+            db.session.commit()
+        root = urllib.request.urlopen(f"{live.url}/tuf/ops/metadata/1.root.json").read()
+        yield {"live": live, "tokens": tokens, "root": root, "tmp": tmp_path}
+
+
+def ops_agent(ops, serial="OPS-1", initial_version=None, extra=""):
+    home = ops["tmp"] / f"agent-{serial}-{initial_version}-{len(extra)}"
+    config = write_config(
+        home,
+        ops["live"].url,
+        ops["tokens"][serial],
+        "rev-a",
+        ops["root"],
+        product="ops",
+        initial_version=initial_version,
+        extra=extra,
+    )
+    logged: list[str] = []
+    return Agent(AgentConfig.load(config), log=logged.append), home, config, logged
+
+
+def _server_side(ops, serial):
+    """(the device's version as the server knows it, its install steps)."""
+    from sqlalchemy import select
+
+    from upgrade_server.devices.models import Device
+    from upgrade_server.updates.models import InstallEvent
+
+    with ops["live"].app.app_context():
+        device = db.session.execute(select(Device).where(Device.serial == serial)).scalar_one()
+        steps = db.session.execute(
+            select(InstallEvent.version, InstallEvent.status)
+            .where(InstallEvent.device_id == device.id)
+            .order_by(InstallEvent.id)
+        ).all()
+        return device.current_version, [tuple(s) for s in steps]
+
+
+def test_an_agent_without_a_version_takes_the_servers_and_never_reports_one_made_up(ops):
+    agent, _, _, logged = ops_agent(ops)
+    assert agent.current_version is None
+    offer = agent.check()
+    assert offer is not None and offer.version == "1.0.0"
+    assert agent.current_version == "0.9.0"  # as the server knows it, now kept
+    assert "installed version 0.9.0, as the server knows it" in logged
+    assert _server_side(ops, "OPS-1") == ("0.9.0", [])
+
+
+def test_when_neither_the_agent_nor_the_server_knows_the_version_nothing_is_reported(ops):
+    agent, home, _, _ = ops_agent(ops, "OPS-2")
+    with pytest.raises(AgentError) as error:
+        agent.cycle()
+    assert error.value.code == "E_VERSION_UNKNOWN"
+    assert "initial_version" in str(error.value)
+    assert agent.current_version is None
+    assert installed(home) == []
+    assert _server_side(ops, "OPS-2") == (None, [])
+
+
+def test_an_update_that_needs_the_operators_action_waits_for_an_acknowledgement(ops):
+    from upgrade_server.agent.cli import main
+
+    agent, home, config, logged = ops_agent(ops)
+    # Unattended, `run` installs nothing, says why and tells the server once.
+    assert agent.cycle() is None
+    assert agent.cycle() is None
+    assert installed(home) == []
+    assert any("1.0.0 waits for the operator" in line for line in logged)
+    assert (
+        "  watchdog_timeout: default 30 s -> 60 s; action: Check that monitoring"
+        " tolerates the longer timeout." in logged
+    )
+    assert _server_side(ops, "OPS-1") == ("0.9.0", [("1.0.0", "waiting")])
+
+    runner = CliRunner()
+    checked = runner.invoke(main, ["--config", str(config), "check"])
+    assert checked.exit_code == 0, checked.output
+    assert "1.0.0 waits for the operator" in checked.output
+    assert "watchdog_timeout: default 30 s -> 60 s" in checked.output
+    assert "upgrade-agent acknowledge 1.0.0" in checked.output
+    # The manual steps refuse to install it too, and report no failure.
+    refused = runner.invoke(main, ["--config", str(config), "install"])
+    assert refused.exit_code == 1
+    assert "E_NOT_ACKNOWLEDGED" not in refused.output
+    assert "waits for the operator" in refused.output
+    # Only the version offered now can be acknowledged.
+    wrong = runner.invoke(main, ["--config", str(config), "acknowledge", "2.0.0"])
+    assert wrong.exit_code == 1
+    assert "2.0.0 is not the update offered now (1.0.0)" in wrong.output
+
+    done = runner.invoke(main, ["--config", str(config), "acknowledge", "1.0.0"])
+    assert done.exit_code == 0, done.output
+    assert "acknowledged 1.0.0" in done.output
+    assert agent.cycle() is not None
+    assert installed(home) == ["1.0.0"]
+    version, steps = _server_side(ops, "OPS-1")
+    assert version == "1.0.0"
+    assert [s for _, s in steps] == [
+        "waiting",
+        "downloading",
+        "downloaded",
+        "verified",
+        "installing",
+        "installed",
+    ]
+
+
+def test_a_site_that_allows_it_installs_operator_action_updates_unattended(ops):
+    agent, home, _, _ = ops_agent(ops, extra="auto_acknowledge = true\n")
+    assert agent.cycle() is not None
+    assert installed(home) == ["1.0.0"]
+
+
+def test_operator_actions_read_in_the_configured_language(ops):
+    from upgrade_server.agent.core import describe_actions
+
+    agent, _, _, _ = ops_agent(ops, extra='language = "zh-CN"\n')
+    offer = agent.check()
+    assert describe_actions(offer, agent.config.language) == [
+        "watchdog_timeout: default 30 s -> 60 s; action: 确认监控系统能容忍更长的超时。"
+    ]

@@ -14,9 +14,25 @@ branch_labels = None
 depends_on = None
 
 
+_BEFORE = (
+    "status IN ('downloading', 'downloaded', 'verified', 'installing', 'installed',"
+    " 'failed', 'rolled_back')"
+)
+_AFTER = (
+    "status IN ('waiting', 'downloading', 'downloaded', 'verified', 'installing',"
+    " 'installed', 'failed', 'rolled_back')"
+)
+
+
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('install_events', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('ck_install_events_status'), type_='check')
+        batch_op.create_check_constraint(batch_op.f('ck_install_events_status'), _AFTER)
 
 
 def downgrade() -> None:
-    pass
+    # A device's `waiting` steps have no place in the older schema.
+    op.execute("DELETE FROM install_events WHERE status = 'waiting'")
+    with op.batch_alter_table('install_events', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('ck_install_events_status'), type_='check')
+        batch_op.create_check_constraint(batch_op.f('ck_install_events_status'), _BEFORE)

@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from upgrade_server.agent.config import AgentConfig
-from upgrade_server.agent.core import Agent, AgentError, Offer
+from upgrade_server.agent.core import (
+    Agent,
+    AgentError,
+    Offer,
+    WaitingForOperatorError,
+    describe_actions,
+)
 
 
 def _log(message: str) -> None:
@@ -51,12 +57,50 @@ def check(agent: Agent) -> None:
         click.echo(f"up to date ({agent.current_version})")
     else:
         click.echo(f"offered {offer.version} ({offer.length} bytes); now {agent.current_version}")
+        _say_operator_actions(agent, offer)
     hint = agent.not_entitled()
     if hint:
         click.echo(
             f"{hint['version']} is not covered: upgrade coverage ended on"
             f" {hint['coverage_ends_on']}; a contract that covers it brings it"
         )
+
+
+def _say_operator_actions(agent: Agent, offer: Offer) -> None:
+    if not offer.operator_actions:
+        return
+    if agent.acknowledged(offer):
+        click.echo(f"{offer.version} changes parameters the operator acts on (acknowledged):")
+    else:
+        click.echo(
+            f"{offer.version} waits for the operator: its parameter changes need action first"
+        )
+    for line in describe_actions(offer, agent.config.language):
+        click.echo(f"  {line}")
+    if not agent.acknowledged(offer):
+        click.echo(
+            f"Once done, run `upgrade-agent acknowledge {offer.version}`; the next run installs it."
+        )
+
+
+@main.command(
+    help="Acknowledge, as the operator, the parameter changes of the offered update"
+    " VERSION (done, or will be): the next `run` or `install` installs it."
+)
+@click.argument("version")
+@pass_agent
+def acknowledge(agent: Agent, version: str) -> None:
+    try:
+        offer = agent.acknowledge(version)
+    except AgentError as error:
+        raise click.ClickException(str(error)) from error
+    if not offer.operator_actions:
+        click.echo(f"{version} needs no acknowledgement: its parameter changes need no action")
+        return
+    click.echo(f"acknowledged {version}:")
+    for line in describe_actions(offer, agent.config.language):
+        click.echo(f"  {line}")
+    click.echo("the next run installs it")
 
 
 @main.command(help="Upload a fault alarm (or, with --clear, its clearing).")
@@ -107,6 +151,9 @@ def verify(agent: Agent) -> None:
 def install(agent: Agent) -> None:
     offer = _offer_or_fail(agent)
     path = agent.artifact_path(offer)
+    if not agent.acknowledged(offer):
+        _say_operator_actions(agent, offer)
+        raise click.ClickException(str(WaitingForOperatorError(offer)))
     try:
         agent.verify(offer, path)
         agent.install(offer, path)

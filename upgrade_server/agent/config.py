@@ -17,7 +17,13 @@ class AgentConfig:
     root = "/etc/upgrade-agent/root.json"       # the product's trusted TUF root
     state_dir = "/var/lib/upgrade-agent"
     install_command = ["/usr/sbin/apply-update", "{file}", "{version}"]
-    initial_version = "1.0.0"                  # until the first install
+    initial_version = "1.0.0"    # optional: the installed version, until the first install
+    auto_acknowledge = false     # true: install parameter changes that need the
+                                 # operator's action without `upgrade-agent acknowledge`
+    language = "zh-CN"           # of the operator's action texts (default: en)
+
+    Without `initial_version` the agent asks the server which version it knows
+    for this device; it never reports a version it made up.
     """
 
     server: str
@@ -28,7 +34,11 @@ class AgentConfig:
     state_dir: Path
     install_command: list[str]
     channel: str = "stable"
-    initial_version: str = "0.0.0"
+    initial_version: str | None = None
+    # Updates whose parameter changes need the operator's action wait for
+    # `upgrade-agent acknowledge <version>`, unless the site allows them unattended.
+    auto_acknowledge: bool = False
+    language: str = "en"
     # Where the signed metadata is polled: the server, or a static export (CDN).
     metadata_url: str | None = None
     targets_url: str | None = None

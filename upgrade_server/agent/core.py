@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,20 @@ class AgentError(Exception):
         self.code = code
 
 
+class WaitingForOperatorError(AgentError):
+    """The update changes parameters that need the operator's action, and the
+    operator has not acknowledged it on the device yet."""
+
+    def __init__(self, offer: Offer) -> None:
+        names = ", ".join(p["name"] for p in offer.operator_actions)
+        super().__init__(
+            "E_NOT_ACKNOWLEDGED",
+            f"{offer.version} waits for the operator ({names}): "
+            f"run `upgrade-agent acknowledge {offer.version}` once done",
+        )
+        self.offer = offer
+
+
 @dataclass
 class Offer:
     release_id: int
@@ -43,6 +57,7 @@ class Offer:
     sha256: str
     download_url: str
     poll_seconds: int
+    parameters: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Offer:
@@ -54,7 +69,44 @@ class Offer:
             sha256=str(data["hashes"]["sha256"]),
             download_url=str(data["download_url"]),
             poll_seconds=int(data.get("poll_seconds", 1800)),
+            parameters=[p for p in data.get("parameters") or [] if isinstance(p, dict)],
         )
+
+    @property
+    def operator_actions(self) -> list[dict[str, Any]]:
+        """The parameter changes the operator must act on before the install."""
+        return [p for p in self.parameters if p.get("operator_action")]
+
+
+def _text(value: Any, language: str) -> str:
+    """A text that may be given per language ({"zh-CN": ..., "en": ...})."""
+    if isinstance(value, dict):
+        chosen = value.get(language) or value.get(language.split("-")[0]) or value.get("en")
+        if chosen is None and value:
+            chosen = next(iter(value.values()))
+        return str(chosen or "")
+    return "" if value is None or isinstance(value, bool) else str(value)
+
+
+def describe_actions(offer: Offer, language: str = "en") -> list[str]:
+    """One line per parameter change the operator must act on, in their terms:
+    the parameter, its default before and after, and what to do."""
+    lines = []
+    for parameter in offer.operator_actions:
+        unit = f" {parameter['unit']}" if parameter.get("unit") else ""
+        change = ""
+        if "old_default" in parameter or "new_default" in parameter:
+            old = parameter.get("old_default", "?")
+            new = parameter.get("new_default", "?")
+            change = f": default {old}{unit} -> {new}{unit}"
+        # `operator_action` is a flag, or the action itself as text.
+        action = _text(parameter.get("action"), language) or _text(
+            parameter.get("operator_action"), language
+        )
+        lines.append(
+            f"{parameter.get('name', '?')}{change}; action: {action or 'see the release notes'}"
+        )
+    return lines
 
 
 class _TokenFetcher(Urllib3Fetcher):
@@ -88,6 +140,7 @@ class Agent:
         if self.state_file.exists():
             data: dict[str, Any] = json.loads(self.state_file.read_text())
             return data
+        # None: not known here; the server is asked (known_version()).
         return {"current_version": self.config.initial_version}
 
     def save(self, **changes: Any) -> None:
@@ -97,8 +150,60 @@ class Agent:
         os.replace(tmp, self.state_file)
 
     @property
-    def current_version(self) -> str:
-        return str(self.state()["current_version"])
+    def current_version(self) -> str | None:
+        version = self.state().get("current_version")
+        return str(version) if version else None
+
+    def known_version(self) -> str:
+        """This device's version: its own record, else the one the server
+        knows (then kept as its own). Never a made-up one: when neither knows,
+        AgentError E_VERSION_UNKNOWN, and nothing is reported."""
+        version = self.current_version
+        if version is not None:
+            return version
+        try:
+            response = self.http.request(
+                "GET", self._url("/api/device/v1/device"), headers=self._headers()
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise AgentError("E_CHECK", f"cannot ask the server for this device: {exc}") from exc
+        if response.status != 200:
+            raise AgentError("E_CHECK", f"the server's device record answered {response.status}")
+        version = json.loads(response.data).get("current_version")
+        if not version:
+            raise AgentError(
+                "E_VERSION_UNKNOWN",
+                "neither this device nor the server knows its installed version: set"
+                " `initial_version` in the agent's config",
+            )
+        self.save(current_version=version)
+        self.log(f"installed version {version}, as the server knows it")
+        return str(version)
+
+    def acknowledged(self, offer: Offer) -> bool:
+        """May this offer be installed: no operator action needed, or the
+        operator acknowledged it here (or the site allows it unattended)."""
+        if not offer.operator_actions or self.config.auto_acknowledge:
+            return True
+        return offer.version in (self.state().get("acknowledged") or {})
+
+    def acknowledge(self, version: str) -> Offer:
+        """The operator has done what the offered update's parameter changes
+        need: the next run installs it. Raises AgentError unless `version` is
+        the update offered now."""
+        offer = self.offer()
+        if offer is None or offer.version != version:
+            offer = self.check()
+        if offer is None or offer.version != version:
+            now = offer.version if offer else "nothing"
+            raise AgentError("E_ACKNOWLEDGE", f"{version} is not the update offered now ({now})")
+        acknowledged = dict(self.state().get("acknowledged") or {})
+        acknowledged[version] = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "parameters": [p.get("name") for p in offer.operator_actions],
+        }
+        self.save(acknowledged=acknowledged)
+        return offer
 
     def offer(self) -> Offer | None:
         data = self.state().get("offer")
@@ -189,7 +294,7 @@ class Agent:
     def check(self) -> Offer | None:
         """Ask the server what to install now; remembers the offer."""
         body = {
-            "current_version": self.current_version,
+            "current_version": self.known_version(),
             "hardware_revision": self.config.hardware_revision,
             "channel": self.config.channel,
             "attributes": self.config.attributes,
@@ -367,7 +472,7 @@ class Agent:
                 f"signed for {custom.get('hardware_revisions')}, this is "
                 f"{self.config.hardware_revision}",
             )
-        current = Version.parse(self.current_version)
+        current = Version.parse(self.known_version())
         if Version.parse(custom["version"]) <= current:
             raise AgentError("E_DOWNGRADE", f"{custom['version']} is not above {current}")
         min_from = custom.get("min_from_version")
@@ -378,6 +483,10 @@ class Agent:
     # --- install -------------------------------------------------------------------
 
     def install(self, offer: Offer, path: Path) -> None:
+        """Run the install command. Raises WaitingForOperatorError while the
+        offer's operator actions are not acknowledged, AgentError if it fails."""
+        if not self.acknowledged(offer):
+            raise WaitingForOperatorError(offer)
         command = [
             part.replace("{file}", str(path)).replace("{version}", offer.version)
             for part in self.config.install_command
@@ -396,8 +505,23 @@ class Agent:
 
     # --- the whole cycle -----------------------------------------------------------
 
+    def wait_for_operator(self, offer: Offer) -> None:
+        """Say what the operator must do, and tell the server once per offer
+        that the update waits (status `waiting`)."""
+        self.log(
+            f"{offer.version} waits for the operator: its parameter changes need action"
+            f" first; once done, run `upgrade-agent acknowledge {offer.version}`"
+        )
+        for line in describe_actions(offer, self.config.language):
+            self.log(f"  {line}")
+        if self.state().get("waiting_reported") != offer.release_id:
+            self.report("waiting", offer)
+            self.save(waiting_reported=offer.release_id)
+
     def cycle(self, deadline_seconds: float = 3600.0) -> Offer | None:
-        """Check; if something is offered, download, verify and install it."""
+        """Check; if something is offered, download, verify and install it.
+        Returns the installed offer; None when nothing was installed (nothing
+        offered, or an update waiting for the operator's acknowledgement)."""
         if self.offer() is None and self.idle():
             self.log(f"no new metadata; still at {self.current_version}")
             return None
@@ -406,6 +530,9 @@ class Agent:
             self.log(f"up to date at {self.current_version}")
             return None
         self.log(f"offered {offer.version} (now {self.current_version})")
+        if not self.acknowledged(offer):
+            self.wait_for_operator(offer)
+            return None
         try:
             path = self.download(offer, deadline_seconds)
             self.verify(offer, path)

@@ -23,7 +23,15 @@ bp = APIBlueprint("device_updates", __name__, url_prefix="/api/device/v1", tag="
 
 
 class CheckIn(Schema):
-    current_version = String(required=True, validate=Length(1, 64))
+    current_version = String(
+        load_default=None,
+        allow_none=True,
+        validate=Length(1, 64),
+        metadata={
+            "description": "the installed version; absent or null when the device does not"
+            " know it: the version the server knows is used (and kept)"
+        },
+    )
     hardware_revision = String(load_default=None, validate=Length(1, 64))
     channel = String(load_default=None, validate=Length(1, 32))
     attributes = Dict(load_default=None, metadata={"description": "free-form inventory"})

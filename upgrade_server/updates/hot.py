@@ -469,7 +469,15 @@ class UpdateCheck:
             device = find_device(conn, raw)
             if device is None:
                 raise AuthenticationError("a valid device token is required")
-            version, hardware, channel_asked, attributes = parse_body(body)
+            reported, hardware, channel_asked, attributes = parse_body(body)
+            # A device that does not know its version sends none: the one the
+            # server knows stands (and is never replaced by nothing).
+            version = reported or device.current_version
+            if version is None:
+                raise InvalidInputError(
+                    "the server does not know this device's version either",
+                    [{"field": "current_version", "message": "send the installed version"}],
+                )
             channel = channel_asked or device.channel
             cache: AnswerCache = self.extensions["answer_cache"]
             key = (device.product_id, device.release_generation, device.hardware, channel, version)
@@ -492,8 +500,11 @@ class UpdateCheck:
         return answer
 
 
-def parse_body(body: bytes) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
-    """Validate the update check's body by hand: it is the hot path."""
+def parse_body(
+    body: bytes,
+) -> tuple[str | None, str | None, str | None, dict[str, Any] | None]:
+    """Validate the update check's body by hand: it is the hot path. The
+    version is None when the device sent none (absent or null)."""
     try:
         data = jsonbody.loads(body) if body else None
     except ValueError as exc:
@@ -502,8 +513,8 @@ def parse_body(body: bytes) -> tuple[str, str | None, str | None, dict[str, Any]
         raise InvalidInputError("the body must be a JSON object", [{"field": "", "message": "{}"}])
     errors: list[dict[str, str]] = []
     version = data.get("current_version")
-    if not isinstance(version, str) or not Version.is_valid(version):
-        errors.append({"field": "current_version", "message": "a semantic version is required"})
+    if version is not None and (not isinstance(version, str) or not Version.is_valid(version)):
+        errors.append({"field": "current_version", "message": "a semantic version, or none"})
     fields: dict[str, Any] = {}
     for name, limit in (("hardware_revision", 64), ("channel", 32)):
         value = data.get(name)
@@ -515,4 +526,4 @@ def parse_body(body: bytes) -> tuple[str, str | None, str | None, dict[str, Any]
         errors.append({"field": "attributes", "message": "an object"})
     if errors:
         raise InvalidInputError("the update check is invalid", errors)
-    return str(version), fields["hardware_revision"], fields["channel"], attributes
+    return version, fields["hardware_revision"], fields["channel"], attributes

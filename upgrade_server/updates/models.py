@@ -12,6 +12,9 @@ from upgrade_server.extensions import Base
 
 
 class InstallStatus(StrEnum):
+    # The update changes parameters that need the operator's action; the device
+    # waits for the operator's acknowledgement before downloading it.
+    WAITING = "waiting"
     DOWNLOADING = "downloading"
     DOWNLOADED = "downloaded"
     VERIFIED = "verified"
@@ -31,8 +34,8 @@ class InstallEvent(Base):
         Index("ix_install_events_device_id_id", "device_id", "id"),
         Index("ix_install_events_release_id_status", "release_id", "status"),
         CheckConstraint(
-            "status IN ('downloading', 'downloaded', 'verified', 'installing', 'installed',"
-            " 'failed', 'rolled_back')",
+            "status IN ('waiting', 'downloading', 'downloaded', 'verified', 'installing',"
+            " 'installed', 'failed', 'rolled_back')",
             name="status",
         ),
     )

@@ -55,6 +55,7 @@ def count_download(session: Session, release: Release) -> None:
 # --- install reports -----------------------------------------------------------
 
 _ORDER = {
+    InstallStatus.WAITING: 0,
     InstallStatus.DOWNLOADING: 1,
     InstallStatus.DOWNLOADED: 2,
     InstallStatus.VERIFIED: 3,
@@ -76,6 +77,8 @@ def _allowed_after(previous: InstallStatus | None, new: InstallStatus) -> bool:
         return previous in (InstallStatus.INSTALLING, InstallStatus.INSTALLED)
     if previous is InstallStatus.INSTALLED:
         return False
+    if new is previous is InstallStatus.WAITING:
+        return True  # still waiting (a device that lost its state says so again)
     return _ORDER[new] > _ORDER[previous]
 
 

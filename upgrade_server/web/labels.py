@@ -58,6 +58,7 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "signed-off": _("signed off"),
     },
     "install-status": {
+        "waiting": _("waiting for the operator's acknowledgement"),
         "downloading": _("downloading"),
         "downloaded": _("downloaded"),
         "verified": _("verified"),
