@@ -32,6 +32,8 @@ from upgrade_server.errors import (
 from upgrade_server.organisations.models import Organisation
 
 MIN_PASSWORD_LENGTH = 12
+# Hashing is deliberately slow: a longer text buys no safety, only work.
+MAX_PASSWORD_LENGTH = 1024
 MAX_TOKEN_DAYS = 3650
 # Writing last_used_at on every call would turn each read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -40,10 +42,17 @@ _hasher = PasswordHasher()
 
 
 def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
+    """The password's hash, if it keeps the rules (the API's, the CLI's and
+    the portal's alike). Raises InvalidInputError."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise InvalidInputError(
-            "password too short",
-            [{"field": "password", "message": f"at least {MIN_PASSWORD_LENGTH} characters"}],
+            "password too short" if len(password) < MIN_PASSWORD_LENGTH else "password too long",
+            [
+                {
+                    "field": "password",
+                    "message": f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+                }
+            ],
         )
     return _hasher.hash(password)
 
@@ -163,7 +172,8 @@ def update_user(session: Session, actor: Principal, user_id: int, changes: dict[
     for key in ("name", "role", "active"):
         if key in changes:
             setattr(user, key, changes[key])
-    if changes.get("password"):
+    if changes.get("password") is not None:
+        # An empty one too: it breaks the rules, it does not mean "unchanged".
         user.password_hash = hash_password(changes["password"])
     if changes.get("active") is False:
         # Deactivating a user ends every token it holds, at once.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 import click
@@ -54,6 +55,7 @@ def register_commands(app: Flask) -> None:
         keys,
         remote,
         service,
+        tickets,
         tuf,
     )
 
@@ -62,11 +64,13 @@ def register_commands(app: Flask) -> None:
         accounts.admin_group,
         accounts.user_group,
         accounts.token_group,
+        accounts.accounts_group,
         inventory.org_group,
         inventory.product_group,
         inventory.device_group,
         coverage.coverage_group,
         service.service_group,
+        tickets.tickets_group,
         audit.audit_group,
         demo.demo_command,
         demo.serve_command,
@@ -87,5 +91,39 @@ def _create_app() -> Flask:
     return create_app()
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"upgrade-server {server_version()}")
+    ctx.exit()
+
+
+def server_version() -> str:
+    """This server's version, from the installed package's metadata."""
+    try:
+        return version("upgrade-server")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def cli() -> FlaskGroup:
+    # Flask's own --version names Python, Flask and Werkzeug: this one names the server.
+    version_option = click.Option(
+        ["--version"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_print_version,
+        help="Print this server's version and exit.",
+    )
+    return FlaskGroup(
+        create_app=_create_app,
+        add_default_commands=False,
+        add_version_option=False,
+        params=[version_option],
+        help="upgrade_server",
+    )
+
+
 def main() -> None:
-    FlaskGroup(create_app=_create_app, add_default_commands=False, help="upgrade_server").main()
+    cli().main()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import click
 from sqlalchemy import select
 
@@ -141,3 +143,33 @@ def revoke_token(token_id: int) -> None:
     except NotFoundError as error:
         fail(error)
     click.echo(f"token {token_id} revoked")
+
+
+@click.group("accounts", help="User accounts: passwords.")
+def accounts_group() -> None:
+    pass
+
+
+@accounts_group.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the new password from the first line of standard input instead of prompting.",
+)
+def set_password(email: str, password_stdin: bool) -> None:
+    """Set a user's password for the web login, under the API's password rules.
+    The user's portal sessions end, as with any password change; the change is
+    audited (never the password). The password is never an argument: it would
+    show in the process list and the shell's history."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with transaction() as session:
+            user = _user_by_email(email)
+            service.update_user(session, Principal.cli(), user.id, {"password": password})
+    except AppError as error:
+        fail(error)
+    click.echo(f"password of {user.email} set; their portal sessions have ended")

@@ -103,6 +103,8 @@ def expiring(days: int, kind: str) -> None:
         rows = service.expiring(session(), Principal.cli(), days, Kind(kind))
     except AppError as error:
         fail(error)
+    if not rows:
+        click.echo(f"No coverage ends in the next {days} days.")
     for row in rows:
         click.echo(
             f"{row['covered_through']}\t{row['days_left']}\t{row['serial']}\t"
