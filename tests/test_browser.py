@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.clock import at, today
 from tests.live import Live, add_product, live_server
 from tests.test_portal import GUIDANCE, PASSWORD
 from upgrade_server.accounts import service as accounts
@@ -24,7 +27,8 @@ from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
 from upgrade_server.service import service as service_record
-from upgrade_server.service.models import ServiceSession
+from upgrade_server.service.models import RELEASE_KINDS, ServiceSession, SessionKind
+from upgrade_server.updates.models import InstallEvent, InstallStatus
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
@@ -81,7 +85,7 @@ def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
                         "hardware_revision": "rev-a",
                         "organisation": slug,
                         "current_version": "1.0.0",
-                        "accepted_on": "2026-01-05",
+                        "accepted_on": (today() - timedelta(days=300)).isoformat(),
                     },
                 ).device
                 db.session.flush()
@@ -228,4 +232,199 @@ def test_customer_confirms_the_end_of_a_session_and_the_record_shows_it_signed_o
     page.goto(f"{base}/portal/devices/{device_id}/record")
     _accessible(page)
     states = page.locator("td.state").all_inner_texts()
-    assert states == ["signed-off"]
+    assert states == ["双方已确认"]
+
+
+# --- no raw code on a Chinese page or PDF ---------------------------------------------
+
+
+def _codes() -> set[str]:
+    """Every stored code a page could show: the labels table's and the models'."""
+    from upgrade_server.entitlements.coverage import Kind
+    from upgrade_server.entitlements.service import STATUSES as COVERAGE_STATUSES
+    from upgrade_server.notes.documents import GUIDANCE_KINDS
+    from upgrade_server.releases.models import ReleaseStatus
+    from upgrade_server.service.models import Mode, SessionKind
+    from upgrade_server.tickets.models import STATUSES as TICKET_STATUSES
+    from upgrade_server.updates.models import InstallStatus
+    from upgrade_server.web.labels import LABELS
+
+    codes = {code for table in LABELS.values() for code in table}
+    for enum in (Kind, ReleaseStatus, Mode, SessionKind, InstallStatus):
+        codes |= {member.value for member in enum}
+    return codes | set(COVERAGE_STATUSES) | set(GUIDANCE_KINDS) | set(TICKET_STATUSES)
+
+
+def _raw_codes(text: str, codes: set[str]) -> list[str]:
+    """The codes that appear in `text` as a word of their own."""
+    return sorted(c for c in codes if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text))
+
+
+def _pdf_text(data: bytes, tmp_path, name: str) -> str:
+    (tmp_path / name).write_bytes(data)
+    return subprocess.run(
+        ["pdftotext", str(tmp_path / name), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture
+def busy(world) -> dict[str, Any]:
+    """An organisation with a device in each coverage state, an install in
+    each status, service sessions of every kind in every state, requests and
+    tickets in several states; its customer and a support engineer log in."""
+    live = world["live"]
+    api = live.app.test_client()
+    day = today()
+    with live.app.app_context():
+        cli = Principal.cli()
+        org = organisations.create_organisation(db.session, cli, slug="initech", name="Initech")
+        dates = {
+            "INITECH-1": {"accepted_on": (day - timedelta(days=300)).isoformat()},
+            "INITECH-2": {"delivered_on": (day - timedelta(days=20)).isoformat()},  # trial run
+            "INITECH-3": {"accepted_on": (day - timedelta(days=4 * 366)).isoformat()},
+            "INITECH-4": {},  # not delivered
+        }
+        ids = {}
+        for serial, when in dates.items():
+            ids[serial] = devices.create_device(
+                db.session,
+                cli,
+                {
+                    "serial": serial,
+                    "product": "gw",
+                    "hardware_revision": "rev-a",
+                    "organisation": "initech",
+                    "current_version": "1.0.0",
+                    **when,
+                },
+            ).device.id
+        for i, status in enumerate(InstallStatus):
+            db.session.add(
+                InstallEvent(
+                    device_id=ids["INITECH-1"],
+                    release_id=world["update_id"],
+                    version="1.1.0",
+                    event_id=f"e-{i}",
+                    status=status.value,
+                    error_code="E42" if status is InstallStatus.FAILED else None,
+                    occurred_at=at(day - timedelta(days=2), 1 + i),
+                )
+            )
+        users = {}
+        for email, role, org_id in (
+            ("ops@initech.test", "customer-admin", org.id),
+            ("eng@vendor.test", "support", None),
+        ):
+            user = accounts.create_user(
+                db.session,
+                cli,
+                email=email,
+                name=email,
+                role=role,
+                organisation_id=org_id,
+                password=PASSWORD,
+            )
+            users[role] = {
+                "Authorization": "Bearer "
+                + accounts.create_api_token(db.session, cli, name=email, user_id=user.id).secret
+            }
+        db.session.commit()
+        org_id = org.id
+    staff, customer = users["support"], users["customer-admin"]
+    steps = [
+        ("start", staff),
+        ("confirm-start", customer),
+        ("end", staff),
+        ("confirm-end", customer),
+    ]
+
+    def post(url: str, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+        r = api.post(url, json=body, headers=headers)
+        assert r.status_code in (200, 201), (url, r.get_json())
+        return dict(r.get_json())
+
+    # Every kind of session, and every state among them.
+    for i, kind in enumerate(SessionKind):
+        body: dict[str, Any] = {
+            "kind": kind.value,
+            "organisation_id": org_id,
+            "device_ids": [ids["INITECH-1"]],
+            "engineers": ["Wang Wei"],
+        }
+        if kind in RELEASE_KINDS:
+            body["release_id"] = world["update_id"]
+        if kind is SessionKind.TRAINING:
+            body["training_days"] = 3
+        entry = post("/api/v1/service-sessions", staff, **body)
+        for step, who in steps[: i % 5]:
+            post(f"/api/v1/service-sessions/{entry['id']}/{step}", who)
+    for i in range(5):
+        entry = post(
+            "/api/v1/service-requests", customer, title=f"申请 {i}", device_ids=[ids["INITECH-1"]]
+        )
+        for step, who in steps[:i]:
+            post(f"/api/v1/service-requests/{entry['id']}/{step}", who)
+    # Tickets, one in each status a ticket can be set to.
+    for i in range(5):  # new, acknowledged, on-the-way, on-site, resolved
+        ticket = post(
+            "/api/v1/tickets",
+            customer,
+            title=f"故障 {i}",
+            level=3,
+            device_ids=[ids["INITECH-1"]],
+        )
+        path = ["acknowledged", "on-the-way", "on-site", "resolved"][:i]
+        for step in path:
+            post(f"/api/v1/tickets/{ticket['id']}/status", staff, status=step)
+    return {**world, "initech": ids}
+
+
+def test_chinese_pages_and_pdfs_show_no_raw_code(busy, page, tmp_path):
+    base, ids = busy["live"].url, busy["initech"]
+    codes = _codes()
+    assert {"signed-off", "on-site", "installation", "rolled_back", "new", "closed"} <= codes
+    _log_in(page, base, "ops@initech.test")
+    pages = [
+        "/portal/devices",
+        *(f"/portal/devices/{i}" for i in ids.values()),
+        f"/portal/devices/{ids['INITECH-1']}/record",
+        "/portal/service",
+        "/portal/tickets",
+        "/portal/products/gw/releases",
+        f"/portal/releases/{busy['update_id']}",
+        "/portal/products/gw/changelog?from=0.9.0&to=1.1.0",
+        f"/portal/devices/{busy['devices']['globex']}",  # another organisation's: a 404 page
+    ]
+    shown = {}
+    for path in pages:
+        page.goto(base + path)
+        assert page.locator("html").get_attribute("lang") == "zh-CN", path
+        shown[path] = page.inner_text("body")
+    device_page = shown[f"/portal/devices/{ids['INITECH-2']}"]
+    assert "未开始（试运行中）" in device_page  # the warranty of a device in its trial run
+    assert "(Asia/Shanghai)" in shown[f"/portal/devices/{ids['INITECH-1']}"]
+    assert "已回滚" in shown[f"/portal/devices/{ids['INITECH-1']}"]
+    assert "双方已确认" in shown["/portal/service"] and "待客户确认" in shown["/portal/service"]
+    documents = {
+        "notes.pdf": f"/portal/releases/{busy['update_id']}/notes.pdf",
+        "changelog.pdf": "/portal/products/gw/changelog?from=0.9.0&to=1.1.0&format=pdf",
+        "record.pdf": f"/portal/devices/{ids['INITECH-1']}/record?format=pdf",
+    }
+    for name, path in documents.items():
+        r = page.request.get(base + path)
+        assert r.ok and r.headers["content-type"] == "application/pdf", path
+        shown[name] = _pdf_text(r.body(), tmp_path, name)
+    assert "(Asia/Shanghai)" in shown["record.pdf"] and "安装调试" in shown["record.pdf"]
+
+    # The support engineer's planning form names kinds and modes in Chinese too.
+    context = page.context.browser.new_context(locale="zh-CN")
+    staff = context.new_page()
+    _log_in(staff, base, "eng@vendor.test")
+    staff.goto(f"{base}/portal/staff/sessions")
+    shown["staff sessions"] = staff.inner_text("body") + " ".join(
+        staff.locator("option").all_inner_texts()
+    )
+    context.close()
+
+    found = {where: _raw_codes(text, codes) for where, text in shown.items()}
+    assert {where: raw for where, raw in found.items() if raw} == {}

@@ -139,6 +139,27 @@ def test_a_customer_sees_its_devices_only(client, portal, factory):
     assert 'lang="zh-CN"' in r.get_data(as_text=True)
 
 
+def test_error_pages_say_what_went_wrong_in_the_readers_language(client, portal, factory):
+    """Not the service's English detail ("no device 12"), nor werkzeug's or
+    the CSRF check's: the problem type's sentence, in Chinese on a Chinese page."""
+    r = client.post("/portal/login", data={"email": "ops@customer.test", "password": PASSWORD})
+    assert r.status_code == 400
+    assert "表单已过期" in r.get_data(as_text=True) and "CSRF" not in r.get_data(as_text=True)
+    login(client, "ops@customer.test")
+    other, _ = factory.device(product=portal["product"])
+    r = client.get(f"/portal/devices/{other.id}?lang=zh-CN")
+    body = r.get_data(as_text=True)
+    assert r.status_code == 404 and "未找到" in body and "此处没有内容，或您无权查看" in body
+    assert f"no device {other.id}" not in body
+    r = client.get(f"/portal/products/{portal['product'].code}/changelog?from=x&to=1.1.0")
+    body = r.get_data(as_text=True)
+    assert r.status_code == 422 and "填写的内容不符合要求" in body
+    assert "versions are invalid" not in body
+    # The same page in English says it in English.
+    r = client.get(f"/portal/devices/{other.id}?lang=en")
+    assert "Nothing is here, or nothing you may see." in r.get_data(as_text=True)
+
+
 def test_device_page_shows_coverage_update_and_history(client, portal):
     login(client, "ops@customer.test")
     page = client.get(
@@ -207,7 +228,7 @@ def test_changelog_collects_parameters_and_requirements(client, portal, factory)
     pdf = client.get(url + "&format=pdf")
     assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     bad = client.get(f"/portal/products/{portal['product'].code}/changelog?from=x&to=1.2.0")
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 def _pdf_text(data: bytes, tmp_path, name: str = "document.pdf") -> str:
@@ -288,7 +309,9 @@ def test_customers_report_faults_and_read_delivered_reports_in_the_portal(client
     )
     assert r.status_code == 302
     board = client.get("/portal/tickets?lang=zh-CN").get_data(as_text=True)
-    assert "链路中断" in board and "故障工单" in board and "acknowledge" in board
+    assert "链路中断" in board and "故障工单" in board and "响应: " in board
+    text = re.sub(r"<[^>]+>", " ", board.split("<main>")[1])
+    assert not re.search(r"\b(new|acknowledge)\b", text)  # words, not codes
     ticket = db.session.query(Ticket).one()
     assert ticket.source == "portal" and ticket.level == 2
     # Not delivered: no report page for the customer.

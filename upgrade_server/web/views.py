@@ -49,7 +49,9 @@ from upgrade_server.tickets import service as tickets
 from upgrade_server.tickets.models import Ticket
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
-from upgrade_server.web import LANGUAGES, csrf, current_language
+from upgrade_server.web import LANGUAGES, csrf, current_language, problems
+from upgrade_server.web.record import present as record_rows
+from upgrade_server.web.times import when
 
 bp = APIBlueprint("portal", __name__, url_prefix="/portal", enable_openapi=False)
 root_bp = APIBlueprint("portal_root", __name__, enable_openapi=False)
@@ -125,22 +127,26 @@ def _headers(response: Response) -> Response:
 
 @bp.errorhandler(AppError)
 def _app_error(error: AppError) -> tuple[str, int]:
-    status = 404 if isinstance(error, NotFoundError) else 400
-    return _error_page(status, error.detail or "")
+    # The page says the problem type's sentence in the reader's language, not
+    # the service's English detail (that is for the API and the log).
+    status, sentence = problems.for_app_error(error)
+    return _error_page(status, sentence)
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> Any:
     if error.response is not None:  # a redirect raised by abort(redirect(...))
         return error.response
-    return _error_page(error.code or 500, error.description or "")
+    return _error_page(error.code or 500, problems.for_http_error(error))
 
 
 def _error_page(status: int, detail: str) -> tuple[str, int]:
-    titles = {404: _("Not found"), 403: _("Not allowed"), 400: _("Bad request")}
-    title = titles.get(status, _("Error"))
     return render_template(
-        "portal/error.html", title=title, status=status, detail=detail, user=current_user()
+        "portal/error.html",
+        title=problems.title(status),
+        status=status,
+        detail=detail,
+        user=current_user(),
     ), status
 
 
@@ -406,7 +412,7 @@ def changelog_page(code: str) -> Any:
 
 
 def _local(at: Any, zone: str) -> str:
-    return service_record.local_time(at, zone) if at else "—"
+    return when(at, zone)
 
 
 @bp.get("/service")
@@ -503,16 +509,23 @@ def device_record(device_id: int) -> Any:
     actor = require_login()
     organisation, entries = service_record.service_record(db_session(), actor, device_id=device_id)
     fmt = request.args.get("format", "")
-    if fmt in ("csv", "pdf"):
+    name = f"device-{device_id}-record"
+    if fmt == "csv":
         from upgrade_server.service.api import record_response
 
-        return record_response(organisation, entries, fmt, f"device-{device_id}-record")
+        return record_response(organisation, entries, fmt, name)
+    # The page and its PDF in the reader's words; the CSV keeps the codes.
+    rows = record_rows(db_session(), entries, organisation.timezone)
+    if fmt == "pdf":
+        html = render_template(
+            "portal/record_document.html", organisation=organisation, rows=rows, title=name
+        )
+        return _document(html, fmt, name)
     return render_template(
         "portal/record.html",
         organisation=organisation,
-        entries=entries,
+        rows=rows,
         device_id=device_id,
-        local=_local,
         user=current_user(),
     )
 
