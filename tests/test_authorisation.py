@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/tickets/<int:ticket_id>"): EVERYONE,
     ("POST", "/api/v1/tickets/<int:ticket_id>/status"): {"admin", "support"},
     ("POST", "/api/v1/tickets/<int:ticket_id>/level"): {"admin", "support"},
+    ("POST", "/api/v1/tickets/<int:ticket_id>/emergency"): {"admin", "support"},
     ("POST", "/api/v1/tickets/<int:ticket_id>/repair-notice"): {"admin", "support"},
     ("POST", "/api/v1/tickets/<int:ticket_id>/part-on-site"): {"admin", "support"},
     ("POST", "/api/v1/tickets/<int:ticket_id>/pause"): {"admin", "support"},

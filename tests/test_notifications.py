@@ -198,3 +198,61 @@ def test_the_notifier_runs_by_itself_in_a_serving_process(scratch_url, tmp_path,
         urllib.request.urlopen(f"{live.url}/healthz").read()  # the process serves
         assert receiver.got.wait(timeout=30), "the notifier never delivered"
         assert receiver.bodies[0]["ticket_id"] == r.get_json()["id"]
+
+
+# --- stale notifications (issue 14, point 9): checked when due, not only when queued ------------
+
+
+def test_a_deadline_notice_queued_before_the_deadline_was_met_is_not_sent(client, app, wired, line):
+    receiver, _ = wired
+    support = line["factory"].caller("support")
+    customer = line["factory"].caller("customer-viewer", line["org"])
+    r = client.post("/api/v1/tickets", json={"title": "Slow", "level": 3}, headers=customer.headers)
+    settings = app.config["SETTINGS"]
+    settings.notify_before_minutes = 24 * 60 + 5  # restored by monkeypatch
+    assert notify.due_soon(db.session, settings) == 2  # acknowledge and on site, queued
+    db.session.commit()
+    url = f"/api/v1/tickets/{r.get_json()['id']}/status"
+    assert client.post(url, json={"status": "acknowledged"}, headers=support.headers).status_code
+    assert notify.deliver(db.session, settings) == 1
+    assert [b["event"] for b in receiver.bodies] == ["deadline-on_site"]
+    ack = db.session.query(Notification).filter(Notification.key.like("%acknowledge%")).one()
+    assert ack.delivered_at is None and ack.cancelled_at is not None
+    assert ack.cancelled_reason == "the acknowledge deadline was met"
+    assert notify.run_once(app) == 0 and len(receiver.bodies) == 1  # and never after
+
+
+def test_nothing_queued_for_a_ticket_goes_out_once_it_is_resolved_or_closed(
+    client, app, wired, line
+):
+    receiver, box = wired
+    support = line["factory"].caller("support")
+    ticket_id = _alarm(client, line, "a-1")  # level 1: "ticket opened" is queued
+    settings = app.config["SETTINGS"]
+    settings.notify_before_minutes = 48 * 60  # restored by monkeypatch
+    assert notify.due_soon(db.session, settings) == 2
+    db.session.commit()
+    r = client.post(
+        f"/api/v1/tickets/{ticket_id}/status", json={"status": "resolved"}, headers=support.headers
+    )
+    assert r.status_code == 200
+    assert notify.run_once(app) == 0
+    assert receiver.bodies == [] and box.messages == []
+    notes = db.session.query(Notification).all()
+    assert len(notes) == 3
+    reasons = {(n.cancelled_reason, n.delivered_at) for n in notes}
+    assert reasons == {("the ticket is resolved", None)}
+
+
+def test_no_deadline_notice_while_the_ticket_waits_on_the_customer(client, app, wired, line):
+    receiver, _ = wired
+    support = line["factory"].caller("support")
+    customer = line["factory"].caller("customer-viewer", line["org"])
+    r = client.post("/api/v1/tickets", json={"title": "Slow", "level": 3}, headers=customer.headers)
+    url = f"/api/v1/tickets/{r.get_json()['id']}"
+    client.post(f"{url}/pause", json={"reason": "remote access"}, headers=support.headers)
+    client.post(f"{url}/pause/confirm", headers=customer.headers)
+    app.config["SETTINGS"].notify_before_minutes = 24 * 60 + 5  # restored by monkeypatch
+    assert notify.run_once(app) == 0 and receiver.bodies == []
+    client.post(f"{url}/pause/end", headers=support.headers)
+    assert notify.run_once(app) == 2

@@ -229,3 +229,117 @@ def _pdf_titles(pdf: bytes) -> list[str]:
         except zlib.error:
             continue
     return [t.decode("latin-1") for t in titles]
+
+
+# --- emergencies (issue 14, point 6) -----------------------------------------------------------
+
+
+def _ack_due(ticket: dict) -> datetime:
+    return datetime.fromisoformat(_deadlines(ticket)["acknowledge"]["due_at"])
+
+
+def test_a_product_that_counts_level_2_as_an_emergency_gives_its_tickets_the_10_minute_reaction(
+    client, plant, factory
+):
+    product = plant["device"].product
+    url = f"/api/v1/products/{product.id}"
+    assert client.get(url, headers=plant["support"].headers).get_json()["emergency_levels"] == [1]
+    publisher = factory.caller("publisher")
+    refused = client.patch(url, json={"emergency_levels": [1, 2]}, headers=publisher.headers)
+    assert_problem(refused, 403, "forbidden")
+    admin = factory.caller("admin")
+    bad = client.patch(url, json={"emergency_levels": [5]}, headers=admin.headers)
+    assert_problem(bad, 422, "invalid-input")
+    r = client.patch(url, json={"emergency_levels": [2, 1]}, headers=admin.headers)
+    assert r.status_code == 200 and r.get_json()["emergency_levels"] == [1, 2]
+
+    ticket_id = _alarm(client, plant, "e-1", level=2).get_json()["ticket_id"]
+    body = client.get(f"/api/v1/tickets/{ticket_id}", headers=plant["customer"].headers).get_json()
+    opened = datetime.fromisoformat(body["opened_at"])
+    assert body["emergency"] is True and body["emergency_levels"] == [1, 2]
+    assert datetime.fromisoformat(body["emergency_since"]) == opened
+    assert _ack_due(body) == opened + timedelta(minutes=10)
+    # A product that keeps the default: level 2 is not an emergency.
+    _, token = factory.device(organisation=plant["org"])
+    r = client.post(
+        "/api/device/v1/alarms",
+        json={"alarm_id": "o-1", "code": "X", "level": 2, "occurred_at": "2026-03-02T02:00:00Z"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    plain = client.get(f"/api/v1/tickets/{r.get_json()['ticket_id']}", headers=admin.headers)
+    assert plain.get_json()["emergency"] is False
+    assert _ack_due(plain.get_json()) == datetime.fromisoformat(
+        plain.get_json()["opened_at"]
+    ) + timedelta(hours=24)
+
+
+def test_staff_mark_a_ticket_an_emergency_and_unmark_it_with_a_reason_audited(client, plant, clock):
+    from upgrade_server.audit.models import AuditEntry
+
+    r = client.post(
+        "/api/v1/tickets",
+        json={"title": "Slow links", "level": 3, "device_ids": [plant["device"].id]},
+        headers=plant["customer"].headers,
+    )
+    url = f"/api/v1/tickets/{r.get_json()['id']}"
+    opened = datetime.fromisoformat(r.get_json()["opened_at"])
+    assert r.get_json()["emergency"] is False
+    assert _ack_due(r.get_json()) == opened + timedelta(hours=24)
+    support = plant["support"].headers
+    mark = {"emergency": True, "reason": "the hospital's link is down"}
+    assert_problem(
+        client.post(f"{url}/emergency", json=mark, headers=plant["customer"].headers),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        client.post(f"{url}/emergency", json={"emergency": True}, headers=support),
+        422,
+        "invalid-input",
+    )
+    clock.shift(timedelta(hours=3))
+    marked = client.post(f"{url}/emergency", json=mark, headers=support)
+    assert marked.status_code == 200, marked.get_json()
+    body = marked.get_json()
+    since = datetime.fromisoformat(body["emergency_since"])
+    assert body["emergency"] is True and since >= opened + timedelta(hours=3)
+    assert _ack_due(body) == since + timedelta(minutes=10)  # from the moment it became one
+    assert body["emergency_marks"][0]["reason"] == "the hospital's link is down"
+    assert body["emergency_marks"][0]["by"] == plant["support"].user.email
+    # The staff board says so.
+    board = client.get("/api/v1/tickets", headers=support).get_json()["items"]
+    assert next(t for t in board if t["id"] == body["id"])["emergency"] is True
+    # A level change that does not cross the emergency levels keeps the staff's call.
+    raised = client.post(f"{url}/level", json={"level": 2}, headers=support).get_json()
+    assert raised["emergency"] is True and _ack_due(raised) == since + timedelta(minutes=10)
+    cleared = client.post(
+        f"{url}/emergency",
+        json={"emergency": False, "reason": "a backup link carries it"},
+        headers=support,
+    ).get_json()
+    assert cleared["emergency"] is False and cleared["emergency_since"] is None
+    assert _ack_due(cleared) == opened + timedelta(hours=24)
+    actions = [
+        (e.action, e.after["emergency_marks"][-1]["reason"])
+        for e in db.session.query(AuditEntry).filter(AuditEntry.action.like("ticket.emergency%"))
+    ]
+    assert actions == [
+        ("ticket.emergency", "the hospital's link is down"),
+        ("ticket.emergency-cleared", "a backup link carries it"),
+    ]
+    # Raised into the emergency levels: the rule decides again, from then.
+    clock.shift(timedelta(minutes=30))
+    again = client.post(f"{url}/level", json={"level": 1}, headers=support).get_json()
+    assert again["emergency"] is True
+    assert datetime.fromisoformat(again["emergency_since"]) >= since + timedelta(minutes=30)
+    for status in ("acknowledged", "resolved"):
+        client.post(f"{url}/status", json={"status": status}, headers=support)
+    assert_problem(client.post(f"{url}/emergency", json=mark, headers=support), 409, "conflict")
+
+
+def test_the_emergency_endpoint_and_fields_are_in_the_openapi_document(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert "post" in spec["paths"]["/api/v1/tickets/{ticket_id}/emergency"]
+    fields = spec["components"]["schemas"]["TicketOut"]["properties"]
+    assert {"emergency", "emergency_since", "emergency_levels", "emergency_marks"} <= set(fields)
+    assert "emergency_levels" in spec["components"]["schemas"]["ProductPatch"]["properties"]

@@ -6,6 +6,7 @@ Create Date: 2026-12-02 14:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
+import upgrade_server.database
 
 
 revision = '0014'
@@ -15,8 +16,26 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('emergency_levels', sa.JSON(), server_default='[1]', nullable=False))
+
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('emergency_levels', sa.JSON(), server_default='[1]', nullable=False))
+        batch_op.add_column(sa.Column('emergency_marks', sa.JSON(), server_default='[]', nullable=False))
+
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('cancelled_at', upgrade_server.database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('cancelled_reason', sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_column('cancelled_reason')
+        batch_op.drop_column('cancelled_at')
+
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_column('emergency_marks')
+        batch_op.drop_column('emergency_levels')
+
+    with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.drop_column('emergency_levels')

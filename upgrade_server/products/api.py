@@ -45,6 +45,7 @@ class ProductOut(Schema):
     support_starts_from = String()
     security_fixes_free = Boolean()
     public_notes = Boolean()
+    emergency_levels = List(Integer())
     created_at = DateTime()
 
 
@@ -69,6 +70,14 @@ class ProductPatch(Schema):
         metadata={"description": "security-fix releases go to every device, covered or not"}
     )
     public_notes = Boolean(metadata={"description": "release notes readable without a login"})
+    emergency_levels = List(
+        Integer(validate=Range(1, 4)),
+        validate=Length(max=4),
+        metadata={
+            "description": "fault levels whose new tickets are emergencies (the 10-minute"
+            " reaction); admins only"
+        },
+    )
 
 
 ProductPage = page_schema(ProductOut, "ProductPage")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, false
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from upgrade_server.clock import utcnow
@@ -42,6 +42,10 @@ class Product(Base):
     inspection_months: Mapped[int] = mapped_column(default=6, server_default="6")
     # Release notes readable without a login (the customer portal, the API).
     public_notes: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Fault levels whose tickets are emergencies (the 10-minute reaction).
+    emergency_levels: Mapped[list[int]] = mapped_column(
+        JSON, default=lambda: [1], server_default="[1]"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     hardware_revisions: Mapped[list[HardwareRevision]] = relationship(
@@ -60,6 +64,7 @@ class Product(Base):
             },
             "security_fixes_free": self.security_fixes_free,
             "public_notes": self.public_notes,
+            "emergency_levels": self.emergency_levels,
         }
 
 

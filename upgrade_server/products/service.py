@@ -81,6 +81,10 @@ def update_product(
     term_keys = [k for k in changes if k in COVERAGE_TERMS]
     if term_keys and not actor.may(Permission.COVERAGE_MANAGE):
         raise PermissionDeniedError("you may not change coverage terms")
+    if "emergency_levels" in changes:  # a service term, as coverage is
+        if not actor.may(Permission.COVERAGE_MANAGE):
+            raise PermissionDeniedError("you may not change which levels are emergencies")
+        product.emergency_levels = sorted(set(changes["emergency_levels"]))
     for key in ("name", "description", "public_notes", *term_keys):
         if key in changes:
             setattr(product, key, changes[key])

@@ -3,11 +3,12 @@ reports on the management API."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import DateTime, Dict, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, render_template
 
@@ -64,6 +65,13 @@ class PauseOut(Schema):
     ended_at = DateTime(allow_none=True)
 
 
+class EmergencyMarkOut(Schema):
+    at = DateTime()
+    emergency = Boolean(metadata={"description": "marked (true) or unmarked (false)"})
+    by = String()
+    reason = String()
+
+
 class TicketOut(Schema):
     id = Integer()
     organisation_id = Integer()
@@ -89,6 +97,19 @@ class TicketOut(Schema):
     device_ids = List(Integer())
     deadlines = List(Nested(DeadlineOut))
     pauses = List(Nested(PauseOut))
+    emergency = Boolean(
+        metadata={"description": "an emergency: acknowledged within 10 minutes of emergency_since"}
+    )
+    emergency_since = DateTime(
+        allow_none=True, metadata={"description": "when it became the emergency it is now"}
+    )
+    emergency_levels = List(
+        Integer(),
+        metadata={"description": "its product's emergency levels when it opened (the level rule)"},
+    )
+    emergency_marks = List(
+        Nested(EmergencyMarkOut), metadata={"description": "staff's marks and unmarks, in order"}
+    )
 
 
 class TicketIn(Schema):
@@ -113,6 +134,11 @@ class StatusIn(Schema):
 
 class LevelIn(Schema):
     level = Integer(required=True, validate=Range(1, 4))
+
+
+class EmergencyIn(Schema):
+    emergency = Boolean(required=True, metadata={"description": "true: mark; false: unmark"})
+    reason = String(required=True, validate=Length(1, 2000))
 
 
 class PauseIn(Schema):
@@ -168,6 +194,11 @@ def _view(ticket: Ticket) -> dict[str, Any]:
         for d in found
     ]
     data["pauses"] = ticket.pauses
+    since = service.emergency_since(ticket)
+    data["emergency"], data["emergency_since"] = since is not None, since
+    data["emergency_marks"] = [
+        {**mark, "at": datetime.fromisoformat(mark["at"])} for mark in ticket.emergency_marks
+    ]
     return data
 
 
@@ -262,6 +293,19 @@ def set_status(ticket_id: int, data: dict[str, Any]) -> Any:
 def set_level(ticket_id: int, data: dict[str, Any]) -> Any:
     """Change the fault level; the deadlines follow."""
     return _view(service.change_level(session(), current_principal(), ticket_id, data["level"]))
+
+
+@bp.post("/tickets/<int:ticket_id>/emergency")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(EmergencyIn, arg_name="data")
+@bp.output(TicketOut)
+def set_emergency(ticket_id: int, data: dict[str, Any]) -> Any:
+    """Mark the ticket an emergency (acknowledged within 10 minutes from now)
+    or unmark it, with the reason; audited. A level change that crosses the
+    product's emergency levels decides again."""
+    actor = current_principal()
+    ticket = service.mark_emergency(session(), actor, ticket_id, data["emergency"], data["reason"])
+    return _view(_with_breaches(ticket))
 
 
 @bp.post("/tickets/<int:ticket_id>/repair-notice")

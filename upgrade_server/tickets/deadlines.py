@@ -1,8 +1,12 @@
 """The promised deadlines of a fault ticket (../shared/domain/, Faults), as
 pure functions of what happened to the ticket.
 
-- Acknowledgement: within 24 hours; within 10 minutes for level 1 (the
-  emergency reaction).
+- Acknowledgement: within 24 hours; an emergency within 10 minutes of the
+  moment it became one (the promise's emergency reaction). A ticket is an
+  emergency while its level is one of its product's emergency levels (level 1
+  unless the product says otherwise), or when staff marked it one; staff may
+  also unmark it. A level change that crosses into or out of the emergency
+  levels decides again; one that does not leaves the staff's decision.
 - On site, by level and region: levels 1-2 within 2 hours in Beijing and 24
   hours elsewhere; levels 3-4 within 4 and 48 hours.
 - On site within 2 working days of a repair notice when a part must be
@@ -32,8 +36,9 @@ REPORT_WITHIN = timedelta(hours=48)
 PART_WORKING_DAYS = 2
 
 
-def ack_window(level: int) -> timedelta:
-    return timedelta(minutes=10) if level == 1 else timedelta(hours=24)
+ACK_WITHIN = timedelta(hours=24)
+EMERGENCY_ACK_WITHIN = timedelta(minutes=10)
+EMERGENCY_LEVELS = (1,)
 
 
 def on_site_window(level: int, region: str) -> timedelta:
@@ -70,24 +75,55 @@ class Facts:
     resolved_at: datetime | None = None
     # pauses both sides confirmed: (start, end); end None: still paused
     pauses: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    # The product's rule when the ticket opened, and staff's (when, is an
+    # emergency) decisions, in order.
+    emergency_levels: tuple[int, ...] = EMERGENCY_LEVELS
+    emergency_marks: list[tuple[datetime, bool]] = field(default_factory=list)
+
+
+def emergency_since(facts: Facts) -> datetime | None:
+    """When the ticket's current emergency began; None: it is not one."""
+    rule = set(facts.emergency_levels)
+    events: list[tuple[datetime, int, int]] = [
+        *((at, 0, level) for at, level in facts.level_changes),
+        *((at, 1, int(marked)) for at, marked in facts.emergency_marks),
+    ]
+    level = facts.opened_level
+    since = facts.opened_at if level in rule else None
+    for at, kind, value in sorted(events, key=lambda e: (e[0], e[1])):
+        if kind == 0:  # a level change: the rule decides only when crossed
+            crossed = (int(value) in rule) != (level in rule)
+            level, emergency = int(value), int(value) in rule
+            if not crossed:
+                continue
+        else:
+            emergency = bool(value)
+        if emergency and since is None:
+            since = at
+        elif not emergency:
+            since = None
+    return since
 
 
 def deadlines(facts: Facts, now: datetime | None = None) -> dict[str, datetime]:
     """Each deadline that applies, by name."""
     level = facts.opened_level
     due = {
-        ACK: facts.opened_at + ack_window(level),
+        ACK: facts.opened_at + ACK_WITHIN,
         ON_SITE: facts.opened_at + on_site_window(level, facts.region),
     }
     for at, new_level in facts.level_changes:
-        windows = {ACK: ack_window(new_level), ON_SITE: on_site_window(new_level, facts.region)}
-        for name, window in windows.items():
-            if new_level < level:  # raised: more urgent, from the change
-                due[name] = min(due[name], at + window)
-            else:  # lowered: the lenient window, from the opening
-                due[name] = facts.opened_at + window
+        window = on_site_window(new_level, facts.region)
+        if new_level < level:  # raised: more urgent, from the change
+            due[ON_SITE] = min(due[ON_SITE], at + window)
+        else:  # lowered: the lenient window, from the opening
+            due[ON_SITE] = facts.opened_at + window
         level = new_level
     clock = {ACK: facts.opened_at, ON_SITE: facts.opened_at}
+    since = emergency_since(facts)
+    if since is not None and since + EMERGENCY_ACK_WITHIN < due[ACK]:
+        # The emergency's own clock: a pause before it does not move it.
+        due[ACK], clock[ACK] = since + EMERGENCY_ACK_WITHIN, since
     if facts.repair_notice_at is not None:
         due[PART_ON_SITE] = add_working_days(
             facts.repair_notice_at, PART_WORKING_DAYS, facts.zone, facts.holidays

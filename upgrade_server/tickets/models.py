@@ -81,6 +81,15 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     report_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Emergencies (deadlines.emergency_since): the levels its product counted
+    # as emergencies when it opened, and staff's marks, each
+    # {"at": iso time, "emergency": bool, "by": who, "reason": why}.
+    emergency_levels: Mapped[list[int]] = mapped_column(
+        JSON, default=lambda: [1], server_default="[1]"
+    )
+    emergency_marks: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default="[]"
+    )
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     devices: Mapped[list[Device]] = relationship(secondary=ticket_devices, lazy="selectin")
@@ -97,6 +106,7 @@ class Ticket(Base):
             "source": self.source,
             "alarm_code": self.alarm_code,
             "devices": [d.id for d in self.devices],
+            "emergency_marks": self.emergency_marks,
         }
 
 

@@ -1,8 +1,10 @@
 """Notifications of urgent tickets: a new level 1-2 ticket (or one raised to
-level 2 or 1), and a deadline about to pass. They are written to an outbox in
-the transaction that caused them and delivered by a background thread (a
-webhook POST and an e-mail), retried with backoff: a receiver that fails
-never blocks or fails the request."""
+level 2 or 1), an emergency (from its start), and a deadline about to pass.
+They are written to an outbox in the transaction that caused them and
+delivered by a background thread (a webhook POST and an e-mail), retried with
+backoff: a receiver that fails never blocks or fails the request. What is no
+longer so when a notification is due (its ticket resolved or closed, its
+deadline met or moved) is cancelled then, not sent."""
 
 from __future__ import annotations
 
@@ -47,9 +49,20 @@ class Notification(Base):
     email_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(2000))
+    # Not sent, and never will be: what it was about is no longer so (the
+    # ticket resolved or closed, the deadline met), found when it was due.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_reason: Mapped[str | None] = mapped_column(String(200))
 
 
-def enqueue(session: Session, key: str, ticket: Ticket, subject: str, event: str) -> None:
+def enqueue(
+    session: Session,
+    key: str,
+    ticket: Ticket,
+    subject: str,
+    event: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Add a notification unless one with this key exists."""
     if session.scalars(select(Notification.id).where(Notification.key == key)).first():
         return
@@ -66,6 +79,7 @@ def enqueue(session: Session, key: str, ticket: Ticket, subject: str, event: str
                 "status": ticket.status,
                 "title": ticket.title,
                 "opened_at": ticket.opened_at.isoformat(),
+                **(extra or {}),
             },
             next_attempt_at=utcnow(),
         )
@@ -74,7 +88,20 @@ def enqueue(session: Session, key: str, ticket: Ticket, subject: str, event: str
 
 
 def ticket_opened(session: Session, ticket: Ticket) -> None:
-    if ticket.level <= 2:
+    """A ticket opened, raised or marked an emergency: once per emergency (from
+    its start), else once per urgent level."""
+    since = service.emergency_since(ticket)
+    if since is not None:
+        opened = since == ticket.opened_at
+        enqueue(
+            session,
+            f"ticket:{ticket.id}:emergency:{since.isoformat()}",
+            ticket,
+            f"Level {ticket.level} ticket #{ticket.id}, an emergency: {ticket.title}",
+            "ticket-opened" if opened else "ticket-emergency",
+            {"emergency": True, "emergency_since": since.isoformat()},
+        )
+    elif ticket.level <= 2:
         enqueue(
             session,
             f"ticket:{ticket.id}:level:{ticket.level}",
@@ -92,7 +119,9 @@ def due_soon(session: Session, settings: Settings, now: datetime | None = None) 
     added = 0
     open_tickets = session.scalars(select(Ticket).where(Ticket.status.in_(service.OPEN)))
     for ticket in open_tickets:
-        for deadline in service.deadlines_of(ticket, settings.holiday_dates(), now):
+        if any(p.confirmed_at and p.ended_at is None for p in ticket.pauses):
+            continue  # its deadlines hold while it waits on the customer
+        for deadline in _deadlines(ticket, settings, now):
             if deadline.met_at is None and now < deadline.due_at <= now + before:
                 key = f"ticket:{ticket.id}:due:{deadline.name}:{deadline.due_at.isoformat()}"
                 exists = session.scalars(select(Notification.id).where(Notification.key == key))
@@ -103,9 +132,38 @@ def due_soon(session: Session, settings: Settings, now: datetime | None = None) 
                         ticket,
                         f"Ticket #{ticket.id}: {deadline.name} due at {deadline.due_at:%H:%M} UTC",
                         f"deadline-{deadline.name}",
+                        {"deadline": deadline.name, "due_at": deadline.due_at.isoformat()},
                     )
                     added += 1
     return added
+
+
+def _deadlines(ticket: Ticket, settings: Settings, now: datetime) -> list[service.Deadline]:
+    return service.deadlines_of(ticket, settings.holiday_dates(), now)
+
+
+def stale_because(
+    session: Session, settings: Settings, note: Notification, now: datetime
+) -> str | None:
+    """Why a notification must not go out any more, if so: its ticket was
+    resolved or closed (or deleted), or the deadline it warns of was met or
+    moved."""
+    ticket = session.get(Ticket, note.ticket_id) if note.ticket_id is not None else None
+    if ticket is None:
+        return "the ticket no longer exists"
+    if ticket.status not in service.OPEN:
+        return f"the ticket is {ticket.status}"
+    event = str(note.payload.get("event", ""))
+    if not event.startswith("deadline-"):
+        return None
+    name = event.removeprefix("deadline-")
+    deadline = next((d for d in _deadlines(ticket, settings, now) if d.name == name), None)
+    if deadline is None or deadline.met_at is not None:
+        return f"the {name} deadline was met"
+    queued = note.payload.get("due_at")
+    if queued is not None and datetime.fromisoformat(queued) != deadline.due_at:
+        return f"the {name} deadline moved"
+    return None
 
 
 # --- delivery -------------------------------------------------------------------------------
@@ -154,6 +212,7 @@ def deliver(session: Session, settings: Settings, now: datetime | None = None) -
     due = session.scalars(
         select(Notification.id).where(
             Notification.delivered_at.is_(None),
+            Notification.cancelled_at.is_(None),
             Notification.next_attempt_at <= now,
             or_(Notification.lease_until.is_(None), Notification.lease_until < now),
         )
@@ -173,6 +232,13 @@ def deliver(session: Session, settings: Settings, now: datetime | None = None) -
             continue
         note = session.get(Notification, note_id)
         assert note is not None
+        # Checked now, not only when queued: the ticket may have moved on since.
+        stale = stale_because(session, settings, note, now)
+        if stale is not None:
+            note.cancelled_at, note.cancelled_reason, note.lease_until = now, stale, None
+            session.commit()
+            log.info("notification %s cancelled: %s", note.key, stale)
+            continue
         errors = []
         channels = [
             ("webhook_done_at", settings.notify_webhook_url, _webhook),

@@ -91,7 +91,38 @@ def facts(ticket: Ticket, holidays: tuple[Any, ...]) -> rules.Facts:
         repair_notice_at=ticket.repair_notice_at,
         resolved_at=ticket.resolved_at,
         pauses=[(p.started_at, p.ended_at) for p in ticket.pauses if p.confirmed_at],
+        **_emergency_facts(ticket),
     )
+
+
+def _emergency_facts(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "emergency_levels": tuple(ticket.emergency_levels),
+        "emergency_marks": [
+            (datetime.fromisoformat(m["at"]), bool(m["emergency"])) for m in ticket.emergency_marks
+        ],
+    }
+
+
+def emergency_since(ticket: Ticket) -> datetime | None:
+    """When the ticket's current emergency began (None: it is not one)."""
+    return rules.emergency_since(
+        rules.Facts(
+            opened_at=ticket.opened_at,
+            opened_level=ticket.opened_level,
+            region=ticket.region,
+            level_changes=[(datetime.fromisoformat(at), lv) for at, lv in ticket.level_changes],
+            **_emergency_facts(ticket),
+        )
+    )
+
+
+def emergency_levels_of(devices: list[Device]) -> list[int]:
+    """The levels that make a ticket on these devices an emergency: those of
+    any of their products (level 1 when the ticket names no device)."""
+    if not devices:
+        return list(rules.EMERGENCY_LEVELS)
+    return sorted({level for d in devices for level in d.product.emergency_levels})
 
 
 @dataclass(frozen=True)
@@ -200,6 +231,7 @@ def receive_alarm(
             opened_at=now,
             opened_by=f"device:{device.serial}",
             devices=[device],
+            emergency_levels=emergency_levels_of([device]),
         )
         session.add(ticket)
         session.flush()
@@ -293,6 +325,7 @@ def open_ticket(session: Session, actor: Principal, data: dict[str, Any], via: s
         opened_by=actor.label,
         opened_at=utcnow(),
         devices=devices,
+        emergency_levels=emergency_levels_of(devices),
     )
     session.add(ticket)
     session.flush()
@@ -327,6 +360,37 @@ def change_level(session: Session, actor: Principal, ticket_id: int, level: int)
     record_change(
         session, actor, "ticket.level", ticket, before, organisation_id=ticket.organisation_id
     )
+    return ticket
+
+
+def mark_emergency(
+    session: Session, actor: Principal, ticket_id: int, emergency: bool, reason: str
+) -> Ticket:
+    """Staff mark an open ticket an emergency (the 10-minute reaction from
+    now), or unmark it, saying why; audited. Marking what already is so
+    changes nothing."""
+    _require(actor, Permission.SERVICE_MANAGE, "mark emergencies")
+    ticket = get_ticket(session, actor, ticket_id)
+    if ticket.status not in OPEN:
+        raise ConflictError(f"the ticket is {ticket.status}")
+    if not reason.strip():
+        raise InvalidInputError("a reason is required", [{"field": "reason", "message": "why"}])
+    if (emergency_since(ticket) is not None) == emergency:
+        return ticket
+    before = ticket.audit_view()
+    mark = {"at": utcnow().isoformat(), "emergency": emergency, "by": actor.label, "reason": reason}
+    ticket.emergency_marks = [*ticket.emergency_marks, mark]
+    session.flush()
+    record_change(
+        session,
+        actor,
+        "ticket.emergency" if emergency else "ticket.emergency-cleared",
+        ticket,
+        before,
+        organisation_id=ticket.organisation_id,
+    )
+    if emergency:
+        _notify(session, ticket)
     return ticket
 
 
