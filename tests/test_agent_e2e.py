@@ -194,3 +194,90 @@ def test_an_expired_device_stays_on_what_it_was_covered_for_until_a_contract(scr
         assert "offered 2.0.0" in _agent(config, "check")
         _agent(config, "run", "--until-idle")
         assert installed(home) == ["1.0.0", "2.0.0"]
+
+
+def _demo_agent_config(output: str) -> str:
+    """The agent config the demo printed: the lines after its heading, up to
+    the blank line."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Agent config for "))
+    config = []
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        config.append(line)
+    return "\n".join(config) + "\n"
+
+
+def test_the_agents_first_run_with_the_demos_config_keeps_the_version_the_server_knew(
+    scratch_url, tmp_path
+):
+    import stat
+    import tomllib
+
+    from sqlalchemy import create_engine, select
+
+    from upgrade_server import create_app
+    from upgrade_server.config import Settings
+    from upgrade_server.devices.models import Device
+    from upgrade_server.extensions import db
+    from upgrade_server.migrate import upgrade
+    from upgrade_server.updates.models import InstallEvent
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    upgrade(scratch_url)
+    engine = create_engine(scratch_url)
+
+    def server_side() -> tuple[str | None, list[tuple[str, str]]]:
+        with engine.connect() as conn:
+            device = conn.execute(select(Device).where(Device.serial == "DEMO-0002")).one()
+            steps = conn.execute(
+                select(InstallEvent.version, InstallEvent.status)
+                .where(InstallEvent.device_id == device.id)
+                .order_by(InstallEvent.id)
+            ).all()
+        return device.current_version, [tuple(s) for s in steps]
+
+    # Reports written in each request: what the server knows is read at once.
+    with gunicorn(scratch_url, instance, workers=2, UPGRADE_SERVER_REPORT_BATCH_SECONDS="0") as url:
+        app = create_app({"SETTINGS": Settings(instance_path=instance, database_url=scratch_url)})
+        with app.app_context():
+            demo = app.test_cli_runner().invoke(args=["demo", "--port", url.rsplit(":", 1)[1]])
+            db.engine.dispose()
+        assert demo.exit_code == 0, demo.output
+        printed = _demo_agent_config(demo.output)
+        settings = tomllib.loads(printed)
+        assert settings["server"] == url
+        assert {"token_file", "root", "product", "hardware_revision", "channel"} <= set(settings)
+        assert "initial_version" not in settings
+        token_file = instance / "demo-agent" / "DEMO-0002" / "token"
+        assert settings["token_file"] == str(token_file)
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert token_file.read_text().strip() not in demo.output
+        assert server_side() == ("0.9.0", [])
+
+        config = tmp_path / "agent.toml"
+        config.write_text(printed)  # exactly what the demo printed
+        command = [sys.executable, "-m", "upgrade_server.agent.cli", "--config", str(config)]
+        first = subprocess.run(
+            [*command, "run", "--until-idle"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert first.returncode == 0, first.stderr
+        # The demo release changes the watchdog timeout, which needs the
+        # operator: the device says so and waits, at the version the server knew.
+        assert "installed version 0.9.0, as the server knows it" in first.stderr
+        assert "1.0.0 waits for the operator" in first.stderr
+        assert "watchdog_timeout: default 30 s -> 60 s" in first.stderr
+        assert server_side() == ("0.9.0", [("1.0.0", "waiting")])
+
+        _agent(config, "acknowledge", "1.0.0")
+        _agent(config, "run", "--until-idle")
+        version, steps = server_side()
+        assert version == "1.0.0"
+        assert steps[-1] == ("1.0.0", "installed")
+    engine.dispose()

@@ -4,11 +4,13 @@ signed release."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import shutil
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -38,6 +40,8 @@ DEMO_DEVICES = (
     ("DEMO-0002", "rev-b", 200),
     ("DEMO-0003", "rev-b", 1200),  # past its three covered years
 )
+# The device whose agent config the demo writes and prints.
+DEMO_AGENT_DEVICE = "DEMO-0002"
 
 
 def load_demo() -> dict[str, str]:
@@ -166,6 +170,57 @@ def _publish_demo_release(session: Session, cli: Principal, product: Product) ->
     )
 
 
+# The demo's stand-in for a device's installer: it only says what it would install.
+_DEMO_INSTALLER = (
+    "import sys; print('demo device: would install', sys.argv[2], 'from', sys.argv[1])"
+)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret readable by its owner only (mode 0600), even if the file existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(path, 0o600)
+
+
+def write_agent_config(serial: str, token: str, server: str) -> tuple[Path, str]:
+    """Write what `upgrade-agent` needs for a demo device into the instance
+    folder (its token in a file of mode 0600, the product's trusted TUF root)
+    and its config; returns the config's path and text. The config names the
+    token file: the token itself is never printed."""
+    from upgrade_server.signing.service import repository_for
+
+    folder = current_settings().resolved_instance_path() / "demo-agent" / serial
+    folder.mkdir(parents=True, exist_ok=True)
+    token_file = folder / "token"
+    _write_private(token_file, token.encode() + b"\n")
+    with transaction() as session:
+        device = session.execute(select(Device).where(Device.serial == serial)).scalar_one()
+        root = repository_for(session, device.product, current_settings()).latest_file("root")
+        if root is None:
+            raise click.ClickException(f"product {device.product.code} has no TUF root")
+        root_file = folder / "root.json"
+        root_file.write_bytes(root.data)
+        settings = {
+            "server": server,
+            "token_file": str(token_file),
+            "root": str(root_file),
+            "product": device.product.code,
+            "hardware_revision": device.hardware_revision.code,
+            "channel": device.channel,
+            "state_dir": str(folder / "state"),
+        }
+    # No initial_version: the agent asks the server, which knows the device's.
+    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    command = [sys.executable, "-c", _DEMO_INSTALLER, "{file}", "{version}"]
+    lines.append(f"install_command = {json.dumps(command)}")
+    text = "\n".join(lines) + "\n"
+    config = folder / "agent.toml"
+    config.write_text(text)
+    return config, text
+
+
 @click.command("demo", help="Migrate, load demo data and print tokens; --serve runs it.")
 @click.option("--serve", is_flag=True, help="Start gunicorn afterwards.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -173,10 +228,17 @@ def _publish_demo_release(session: Session, cli: Principal, product: Product) ->
 def demo_command(serve: bool, host: str, port: int) -> None:
     migrate_upgrade(str(current_app.config["SQLALCHEMY_DATABASE_URI"]))
     shown = load_demo()
+    base = f"http://{host}:{port}"
+    agent_label = f"device {DEMO_AGENT_DEVICE}"
+    config, text = write_agent_config(DEMO_AGENT_DEVICE, shown[agent_label], base)
     click.echo("Demo data ready. Tokens (shown once; run `demo` again for new ones):")
     for label, secret in shown.items():
+        if label == agent_label:
+            secret = f"(in {config.parent / 'token'}, mode 0600)"
         click.echo(f"  {label:<42} {secret}")
-    base = f"http://{host}:{port}"
+    click.echo(f"\nAgent config for {DEMO_AGENT_DEVICE} (written to {config}):\n")
+    click.echo(text)
+    click.echo(f"Run it: upgrade-agent --config {config} run --until-idle")
     click.echo(
         f"\nServer: {base}\n  Portal:   {base}/portal/ (log in as {DEMO_CUSTOMER} with the"
         " portal password above)\n"
