@@ -254,6 +254,33 @@ def test_the_changelog_page_and_its_pdf_state_the_same_range(client, portal, tmp
     assert "0.9.0-to-1.1.0" in pdf.headers["Content-Disposition"]
 
 
+def test_the_service_record_pdf_words_its_entries_in_chinese(client, portal, factory, tmp_path):
+    """The record's PDF, from the portal or the API, says 安装调试 and 已计划
+    where its CSV says installation and planned."""
+    staff = factory.caller("support")
+    r = client.post(
+        "/api/v1/service-sessions",
+        json={
+            "kind": "installation",
+            "organisation_id": portal["org"].id,
+            "device_ids": [portal["device"].id],
+        },
+        headers=staff.headers,
+    )
+    assert r.status_code == 201, r.get_json()
+    url = f"/api/v1/devices/{portal['device'].id}/service-record"
+    customer = factory.caller("customer-viewer", portal["org"])
+    pdf = client.get(url + "?format=pdf", headers={**customer.headers, "Accept-Language": "zh-CN"})
+    text = _pdf_text(pdf.data, tmp_path, "api.pdf")
+    assert "安装调试" in text and "(Asia/Shanghai)" in text
+    assert not re.search(r"\b(installation|planned|session)\b", text)
+    csv = client.get(url + "?format=csv", headers=customer.headers).get_data(as_text=True)
+    assert "installation" in csv and "planned" in csv
+    login(client, "ops@customer.test")
+    page = client.get(f"/portal/devices/{portal['device'].id}/record?format=pdf&lang=zh-CN")
+    assert "安装调试" in _pdf_text(page.data, tmp_path, "portal.pdf")
+
+
 def test_download_button_follows_coverage(client, portal, factory):
     login(client, "ops@customer.test")
     url = f"/portal/releases/{portal['update']['id']}"

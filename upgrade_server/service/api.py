@@ -349,9 +349,15 @@ def record_response(
         return csv_response(rows, list(rows[0]) if rows else ["at"], f"{name}.csv")
     if fmt == "pdf":
         from upgrade_server.notes.documents import render_pdf
+        from upgrade_server.web.record import present
 
+        # People read the PDF: each entry in their words, as on the portal's
+        # record page (the JSON and the CSV keep the codes).
         html = render_template(
-            "portal/record_document.html", organisation=organisation, rows=rows, title=name
+            "portal/record_document.html",
+            organisation=organisation,
+            rows=present(session(), entries, zone),
+            title=name,
         )
         return Response(
             render_pdf(html),
