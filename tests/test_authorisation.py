@@ -19,6 +19,15 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/organisations"): {"admin"},
     ("GET", "/api/v1/organisations/<int:organisation_id>"): EVERYONE,
     ("PATCH", "/api/v1/organisations/<int:organisation_id>"): {"admin"},
+    ("GET", "/api/v1/organisations/<int:organisation_id>/sites"): EVERYONE,
+    ("POST", "/api/v1/organisations/<int:organisation_id>/sites"): {"admin"},
+    ("GET", "/api/v1/sites/<int:site_id>"): EVERYONE,
+    ("PATCH", "/api/v1/sites/<int:site_id>"): {"admin"},
+    ("DELETE", "/api/v1/sites/<int:site_id>"): {"admin"},
+    ("GET", "/api/v1/working-days"): EVERYONE,
+    ("GET", "/api/v1/working-days/exceptions"): EVERYONE,
+    ("POST", "/api/v1/working-days/exceptions"): {"admin", "support"},
+    ("DELETE", "/api/v1/working-days/exceptions/<int:exception_id>"): {"admin", "support"},
     ("GET", "/api/v1/users"): VENDOR | {"customer-admin"},
     ("POST", "/api/v1/users"): {"admin", "customer-admin"},
     ("GET", "/api/v1/users/me"): EVERYONE,
@@ -173,6 +182,8 @@ def _fill(rule: str, world) -> str:
         "session_id": 999_999,
         "entry_id": 999_999,
         "ticket_id": 999_999,
+        "site_id": 999_999,
+        "exception_id": 999_999,
     }
     return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule)
 

@@ -15,6 +15,7 @@ from upgrade_server.tickets.deadlines import (
     Facts,
     add_working_days,
     deadlines,
+    most_urgent_region,
 )
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
@@ -55,16 +56,21 @@ def test_each_level_and_region(level, region, ack, on_site):
 def test_part_replacement_within_two_working_days(notice_local, holidays, due_local):
     zone = ZoneInfo("Asia/Shanghai")
     notice = notice_local.replace(tzinfo=zone).astimezone(UTC)
-    facts = Facts(T0, 3, "other", holidays=holidays, repair_notice_at=notice)
+
+    def is_working(day: date) -> bool:
+        return day.weekday() < 5 and day not in holidays
+
+    facts = Facts(T0, 3, "other", is_working=is_working, repair_notice_at=notice)
     assert deadlines(facts)[PART_ON_SITE] == due_local.replace(tzinfo=zone).astimezone(UTC)
-    assert add_working_days(notice, 2, "Asia/Shanghai", holidays) == deadlines(facts)[PART_ON_SITE]
+    due = add_working_days(notice, 2, "Asia/Shanghai", is_working)
+    assert due == deadlines(facts)[PART_ON_SITE]
 
 
-def test_the_calendar_is_the_organisations():
+def test_the_working_days_are_counted_in_the_sites_zone():
     # Friday 23:30 UTC is already Saturday 07:30 in Shanghai: Monday, Tuesday.
     notice = datetime(2026, 3, 6, 23, 30, tzinfo=UTC)
-    shanghai = add_working_days(notice, 2, "Asia/Shanghai", ())
-    utc = add_working_days(notice, 2, "UTC", ())
+    shanghai = add_working_days(notice, 2, "Asia/Shanghai")
+    utc = add_working_days(notice, 2, "UTC")
     assert shanghai == datetime(2026, 3, 9, 23, 30, tzinfo=UTC)  # Tuesday 07:30 there
     assert utc == datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # Friday -> Monday -> Tuesday
 
@@ -100,3 +106,9 @@ def test_a_confirmed_pause_moves_the_deadlines_still_ahead():
 def test_report_within_48_hours_of_resolution():
     resolved = T0 + 5 * H
     assert deadlines(Facts(T0, 2, "other", resolved_at=resolved))[REPORT] == resolved + 48 * H
+
+
+def test_a_ticket_at_several_sites_takes_the_most_urgent_region():
+    assert most_urgent_region(["other", "beijing", "other"], "other") == "beijing"
+    assert most_urgent_region(["other"], "beijing") == "other"  # the site's, not the default
+    assert most_urgent_region([], "beijing") == "beijing"  # no site: the organisation's

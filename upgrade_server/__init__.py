@@ -127,14 +127,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.releases.signing_api import bp as signing_bp
     from upgrade_server.releases.tuf_api import bp as tuf_bp
     from upgrade_server.service.api import bp as service_bp
+    from upgrade_server.sites.api import bp as sites_bp
     from upgrade_server.tickets.api import bp as tickets_bp
     from upgrade_server.tickets.api import device_bp as device_alarms_bp
     from upgrade_server.updates.api import bp as updates_bp
     from upgrade_server.updates.device_api import bp as device_updates_bp
+    from upgrade_server.workdays.api import bp as working_days_bp
 
     for blueprint in (
         health.bp,
         organisations_bp,
+        sites_bp,
         users_bp,
         tokens_bp,
         products_bp,
@@ -142,6 +145,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         coverage_bp,
         service_bp,
         tickets_bp,
+        working_days_bp,
         audit_bp,
         releases_bp,
         signing_bp,

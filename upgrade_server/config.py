@@ -81,7 +81,14 @@ class Settings(BaseSettings):
     )
     holidays: str = Field(
         default="",
-        description="Holidays skipped by working-day deadlines: YYYY-MM-DD, comma separated.",
+        description="Days off for everyone on top of the working-day calendar (global"
+        " exceptions; staff record more through the API): YYYY-MM-DD, comma separated.",
+    )
+    working_calendar: Literal["cn-official", "weekends"] = Field(
+        default="cn-official",
+        description="Working days for deadlines: China's official calendar with its"
+        " make-up working days (chinesecalendar; Monday-Friday in years it has no data"
+        " for), or Monday-Friday only.",
     )
     alarm_uploads_per_minute: int = Field(
         default=30,

@@ -9,6 +9,7 @@ from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
+from upgrade_server.sites.models import Site
 from upgrade_server.tickets.models import (
     Alarm,
     IncidentReport,
@@ -18,6 +19,7 @@ from upgrade_server.tickets.models import (
 )
 from upgrade_server.tickets.notify import Notification
 from upgrade_server.updates.models import InstallEvent
+from upgrade_server.workdays.models import WorkingDayException
 
 __all__ = [
     "Alarm",
@@ -43,8 +45,10 @@ __all__ = [
     "ServiceSession",
     "SigningKey",
     "SigningRequest",
+    "Site",
     "Ticket",
     "TicketBreach",
     "TicketPause",
     "User",
+    "WorkingDayException",
 ]

@@ -27,6 +27,7 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.schemas import parse_timestamp
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Ticket
+from upgrade_server.workdays.service import Calendars, working_calendars
 
 STEPS = click.Choice(["acknowledged", "on-the-way", "on-site", "resolved", "closed"])
 LEVELS = click.IntRange(1, 4)
@@ -56,9 +57,9 @@ def _actor(email: str | None) -> Principal:
     return actor
 
 
-def _holidays() -> tuple[Any, ...]:
+def _holidays() -> Calendars:
     # What the API's views pass for working days: one place to follow them.
-    return current_settings().holiday_dates()
+    return working_calendars(session(), current_settings())
 
 
 def _when(value: datetime | None) -> str:

@@ -28,7 +28,10 @@ class DeviceOut(Schema):
     product = String(attribute="product.code")
     hardware_revision = String(attribute="hardware_revision.code")
     organisation_id = Integer()
-    site = String()
+    site = String(metadata={"description": "its site's name (sites: /api/v1/sites)"})
+    site_id = Integer(allow_none=True)
+    site_region = String(metadata={"description": "the site's, else the organisation's"})
+    site_timezone = String(metadata={"description": "the site's, else the organisation's"})
     delivered_on = Date(allow_none=True)
     accepted_on = Date(allow_none=True)
     current_version = String(allow_none=True)
@@ -58,7 +61,11 @@ class DeviceIn(Schema):
     product = String(required=True, metadata={"description": "product code"})
     hardware_revision = String(required=True, metadata={"description": "revision code"})
     organisation = String(required=True, metadata={"description": "organisation slug or id"})
-    site = String(load_default="", validate=Length(0, 200))
+    site = String(
+        load_default="",
+        validate=Length(0, 200),
+        metadata={"description": "a site's name; a new name adds a site to the organisation"},
+    )
     delivered_on = String(load_default=None, allow_none=True, metadata={"format": "date"})
     accepted_on = String(load_default=None, allow_none=True, metadata={"format": "date"})
     channel = String(load_default="stable", validate=Length(1, 32))
@@ -66,7 +73,10 @@ class DeviceIn(Schema):
 
 
 class DevicePatch(Schema):
-    site = String(validate=Length(0, 200))
+    site = String(
+        validate=Length(0, 200),
+        metadata={"description": "a site's name; a new name adds a site, empty: none"},
+    )
     hardware_revision = String()
     organisation_id = Integer()
     delivered_on = Date(allow_none=True)

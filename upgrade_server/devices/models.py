@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, text
+from sqlalchemy import JSON, ColumnElement, Date, ForeignKey, Index, String, func, select, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from upgrade_server.clock import utcnow
@@ -11,6 +12,7 @@ from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
+from upgrade_server.sites.models import Site
 
 
 class Device(Base):
@@ -18,6 +20,7 @@ class Device(Base):
     __table_args__ = (
         Index("ix_devices_organisation_id_id", "organisation_id", "id"),
         Index("ix_devices_product_id_id", "product_id", "id"),
+        Index("ix_devices_site_id", "site_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -29,7 +32,9 @@ class Device(Base):
     organisation_id: Mapped[int] = mapped_column(
         ForeignKey("organisations.id", ondelete="RESTRICT")
     )
-    site: Mapped[str] = mapped_column(String(200), default="")
+    # Where it stands (None: not said); its region and time zone are the
+    # organisation's unless the site has its own.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
     delivered_on: Mapped[date | None] = mapped_column(Date)
     accepted_on: Mapped[date | None] = mapped_column(Date)
     current_version: Mapped[str | None] = mapped_column(String(64))
@@ -50,6 +55,30 @@ class Device(Base):
     product: Mapped[Product] = relationship(lazy="joined")
     hardware_revision: Mapped[HardwareRevision] = relationship(lazy="joined")
     organisation: Mapped[Organisation] = relationship(lazy="joined")
+    site_record: Mapped[Site | None] = relationship(lazy="joined")
+
+    @hybrid_property
+    def site(self) -> str:
+        """The site's name ("" when none), as the API and CSV files give it."""
+        return self.site_record.name if self.site_record is not None else ""
+
+    @site.inplace.expression
+    @classmethod
+    def _site_name(cls) -> ColumnElement[str]:
+        name = select(Site.name).where(Site.id == cls.site_id).scalar_subquery()
+        return func.coalesce(name, "")
+
+    @property
+    def site_region(self) -> str:
+        """The region its tickets' on-site deadlines use."""
+        site = self.site_record
+        return site.effective_region if site is not None else self.organisation.region
+
+    @property
+    def site_timezone(self) -> str:
+        """The time zone its tickets' working days are counted in."""
+        site = self.site_record
+        return site.effective_timezone if site is not None else self.organisation.timezone
 
     def audit_view(self) -> dict[str, object]:
         return {
@@ -58,6 +87,7 @@ class Device(Base):
             "hardware_revision_id": self.hardware_revision_id,
             "organisation_id": self.organisation_id,
             "site": self.site,
+            "site_id": self.site_id,
             "delivered_on": self.delivered_on.isoformat() if self.delivered_on else None,
             "accepted_on": self.accepted_on.isoformat() if self.accepted_on else None,
             "current_version": self.current_version,

@@ -28,6 +28,8 @@ from upgrade_server.errors import InvalidInputError, NotFoundError, PermissionDe
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import DEFAULT_CHANNELS, Channel
+from upgrade_server.sites.models import Site
+from upgrade_server.sites.service import site_named
 
 CSV_COLUMNS = (
     "serial",
@@ -143,6 +145,7 @@ class _Resolver:
         self.products: dict[str, Product | None] = {}
         self.channels: dict[int, tuple[str, ...]] = {}
         self.organisations: dict[str, Organisation | None] = {}
+        self.sites: dict[tuple[int, str], Site] = {}
 
     def product(self, code: str) -> Product | None:
         if code not in self.products:
@@ -166,6 +169,10 @@ class _Resolver:
                 org = self.session.get(Organisation, int(ref))
             self.organisations[ref] = org if org and self.actor.sees_organisation(org.id) else None
         return self.organisations[ref]
+
+    def site(self, organisation: Organisation, name: str) -> Site | None:
+        """The organisation's site of that name, made if it has none yet."""
+        return site_named(self.session, self.actor, organisation, name, self.sites)
 
 
 def _parse_date(value: str | None, name: str, errors: list[dict[str, Any]]) -> date | None:
@@ -270,13 +277,16 @@ def _describe(
     )
 
 
-def _provision(session: Session, actor: Principal, row: _Row) -> ProvisionedDevice:
+def _provision(
+    session: Session, actor: Principal, row: _Row, resolver: _Resolver
+) -> ProvisionedDevice:
+    site = resolver.site(row.organisation, row.site)
     device = Device(
         serial=row.serial,
         product=row.product,
         hardware_revision=row.revision,
         organisation=row.organisation,
-        site=row.site,
+        site_record=site,
         delivered_on=row.delivered_on,
         accepted_on=row.accepted_on,
         channel=row.channel,
@@ -297,10 +307,11 @@ def _provision(session: Session, actor: Principal, row: _Row) -> ProvisionedDevi
 def create_device(session: Session, actor: Principal, data: dict[str, Any]) -> ProvisionedDevice:
     """Provision one device and its token. The token secret is returned once."""
     _require_write(actor)
-    row, errors = _describe(_Resolver(session, actor), data)
+    resolver = _Resolver(session, actor)
+    row, errors = _describe(resolver, data)
     if row is None:
         raise InvalidInputError("the device description is invalid", errors)
-    provisioned = _provision(session, actor, row)
+    provisioned = _provision(session, actor, row, resolver)
     flush_unique(session, f"a device with serial {row.serial!r} exists")
     _refresh_coverage(session, [provisioned.device])
     record_change(
@@ -396,7 +407,9 @@ def import_devices_csv(session: Session, actor: Principal, data: bytes) -> list[
         )
     if not rows:
         raise InvalidInputError("the CSV file has no rows", [{"row": 2, "message": "no data"}])
-    provisioned = [_provision(session, actor, row) for row in rows]
+    for row in rows:  # the new sites first, before any device is pending
+        resolver.site(row.organisation, row.site)
+    provisioned = [_provision(session, actor, row, resolver) for row in rows]
     flush_unique(session, "a device in the file was created meanwhile; nothing was imported")
     _refresh_coverage(session, [p.device for p in provisioned])
     record(
@@ -430,6 +443,7 @@ def update_device(
             errors.append({"field": "hardware_revision", "message": "no such revision"})
         else:
             device.hardware_revision = revision
+    site_name = changes.get("site", device.site)
     if "organisation_id" in changes:
         org = session.get(Organisation, changes["organisation_id"])
         if org is None:
@@ -443,9 +457,15 @@ def update_device(
         _check_channel(channels, device.product, changes["channel"], errors)
     if errors:
         raise InvalidInputError("the change is invalid", errors)
-    for key in ("site", "delivered_on", "accepted_on", "channel", "current_version"):
+    for key in ("delivered_on", "accepted_on", "channel", "current_version"):
         if key in changes:
             setattr(device, key, changes[key])
+    moved = device.site_record is not None and (
+        device.site_record.organisation_id != device.organisation.id
+    )
+    if "site" in changes or moved:
+        # A site by name, in the device's (new) organisation.
+        device.site_record = site_named(session, actor, device.organisation, site_name)
     if device.delivered_on and device.accepted_on and device.accepted_on < device.delivered_on:
         raise InvalidInputError(
             "the change is invalid", [{"field": "accepted_on", "message": "before delivered_on"}]

@@ -23,6 +23,7 @@ from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Ticket
+from upgrade_server.workdays.service import Calendars, working_calendars
 
 bp = APIBlueprint("tickets", __name__, url_prefix="/api/v1", tag="Tickets")
 device_bp = APIBlueprint("device_alarms", __name__, url_prefix="/api/device/v1", tag="Device API")
@@ -53,6 +54,13 @@ class DeadlineOut(Schema):
     due_at = DateTime()
     met_at = DateTime(allow_none=True)
     late_minutes = Integer(allow_none=True)
+    calendar = String(
+        allow_none=True,
+        metadata={
+            "description": "which calendar counted its working days (part_on_site), e.g."
+            " 'CN official calendar (chinesecalendar 1.11.0) + 1 staff exception'"
+        },
+    )
 
 
 class PauseOut(Schema):
@@ -75,7 +83,10 @@ class EmergencyMarkOut(Schema):
 class TicketOut(Schema):
     id = Integer()
     organisation_id = Integer()
-    region = String()
+    region = String(
+        metadata={"description": "its deadlines' region: its devices' sites' (the most urgent)"}
+    )
+    timezone = String(metadata={"description": "the zone its working days are counted in"})
     level = Integer()
     status = String()
     title = String()
@@ -179,7 +190,7 @@ class DeadlineReportQuery(Schema):
 
 def _view(ticket: Ticket) -> dict[str, Any]:
     now = utcnow()
-    found = service.deadlines_of(ticket, current_settings().holiday_dates(), now)
+    found = service.deadlines_of(ticket, _calendars(), now)
     data = {
         name: getattr(ticket, name) for name in TicketOut._declared_fields if hasattr(ticket, name)
     }
@@ -190,6 +201,7 @@ def _view(ticket: Ticket) -> dict[str, Any]:
             "due_at": d.due_at,
             "met_at": d.met_at,
             "late_minutes": round(d.late.total_seconds() / 60) if d.late else None,
+            "calendar": d.calendar,
         }
         for d in found
     ]
@@ -202,10 +214,13 @@ def _view(ticket: Ticket) -> dict[str, Any]:
     return data
 
 
+def _calendars() -> Calendars:
+    return working_calendars(session(), current_settings())
+
+
 def _with_breaches(ticket: Ticket) -> Ticket:
     """A step taken late is recorded as a breach at once."""
-    holidays = current_settings().holiday_dates()
-    service.record_breaches(session(), [ticket], holidays, utcnow())
+    service.record_breaches(session(), [ticket], _calendars(), utcnow())
     return ticket
 
 
@@ -247,8 +262,7 @@ def upload_alarm(data: dict[str, Any]) -> Any:
 def list_tickets() -> dict[str, Any]:
     """Tickets the caller may see, open ones first by the nearest deadline."""
     actor = current_principal()
-    holidays = current_settings().holiday_dates()
-    open_ones = [t for t, _ in service.board(session(), actor, holidays)]
+    open_ones = [t for t, _ in service.board(session(), actor, _calendars())]
     done = session().scalars(
         service.visible_tickets(actor)
         .where(Ticket.status.not_in(service.OPEN))
@@ -418,13 +432,14 @@ def deadline_report(query: dict[str, Any]) -> Any:
     rows = service.deadline_report(
         session(),
         actor,
-        current_settings().holiday_dates(),
+        _calendars(),
         instant(query["start"], zone),
         instant(query["end"], zone),
         query["organisation_id"],
     )
     if query["format"] == "csv":
         columns = ["ticket_id", "organisation", "level", "deadline", "due_at", "met_at", "met"]
-        return csv_response(rows, [*columns, "late_minutes"], "deadlines.csv")
+        extra = ["late_minutes", "region", "timezone", "calendar"]
+        return csv_response(rows, [*columns, *extra], "deadlines.csv")
     met = sum(1 for r in rows if r["met"])
     return {"met": met, "missed": len(rows) - met, "items": rows}

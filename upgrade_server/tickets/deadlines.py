@@ -10,8 +10,9 @@ pure functions of what happened to the ticket.
 - On site, by level and region: levels 1-2 within 2 hours in Beijing and 24
   hours elsewhere; levels 3-4 within 4 and 48 hours.
 - On site within 2 working days of a repair notice when a part must be
-  replaced (working days skip weekends and the configured holidays, on the
-  organisation's calendar).
+  replaced. Which days are working days is the caller's to say (a predicate,
+  e.g. the official calendar with staff exceptions: workdays/calendar.py),
+  counted in the time zone of the ticket's site.
 - The incident report within 48 hours of resolution.
 
 A level change at time t: raised, each deadline becomes the sooner of the
@@ -22,7 +23,7 @@ confirmed moves every deadline still ahead of it by its length.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -48,16 +49,36 @@ def on_site_window(level: int, region: str) -> timedelta:
     return timedelta(hours=4 if beijing else 48)
 
 
-def add_working_days(start: datetime, days: int, zone: str, holidays: Iterable[date]) -> datetime:
-    """`start` moved on by `days` working days on the organisation's calendar
-    (weekends and holidays skipped), at the same time of day."""
+def most_urgent_region(regions: Iterable[str], default: str) -> str:
+    """Of the regions of a ticket's sites, the one with the soonest on-site
+    deadlines (`default` when there are none)."""
+    return min(
+        regions,
+        key=lambda region: (on_site_window(1, region), on_site_window(3, region)),
+        default=default,
+    )
+
+
+WorkingDay = Callable[[date], bool]
+
+
+def weekdays(day: date) -> bool:
+    """Monday to Friday: the calendar when no other is given."""
+    return day.weekday() < 5
+
+
+def add_working_days(
+    start: datetime, days: int, zone: str, is_working: WorkingDay = weekdays
+) -> datetime:
+    """`start` moved on by `days` working days, at the same time of day in
+    `zone` (the calendar days are that zone's)."""
     tz = ZoneInfo(zone)
-    off = set(holidays)
     local = start.astimezone(tz)
     moved = 0
     while moved < days:
+        # Wall-clock arithmetic: the same local time on the next day.
         local = local + timedelta(days=1)
-        if local.weekday() < 5 and local.date() not in off:
+        if is_working(local.date()):
             moved += 1
     return local.astimezone(start.tzinfo)
 
@@ -68,7 +89,7 @@ class Facts:
     opened_level: int
     region: str
     zone: str = "Asia/Shanghai"
-    holidays: tuple[date, ...] = ()
+    is_working: WorkingDay = weekdays
     # (when, new level), in order
     level_changes: list[tuple[datetime, int]] = field(default_factory=list)
     repair_notice_at: datetime | None = None
@@ -126,7 +147,7 @@ def deadlines(facts: Facts, now: datetime | None = None) -> dict[str, datetime]:
         due[ACK], clock[ACK] = since + EMERGENCY_ACK_WITHIN, since
     if facts.repair_notice_at is not None:
         due[PART_ON_SITE] = add_working_days(
-            facts.repair_notice_at, PART_WORKING_DAYS, facts.zone, facts.holidays
+            facts.repair_notice_at, PART_WORKING_DAYS, facts.zone, facts.is_working
         )
         clock[PART_ON_SITE] = facts.repair_notice_at
     if facts.resolved_at is not None:

@@ -58,7 +58,11 @@ class Ticket(Base):
     organisation_id: Mapped[int] = mapped_column(
         ForeignKey("organisations.id", ondelete="RESTRICT")
     )
-    region: Mapped[str] = mapped_column(String(16))  # the organisation's, when opened
+    # What its deadlines use, fixed when it opened (tickets.service.place_of):
+    # its devices' sites' region (the most urgent) and time zone, else the
+    # organisation's.
+    region: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
     level: Mapped[int]
     opened_level: Mapped[int]
     # [[iso time, new level], ...]

@@ -18,7 +18,7 @@ from typing import Any
 import urllib3
 from flask import Flask
 from sqlalchemy import JSON, ForeignKey, String, or_, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from upgrade_server.clock import utcnow
 from upgrade_server.config import Settings
@@ -26,6 +26,7 @@ from upgrade_server.database import UTCDateTime, write_intent
 from upgrade_server.extensions import Base, db
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Ticket
+from upgrade_server.workdays.service import working_calendars
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
@@ -139,7 +140,7 @@ def due_soon(session: Session, settings: Settings, now: datetime | None = None) 
 
 
 def _deadlines(ticket: Ticket, settings: Settings, now: datetime) -> list[service.Deadline]:
-    return service.deadlines_of(ticket, settings.holiday_dates(), now)
+    return service.deadlines_of(ticket, working_calendars(object_session(ticket), settings), now)
 
 
 def stale_because(
@@ -274,7 +275,7 @@ def run_once(app: Flask, now: datetime | None = None) -> int:
             settings: Settings = app.config["SETTINGS"]
             session = db.session()
             try:
-                service.sweep_breaches(session, settings.holiday_dates(), now)
+                service.sweep_breaches(session, working_calendars(session, settings), now)
                 due_soon(session, settings, now)
                 session.commit()
                 return deliver(session, settings, now)

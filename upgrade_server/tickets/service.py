@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
-from upgrade_server.clock import utcnow
+from upgrade_server.clock import local_day, utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import visible_devices
 from upgrade_server.errors import (
@@ -39,6 +39,7 @@ from upgrade_server.tickets.models import (
     TicketBreach,
     TicketPause,
 )
+from upgrade_server.workdays.service import Calendars
 
 OPEN = ("new", "acknowledged", "on-the-way", "on-site")
 _STEP_TIME = {
@@ -80,13 +81,13 @@ def get_ticket(session: Session, actor: Principal, ticket_id: int) -> Ticket:
 # --- deadlines ------------------------------------------------------------------------------
 
 
-def facts(ticket: Ticket, holidays: tuple[Any, ...]) -> rules.Facts:
+def facts(ticket: Ticket, calendars: Calendars) -> rules.Facts:
     return rules.Facts(
         opened_at=ticket.opened_at,
         opened_level=ticket.opened_level,
         region=ticket.region,
-        zone=ticket.organisation.timezone,
-        holidays=holidays,
+        zone=ticket.timezone,
+        is_working=calendars.of(ticket.organisation_id),
         level_changes=[(datetime.fromisoformat(at), level) for at, level in ticket.level_changes],
         repair_notice_at=ticket.repair_notice_at,
         resolved_at=ticket.resolved_at,
@@ -131,32 +132,56 @@ class Deadline:
     due_at: datetime
     met_at: datetime | None
     late: timedelta | None  # None: met in time or not due yet
+    calendar: str | None = None  # which calendar counted its working days
 
     @property
     def breached(self) -> bool:
         return self.late is not None
 
 
-def deadlines_of(ticket: Ticket, holidays: tuple[Any, ...], now: datetime) -> list[Deadline]:
+def deadlines_of(ticket: Ticket, calendars: Calendars, now: datetime) -> list[Deadline]:
     found = []
-    for name, due in rules.deadlines(facts(ticket, holidays), now).items():
+    for name, due in rules.deadlines(facts(ticket, calendars), now).items():
         met = getattr(ticket, _MET_BY[name])
         if met is not None:
             late = met - due if met > due else None
         else:
             late = now - due if now > due and ticket.status != "closed" else None
-        found.append(Deadline(name, due, met, late))
+        used = calendar_used(ticket, calendars) if name == rules.PART_ON_SITE else None
+        found.append(Deadline(name, due, met, late, used))
     return sorted(found, key=lambda d: d.due_at)
 
 
+def calendar_used(ticket: Ticket, calendars: Calendars) -> str | None:
+    """Which calendar decided the working days of the part-on-site deadline,
+    e.g. "CN official calendar (chinesecalendar 1.11.0) + 1 staff exception"."""
+    if ticket.repair_notice_at is None:
+        return None
+    working = calendars.of(ticket.organisation_id)
+    notice = ticket.repair_notice_at
+    due = rules.add_working_days(notice, rules.PART_WORKING_DAYS, ticket.timezone, working)
+    first = local_day(notice, ticket.timezone) + timedelta(days=1)
+    return working.used(first, local_day(due, ticket.timezone)).summary
+
+
+def place_of(devices: list[Device], organisation: Organisation) -> tuple[str, str]:
+    """The region and time zone a new ticket's deadlines use: its devices'
+    sites' (of several, the most urgent region, and that site's zone), else the
+    organisation's."""
+    places = [(d.site_region, d.site_timezone) for d in devices]
+    region = rules.most_urgent_region((r for r, _ in places), organisation.region)
+    zone = next((z for r, z in places if r == region), organisation.timezone)
+    return region, zone
+
+
 def record_breaches(
-    session: Session, tickets: list[Ticket], holidays: tuple[Any, ...], now: datetime
+    session: Session, tickets: list[Ticket], calendars: Calendars, now: datetime
 ) -> int:
     """Keep a row for every missed deadline of these tickets, with how late
     (updated while it stays unmet, final once met); returns how many changed."""
     changed = 0
     for ticket in tickets:
-        for deadline in deadlines_of(ticket, holidays, now):
+        for deadline in deadlines_of(ticket, calendars, now):
             if deadline.late is None:
                 continue
             row = session.scalars(
@@ -179,10 +204,10 @@ def record_breaches(
     return changed
 
 
-def sweep_breaches(session: Session, holidays: tuple[Any, ...], now: datetime | None = None) -> int:
+def sweep_breaches(session: Session, calendars: Calendars, now: datetime | None = None) -> int:
     """record_breaches for every ticket still open (run in the background)."""
     open_tickets = list(session.scalars(select(Ticket).where(Ticket.status.in_(OPEN))))
-    return record_breaches(session, open_tickets, holidays, now or utcnow())
+    return record_breaches(session, open_tickets, calendars, now or utcnow())
 
 
 # --- alarms ---------------------------------------------------------------------------------
@@ -220,9 +245,11 @@ def receive_alarm(
         stored = _store(session, device, data, ticket, now, per_minute)
         return AlarmResult(ticket, created=True, stored=stored)
     if ticket is None:
+        region, zone = place_of([device], device.organisation)
         ticket = Ticket(
             organisation_id=device.organisation_id,
-            region=device.organisation.region,
+            region=region,
+            timezone=zone,
             level=data["level"],
             opened_level=data["level"],
             title=f"{data['code']}: {data.get('message', '')}"[:200],
@@ -314,9 +341,11 @@ def open_ticket(session: Session, actor: Principal, data: dict[str, Any], via: s
         raise InvalidInputError(
             "the ticket is invalid", [{"field": "device_ids", "message": "its devices"}]
         )
+    region, zone = place_of(devices, organisation)
     ticket = Ticket(
         organisation_id=organisation.id,
-        region=organisation.region,
+        region=region,
+        timezone=zone,
         level=data["level"],
         opened_level=data["level"],
         title=data["title"],
@@ -562,13 +591,13 @@ def report_of(session: Session, actor: Principal, ticket_id: int) -> IncidentRep
 
 
 def board(
-    session: Session, actor: Principal, holidays: tuple[Any, ...], now: datetime | None = None
+    session: Session, actor: Principal, calendars: Calendars, now: datetime | None = None
 ) -> list[tuple[Ticket, list[Deadline]]]:
     """Open tickets, nearest unmet deadline first."""
     now = now or utcnow()
     rows = []
     for ticket in session.scalars(visible_tickets(actor).where(Ticket.status.in_(OPEN))):
-        found = deadlines_of(ticket, holidays, now)
+        found = deadlines_of(ticket, calendars, now)
         rows.append((ticket, found))
 
     def nearest(row: tuple[Ticket, list[Deadline]]) -> datetime:
@@ -581,7 +610,7 @@ def board(
 def deadline_report(
     session: Session,
     actor: Principal,
-    holidays: tuple[Any, ...],
+    calendars: Calendars,
     start: datetime,
     end: datetime,
     organisation_id: int | None = None,
@@ -595,7 +624,7 @@ def deadline_report(
         stmt = stmt.where(Ticket.organisation_id == organisation_id)
     rows = []
     for ticket in session.scalars(stmt.order_by(Ticket.id)):
-        for deadline in deadlines_of(ticket, holidays, now):
+        for deadline in deadlines_of(ticket, calendars, now):
             if deadline.met_at is None and not deadline.breached:
                 continue  # not due yet
             rows.append(
@@ -610,6 +639,9 @@ def deadline_report(
                     "late_minutes": (
                         round(deadline.late.total_seconds() / 60) if deadline.late else 0
                     ),
+                    "region": ticket.region,
+                    "timezone": ticket.timezone,
+                    "calendar": deadline.calendar,
                 }
             )
     return rows

@@ -52,6 +52,7 @@ from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import LANGUAGES, csrf, current_language, problems
 from upgrade_server.web.record import present as record_rows
 from upgrade_server.web.times import when
+from upgrade_server.workdays.service import working_calendars
 
 bp = APIBlueprint("portal", __name__, url_prefix="/portal", enable_openapi=False)
 root_bp = APIBlueprint("portal_root", __name__, enable_openapi=False)
@@ -537,8 +538,8 @@ def device_record(device_id: int) -> Any:
 def ticket_list() -> str:
     """Open tickets first, by the nearest deadline (the staff board), then the rest."""
     actor = require_login()
-    holidays = current_settings().holiday_dates()
-    board = tickets.board(db_session(), actor, holidays)
+    calendars = working_calendars(db_session(), current_settings())
+    board = tickets.board(db_session(), actor, calendars)
     done = list(
         db_session().scalars(
             tickets.visible_tickets(actor)

@@ -1,0 +1,1 @@
+"""Working days: the official calendar, staff exceptions, which calendar a deadline used."""
