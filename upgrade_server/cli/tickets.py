@@ -57,8 +57,8 @@ def _actor(email: str | None) -> Principal:
     return actor
 
 
-def _holidays() -> Calendars:
-    # What the API's views pass for working days: one place to follow them.
+def _calendars() -> Calendars:
+    # The working-day calendars the API's views use for deadlines.
     return working_calendars(session(), current_settings())
 
 
@@ -67,7 +67,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _row(ticket: Ticket, now: datetime) -> str:
-    deadlines = service.deadlines_of(ticket, _holidays(), now)
+    deadlines = service.deadlines_of(ticket, _calendars(), now)
     pending = [d for d in deadlines if d.met_at is None]
     nearest = min(pending, key=lambda d: d.due_at) if pending else None
     due = f"{nearest.name} {_when(nearest.due_at)}" if nearest else "-"
@@ -107,7 +107,7 @@ def _view(ticket: Ticket, now: datetime) -> dict[str, Any]:
                 "met_at": _when(d.met_at) if d.met_at else None,
                 "late_minutes": round(d.late.total_seconds() / 60) if d.late else None,
             }
-            for d in service.deadlines_of(ticket, _holidays(), now)
+            for d in service.deadlines_of(ticket, _calendars(), now)
         ],
     }
 
@@ -140,7 +140,7 @@ def list_tickets(everything: bool, as_email: str | None) -> None:
     actor = _actor(as_email)
     now = utcnow()
     try:
-        open_ones = [t for t, _ in service.board(session(), actor, _holidays())]
+        open_ones = [t for t, _ in service.board(session(), actor, _calendars())]
     except AppError as error:
         fail(error)
     done: list[Ticket] = []
@@ -232,7 +232,7 @@ def advance(ticket_id: int, status: str, at_text: str | None, as_email: str | No
         with transaction() as db_session:
             actor = _actor(as_email)
             ticket = service.advance(db_session, actor, ticket_id, status, at)
-            service.record_breaches(db_session, [ticket], _holidays(), utcnow())
+            service.record_breaches(db_session, [ticket], _calendars(), utcnow())
     except AppError as error:
         fail(error)
     click.echo(f"ticket {ticket.id} {ticket.status}")
