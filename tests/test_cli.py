@@ -206,6 +206,7 @@ def test_tickets_from_the_cli_run_the_apis_services_as_staff_and_are_audited(
     assert {d["name"] for d in view["deadlines"]} == {d["name"] for d in body["deadlines"]}
     text = runner.invoke(args=["tickets", "show", str(ticket_id)]).output
     assert f"ticket {ticket_id}: PSU fails" in text and "deadline" in text
+    assert f"working days in {body['timezone']}" in text
     # Audited, naming the staff user it acted as.
     actions = dict(
         db.session.execute(

@@ -88,6 +88,8 @@ def _view(ticket: Ticket, now: datetime) -> dict[str, Any]:
         "title": ticket.title,
         "description": ticket.description,
         "source": ticket.source,
+        "region": ticket.region,
+        "timezone": ticket.timezone,
         "devices": [d.serial for d in ticket.devices],
         "opened_at": _when(ticket.opened_at),
         "steps": {
@@ -106,6 +108,7 @@ def _view(ticket: Ticket, now: datetime) -> dict[str, Any]:
                 "due_at": _when(d.due_at),
                 "met_at": _when(d.met_at) if d.met_at else None,
                 "late_minutes": round(d.late.total_seconds() / 60) if d.late else None,
+                "calendar": d.calendar,
             }
             for d in service.deadlines_of(ticket, _calendars(), now)
         ],
@@ -119,6 +122,7 @@ def _show(ticket: Ticket, as_json: bool) -> None:
         return
     click.echo(f"ticket {view['id']}: {view['title']} ({view['organisation']})")
     click.echo(f"  level {view['level']}, {view['status']}, opened {view['opened_at']}")
+    click.echo(f"  deadlines of region {view['region']}, working days in {view['timezone']}")
     if view["devices"]:
         click.echo(f"  devices {', '.join(view['devices'])}")
     for step, at in view["steps"].items():
@@ -129,7 +133,8 @@ def _show(ticket: Ticket, as_json: bool) -> None:
             state = f"LATE by {d['late_minutes']} min"
         else:
             state = f"met {d['met_at']}" if d["met_at"] else "pending"
-        click.echo(f"  deadline {d['name']:14} due {d['due_at']}  {state}")
+        used = f" ({d['calendar']})" if d["calendar"] else ""
+        click.echo(f"  deadline {d['name']:14} due {d['due_at']}  {state}{used}")
 
 
 @tickets_group.command("list")
