@@ -344,3 +344,124 @@ def test_the_emergency_endpoint_and_fields_are_in_the_openapi_document(client):
     fields = spec["components"]["schemas"]["TicketOut"]["properties"]
     assert {"emergency", "emergency_since", "emergency_levels", "emergency_marks"} <= set(fields)
     assert "emergency_levels" in spec["components"]["schemas"]["ProductPatch"]["properties"]
+
+
+# --- the customer's ticket page (issue 14, point 8) ---------------------------------------------
+
+
+def _text(page: str) -> str:
+    """What a reader sees: the page without its tags."""
+    from html import unescape
+
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+@pytest.fixture
+def follower(client, plant, factory):
+    """The plant's organisation with a customer who may log in to the portal."""
+    from tests.test_portal import PASSWORD
+    from upgrade_server.accounts import service as accounts
+
+    user = factory.user("customer-viewer", plant["org"], email="noc@plant.test")
+    user.password_hash = accounts.hash_password(PASSWORD)
+    db.session.commit()
+    return user
+
+
+def test_customers_follow_a_tickets_progress_on_its_page(client, plant, follower, factory):
+    from tests.test_portal import _csrf, login
+
+    ticket_id = _alarm(client, plant, "p-1", level=1).get_json()["ticket_id"]
+    url = f"/api/v1/tickets/{ticket_id}"
+    support = plant["support"].headers
+    for status in ("acknowledged", "on-the-way"):
+        client.post(f"{url}/status", json={"status": status}, headers=support)
+    client.post(f"{url}/pause", json={"reason": "远程访问未开通"}, headers=support)
+    login(client, follower.email)
+    board = client.get("/portal/tickets?lang=en").get_data(as_text=True)
+    assert f'href="/portal/tickets/{ticket_id}"' in board and "Emergency" in board
+
+    page = client.get(f"/portal/tickets/{ticket_id}?lang=en")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = _text(page.get_data(as_text=True))
+    assert "engineer on the way" in text and "Emergency" in text
+    assert "acknowledgement" in text and "met" in text and "(Asia/Shanghai)" in text
+    assert plant["device"].serial in text and "远程访问未开通" in text
+    assert "not delivered yet" in text
+    # The customer confirms the wait from the page.
+    r = client.post(
+        f"/portal/tickets/{ticket_id}/pause/confirm",
+        data={"csrf_token": _csrf(page.get_data(as_text=True))},
+    )
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/portal/tickets/{ticket_id}")
+    pause = db.session.get(Ticket, ticket_id).pauses[0]
+    assert pause.confirmed_by == follower.email
+    # In Chinese: words, never the stored codes.
+    zh = _text(client.get(f"/portal/tickets/{ticket_id}?lang=zh-CN").get_data(as_text=True))
+    assert "工程师在途" in zh and "已受理" in zh and "设备告警" in zh and "响应" in zh
+    for code in ("on-the-way", "acknowledged", "acknowledge", "alarm", "on_site", "new"):
+        assert not re.search(rf"(?<![\w-]){re.escape(code)}(?![\w-])", zh), code
+    # Another organisation's ticket is a page saying so, as a missing one.
+    _, token = factory.device()
+    other = client.post(
+        "/api/device/v1/alarms",
+        json={"alarm_id": "x", "code": "X", "level": 3, "occurred_at": "2026-03-02T02:00:00Z"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).get_json()["ticket_id"]
+    for missing in (other, 999_999):
+        r = client.get(f"/portal/tickets/{missing}?lang=en")
+        assert r.status_code == 404 and r.mimetype == "text/html"
+
+
+def test_the_ticket_page_says_a_missed_deadline_and_links_the_delivered_report(
+    client, plant, follower
+):
+    from tests.test_portal import login
+
+    ticket_id = _alarm(client, plant, "m-1", level=1).get_json()["ticket_id"]
+    ticket = db.session.get(Ticket, ticket_id)
+    ticket.opened_at = ticket.opened_at - timedelta(hours=1)
+    db.session.commit()
+    login(client, follower.email)
+    text = _text(client.get(f"/portal/tickets/{ticket_id}?lang=en").get_data(as_text=True))
+    assert re.search(r"missed , (49|50|51) minutes late", text), text
+    url = f"/api/v1/tickets/{ticket_id}"
+    support = plant["support"].headers
+    client.post(f"{url}/status", json={"status": "resolved"}, headers=support)
+    report = {
+        "fault_started_at": ticket.opened_at.isoformat(),
+        "fault_ended_at": ticket.opened_at.isoformat(),
+        "symptoms": "no power",
+        "cause": "power supply",
+        "solution": "replaced it",
+        "recovery_steps": [{"at": ticket.opened_at.isoformat(), "step": "replaced the PSU"}],
+        "follow_up": "none",
+    }
+    assert client.put(f"{url}/report", json=report, headers=support).status_code == 200
+    assert client.post(f"{url}/report/deliver", headers=support).status_code == 200
+    page = client.get(f"/portal/tickets/{ticket_id}?lang=en").get_data(as_text=True)
+    assert f'href="/portal/tickets/{ticket_id}/report"' in page
+    assert "report delivered" in _text(page) and "resolved" in _text(page)
+
+
+def test_staff_mark_an_emergency_from_the_ticket_page(client, plant, factory):
+    from tests.test_portal import PASSWORD, _csrf, login
+    from upgrade_server.accounts import service as accounts
+
+    r = client.post(
+        "/api/v1/tickets",
+        json={"title": "Slow", "level": 3, "device_ids": [plant["device"].id]},
+        headers=plant["customer"].headers,
+    )
+    ticket_id = r.get_json()["id"]
+    engineer = factory.user("support", email="eng@vendor.test")
+    engineer.password_hash = accounts.hash_password(PASSWORD)
+    db.session.commit()
+    login(client, engineer.email)
+    page = client.get(f"/portal/tickets/{ticket_id}?lang=en").get_data(as_text=True)
+    assert "Mark an emergency" in page
+    form = {"csrf_token": _csrf(page), "emergency": "1", "reason": "the hospital's link"}
+    assert client.post(f"/portal/tickets/{ticket_id}/emergency", data=form).status_code == 302
+    text = _text(client.get(f"/portal/tickets/{ticket_id}?lang=en").get_data(as_text=True))
+    assert "Marked an emergency: the hospital's link" in text
+    assert "to be acknowledged within 10 minutes" in text

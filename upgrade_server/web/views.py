@@ -5,6 +5,7 @@ as one that does not exist); without a login only public notes are readable."""
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
+from upgrade_server.clock import utcnow
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.downloads import send_artifact
@@ -46,10 +48,11 @@ from upgrade_server.routing import MAX_ID
 from upgrade_server.service import service as service_record
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 from upgrade_server.tickets import service as tickets
-from upgrade_server.tickets.models import Ticket
+from upgrade_server.tickets.models import IncidentReport, Ticket
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import LANGUAGES, csrf, current_language, problems
+from upgrade_server.web.labels import label
 from upgrade_server.web.record import present as record_rows
 from upgrade_server.web.times import when
 from upgrade_server.workdays.service import working_calendars
@@ -551,6 +554,7 @@ def ticket_list() -> str:
     return render_template(
         "portal/tickets.html",
         board=board,
+        emergencies={t.id for t, _found in board if tickets.emergency_since(t) is not None},
         done=done,
         local=_local,
         may_open=actor.may(Permission.SERVICE_REQUEST),
@@ -567,7 +571,7 @@ def new_ticket() -> Any:
         title = request.form.get("title", "").strip()
         level = request.form.get("level", "")
         if title and level in ("1", "2", "3", "4"):
-            tickets.open_ticket(
+            ticket = tickets.open_ticket(
                 db_session(),
                 actor,
                 {
@@ -579,7 +583,7 @@ def new_ticket() -> Any:
                 },
                 via="portal",
             )
-            return redirect(url_for("portal.ticket_list"))
+            return redirect(url_for("portal.ticket_page", ticket_id=ticket.id))
         error = _("A title and a level are required.")
     return render_template("portal/new_ticket.html", devices=own, error=error, user=current_user())
 
@@ -595,3 +599,99 @@ def ticket_report(ticket_id: int) -> str:
         report=report,
         zone=ZoneInfo(ticket.organisation.timezone),
     )
+
+
+# --- one ticket, as its organisation follows it ----------------------------------------
+
+# The steps a ticket goes through and the column that says when.
+_STEPS = (
+    ("acknowledged", "acknowledged_at"),
+    ("on-the-way", "on_the_way_at"),
+    ("on-site", "on_site_at"),
+    ("resolved", "resolved_at"),
+    ("report-delivered", "report_delivered_at"),
+    ("closed", "closed_at"),
+)
+
+
+def _ticket_deadlines(ticket: Ticket) -> list[tickets.Deadline]:
+    calendars = working_calendars(db_session(), current_settings())
+    return tickets.deadlines_of(ticket, calendars, utcnow())
+
+
+def _history(ticket: Ticket) -> list[tuple[datetime, str]]:
+    """What happened to the ticket, in time order, in the reader's words."""
+    source = label(ticket.source, "ticket-source")
+    events = [(ticket.opened_at, _("Reported (%(source)s)", source=source))]
+    for at, level in ticket.level_changes:
+        events.append((datetime.fromisoformat(at), _("Level changed to %(level)s", level=level)))
+    for mark in ticket.emergency_marks:
+        reason = mark["reason"]
+        text = (
+            _("Marked an emergency: %(reason)s", reason=reason)
+            if mark["emergency"]
+            else _("No longer an emergency: %(reason)s", reason=reason)
+        )
+        events.append((datetime.fromisoformat(mark["at"]), text))
+    for status, column in _STEPS:
+        at = getattr(ticket, column)
+        if at is not None:
+            events.append((at, label(status, "ticket-status")))
+    if ticket.repair_notice_at is not None:
+        events.append((ticket.repair_notice_at, _("A part must be replaced")))
+    if ticket.part_on_site_at is not None:
+        events.append((ticket.part_on_site_at, _("The replacement part is on site")))
+    if ticket.cleared_at is not None:
+        events.append((ticket.cleared_at, _("The device cleared its alarm")))
+    for pause in ticket.pauses:
+        waiting = _("Waiting on the customer: %(reason)s", reason=pause.reason)
+        events.append((pause.started_at, waiting))
+        if pause.confirmed_at is not None:
+            who = pause.confirmed_by or ""
+            events.append((pause.confirmed_at, _("The wait confirmed by %(who)s", who=who)))
+        if pause.ended_at is not None:
+            events.append((pause.ended_at, _("Work resumed")))
+    return sorted(events, key=lambda event: event[0])
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def ticket_page(ticket_id: int) -> str:
+    """A ticket's progress: its status and history, each deadline met or
+    missed, pauses, devices, and the incident report once delivered. Another
+    organisation's ticket is a 404, as one that does not exist."""
+    actor = require_login()
+    ticket = tickets.get_ticket(db_session(), actor, ticket_id)
+    report = db_session().get(IncidentReport, ticket.id)
+    return render_template(
+        "portal/ticket.html",
+        ticket=ticket,
+        zone=ticket.organisation.timezone,
+        history=_history(ticket),
+        deadlines=_ticket_deadlines(ticket),
+        emergency_since=tickets.emergency_since(ticket),
+        report_delivered=report is not None and report.delivered_at is not None,
+        waiting=next((p for p in ticket.pauses if p.ended_at is None), None),
+        may_confirm=actor.may(Permission.SERVICE_CONFIRM),
+        may_manage=actor.may(Permission.SERVICE_MANAGE) and ticket.status in tickets.OPEN,
+        local=_local,
+        user=current_user(),
+    )
+
+
+@bp.post("/tickets/<int:ticket_id>/pause/confirm")
+def ticket_confirm_pause(ticket_id: int) -> BaseResponse:
+    """The customer agrees the ticket waits on it."""
+    tickets.confirm_pause(db_session(), require_login(), ticket_id)
+    return redirect(url_for("portal.ticket_page", ticket_id=ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/emergency")
+def ticket_emergency(ticket_id: int) -> BaseResponse:
+    """Staff mark the ticket an emergency, or unmark it, saying why."""
+    actor = require_login()
+    reason = request.form.get("reason", "").strip()[:2000]
+    if not reason:
+        abort(400, _("Say why."))
+    emergency = request.form.get("emergency") == "1"
+    tickets.mark_emergency(db_session(), actor, ticket_id, emergency, reason)
+    return redirect(url_for("portal.ticket_page", ticket_id=ticket_id))
