@@ -203,3 +203,72 @@ def test_devices_name_their_site_and_a_new_name_adds_one(client, factory, beijin
     ).get_json()
     assert moved["site"] == "Line 1"
     assert db.session.get(Site, moved["site_id"]).organisation_id == other.id
+
+
+def test_upgrading_turns_free_text_sites_into_sites_and_back(scratch_url):
+    """Migration 0012: each organisation's distinct site names become its sites
+    (following the organisation), devices point at them; tickets get their
+    organisation's zone. The downgrade gives the names back."""
+    from sqlalchemy import create_engine, text
+
+    from upgrade_server.migrate import downgrade, upgrade
+
+    upgrade(scratch_url, "0011")
+    at = clock.NOW.isoformat()
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        for org_id, zone in ((1, "Asia/Shanghai"), (2, "Asia/Urumqi")):
+            conn.execute(
+                text(
+                    "INSERT INTO organisations (id, slug, name, timezone, region, created_at)"
+                    " VALUES (:id, :slug, 'O', :zone, 'beijing', :at)"
+                ),
+                {"id": org_id, "slug": f"o-{org_id}", "zone": zone, "at": at},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO products (id, code, name, description, created_at)"
+                " VALUES (1, 'p', 'P', '', :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO hardware_revisions (id, product_id, code, name, created_at)"
+                " VALUES (1, 1, 'r', 'R', :at)"
+            ),
+            {"at": at},
+        )
+        for n, org_id, site in ((1, 1, "Lab"), (2, 1, "Lab"), (3, 1, ""), (4, 2, "Lab")):
+            conn.execute(
+                text(
+                    "INSERT INTO devices (id, serial, product_id, hardware_revision_id,"
+                    " organisation_id, site, channel, created_at)"
+                    " VALUES (:n, :serial, 1, 1, :org, :site, 'stable', :at)"
+                ),
+                {"n": n, "serial": f"S-{n}", "org": org_id, "site": site, "at": at},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO tickets (id, organisation_id, region, level, opened_level,"
+                " level_changes, status, title, description, source, alarm_count, opened_at,"
+                " opened_by) VALUES (1, 2, 'beijing', 3, 3, '[]', 'new', 't', '', 'api', 0,"
+                " :at, 'x')"
+            ),
+            {"at": at},
+        )
+    upgrade(scratch_url, "0012")
+    with engine.connect() as conn:
+        sites = conn.execute(
+            text("SELECT id, organisation_id, name, region, timezone FROM sites ORDER BY id")
+        ).all()
+        assert [tuple(s[1:]) for s in sites] == [(1, "Lab", None, None), (2, "Lab", None, None)]
+        devices = dict(conn.execute(text("SELECT id, site_id FROM devices")).all())
+        assert devices == {1: sites[0][0], 2: sites[0][0], 3: None, 4: sites[1][0]}
+        zone = conn.execute(text("SELECT timezone FROM tickets")).scalar_one()
+        assert zone == "Asia/Urumqi"
+    downgrade(scratch_url, "0011")
+    with engine.connect() as conn:
+        names = dict(conn.execute(text("SELECT id, site FROM devices")).all())
+        assert names == {1: "Lab", 2: "Lab", 3: "", 4: "Lab"}
+    engine.dispose()

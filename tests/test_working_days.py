@@ -253,3 +253,18 @@ def test_a_ticket_says_which_calendar_its_part_deadline_used(client, people, fac
     ).get_json()
     row = next(r for r in report["items"] if r["deadline"] == PART_ON_SITE)
     assert row["calendar"] == part["calendar"] and row["timezone"] == body["timezone"]
+
+
+def test_the_calendar_view_refuses_bad_ranges_and_any_year(client, people):
+    headers = people["customer"].headers
+    for start, end in (("2026-01-02", "2026-01-01"), ("2026-01-01", "2027-06-01")):
+        r = client.get(
+            "/api/v1/working-days", query_string={"from": start, "to": end}, headers=headers
+        )
+        assert_problem(r, 422, "invalid-input")
+    # The ends of the calendar: no official data, no overflow.
+    for start, end in (("9999-12-01", "9999-12-31"), ("0001-01-01", "0001-01-08")):
+        r = client.get(
+            "/api/v1/working-days", query_string={"from": start, "to": end}, headers=headers
+        )
+        assert r.status_code == 200 and r.get_json()["calendar"].startswith("weekends only")

@@ -118,7 +118,7 @@ def calendar(query: dict[str, Any]) -> dict[str, Any]:
     it, and which calendar decided."""
     actor = current_principal()
     start, end = query["start"], query["end"]
-    if not start < end <= start + timedelta(days=MAX_DAYS):
+    if not 0 < (end - start).days <= MAX_DAYS:
         raise InvalidInputError(
             "bad range", [{"field": "to", "message": f"after from, at most {MAX_DAYS} days"}]
         )
