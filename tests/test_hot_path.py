@@ -116,7 +116,7 @@ def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp
         "version": "1.0.0",
         "channels": ["stable"],
         "security_fix": True,
-        "parameters": [{"name": "mtu", "to": 9000, "operator_action": True}],
+        "parameters": [{"name": "mtu", "new_default": 9000, "operator_action": True}],
     }
     published = client.post(
         f"/api/v1/products/{product_id}/releases",
