@@ -187,7 +187,7 @@ def test_a_customer_sees_and_confirms_only_its_own(client, shop):
     )
 
 
-def test_service_requests_link_sessions_and_show_the_wait(client, shop):
+def test_service_requests_link_sessions_and_show_the_wait(client, shop, clock):
     opened = _post(
         client,
         shop["customer"],
@@ -197,7 +197,8 @@ def test_service_requests_link_sessions_and_show_the_wait(client, shop):
     )
     assert opened["opened_via"] == "api" and opened["organisation_id"] == shop["org"].id
     url = f"/api/v1/service-requests/{opened['id']}"
-    start = datetime.fromisoformat(opened["opened_at"]) + timedelta(hours=3)
+    start = datetime.fromisoformat(opened["received_at"]) + timedelta(hours=3)
+    clock.shift(timedelta(hours=6))  # the work is recorded once done
     _sign_off(client, shop, url, start.isoformat(), (start + timedelta(hours=2)).isoformat())
     served = _session(client, shop, kind="follow-up", request_id=opened["id"])
     found = client.get(url, headers=shop["customer"].headers).get_json()
@@ -249,9 +250,11 @@ def test_the_record_merges_installs_sessions_and_requests(client, shop):
         f"/api/v1/devices/{device.id}/service-record", headers=shop["customer"].headers
     ).get_json()
     kinds = [item["kind"] for item in record["items"]]
-    assert kinds == ["session", "install", "request"]
-    assert record["items"][0]["at"] == "2026-03-04 09:00"  # Shanghai time
-    assert record["items"][0]["state"] == "signed-off"
+    # Delivered with no pre-installation notice on record: a warning at its delivery.
+    assert kinds == ["warning", "session", "install", "request"]
+    assert record["items"][0]["at"] == "2026-02-10 00:00"
+    assert record["items"][1]["at"] == "2026-03-04 09:00"  # Shanghai time
+    assert record["items"][1]["state"] == "signed-off"
     csv_text = client.get(
         f"/api/v1/devices/{device.id}/service-record?format=csv", headers=shop["customer"].headers
     ).get_data(as_text=True)

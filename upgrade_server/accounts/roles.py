@@ -43,6 +43,7 @@ class Permission(StrEnum):
     SERVICE_MANAGE = "service:manage"
     SERVICE_CONFIRM = "service:confirm"
     SERVICE_REQUEST = "service:request"
+    REPRESENTATIVES_MANAGE = "service:representatives"
 
 
 _ALL = frozenset(Role)
@@ -74,6 +75,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.SERVICE_MANAGE: frozenset({Role.ADMIN, Role.SUPPORT}),
     Permission.SERVICE_CONFIRM: CUSTOMER_ROLES,
     Permission.SERVICE_REQUEST: frozenset({Role.ADMIN, Role.SUPPORT}) | CUSTOMER_ROLES,
+    # The customer names its trained representatives for phone consultation.
+    Permission.REPRESENTATIVES_MANAGE: frozenset({Role.ADMIN, Role.CUSTOMER_ADMIN}),
 }
 
 

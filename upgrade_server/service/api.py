@@ -12,12 +12,15 @@ from flask import Response, render_template, request
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.clock import utcnow
 from upgrade_server.csvfiles import csv_response
 from upgrade_server.downloads import send_stored
 from upgrade_server.errors import BadRequestError, NotFoundError, accepts
 from upgrade_server.extensions import artifact_store, session
-from upgrade_server.schemas import Timestamp
-from upgrade_server.service import reminders, service
+from upgrade_server.organisations.models import Organisation
+from upgrade_server.routing import MAX_ID
+from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
+from upgrade_server.service import notices, reminders, responses, service
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 
 bp = APIBlueprint("service", __name__, url_prefix="/api/v1", tag="Service record")
@@ -118,6 +121,13 @@ class SessionList(Schema):
     items = List(Nested(SessionOut))
 
 
+class RequestDeadlineOut(Schema):
+    name = String(metadata={"description": "response: answered within 24 hours of receipt"})
+    due_at = DateTime()
+    met_at = DateTime(allow_none=True)
+    late_minutes = Integer(allow_none=True, metadata={"description": "set once missed"})
+
+
 class RequestOut(ConfirmationOut):
     id = Integer()
     organisation_id = Integer()
@@ -132,6 +142,17 @@ class RequestOut(ConfirmationOut):
     waited_hours = Float(
         allow_none=True, metadata={"description": "from the request to the start of work"}
     )
+    received_at = DateTime(metadata={"description": "the 24-hour response deadline runs from here"})
+    responded_at = DateTime(
+        allow_none=True,
+        metadata={
+            "description": "the vendor's first response: its answer, the start of work or a"
+            " session planned for the request"
+        },
+    )
+    responded_by = String(allow_none=True)
+    response = String()
+    deadlines = List(Nested(RequestDeadlineOut))
 
 
 class RequestIn(Schema):
@@ -142,6 +163,28 @@ class RequestIn(Schema):
     organisation_id = Integer(
         load_default=None, metadata={"description": "vendor staff: whose call this is"}
     )
+    received_at = Timestamp(
+        not_future=True,
+        load_default=None,
+        metadata={
+            "description": "vendor staff: when the call or the form came in (default now;"
+            " not later than now)"
+        },
+    )
+
+
+class RespondIn(Schema):
+    response = String(required=True, validate=Length(1, 2000))
+    at = Timestamp(
+        not_future=True, load_default=None, metadata={"description": "when; default now"}
+    )
+
+
+class DeadlineReportQuery(Schema):
+    start = DayOrTimestamp(required=True, data_key="from")
+    end = DayOrTimestamp(required=True, data_key="to")
+    organisation_id = Integer(load_default=None)
+    format = String(load_default="json", validate=OneOf(["json", "csv"]))
 
 
 class RequestList(Schema):
@@ -168,6 +211,15 @@ def _request_view(entry: ServiceRequest) -> ServiceRequest:
     entry.session_ids = [s.id for s in service.sessions_of_request(session(), entry)]  # type: ignore[attr-defined]
     waited = service.waited(entry)
     entry.waited_hours = round(waited.total_seconds() / 3600, 2) if waited else None  # type: ignore[attr-defined]
+    deadline = responses.response_deadline(entry, utcnow())
+    entry.deadlines = [  # type: ignore[attr-defined]
+        {
+            "name": deadline.name,
+            "due_at": deadline.due_at,
+            "met_at": deadline.met_at,
+            "late_minutes": round(deadline.late.total_seconds() / 60) if deadline.late else None,
+        }
+    ]
     return entry
 
 
@@ -308,6 +360,47 @@ def get_request(request_id: int) -> Any:
     return _request_view(service.get(session(), current_principal(), ServiceRequest, request_id))
 
 
+@bp.post("/service-requests/<int:request_id>/respond")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(RespondIn, arg_name="data")
+@bp.output(RequestOut)
+def respond(request_id: int, data: dict[str, Any]) -> Any:
+    """The vendor's response to a request (a call back, an e-mail): what was
+    said and when. It meets the 24-hour response deadline (so does the start
+    of work, or a session planned for the request); answered late, the breach
+    is recorded with how late. A second response is a 409."""
+    entry = responses.respond(
+        session(), current_principal(), request_id, data["response"], data["at"]
+    )
+    return _request_view(entry)
+
+
+@bp.get("/service-requests/deadline-report")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(DeadlineReportQuery, location="query", arg_name="query")
+def request_deadline_report(query: dict[str, Any]) -> Any:
+    """The response deadline of every request received in [from, to): met or
+    missed and how late (JSON with totals, or `format=csv`). A plain date
+    starts at midnight in the organisation's time zone, as in the tickets'
+    deadline report."""
+    actor = current_principal()
+    rows = responses.response_report(
+        session(), actor, *_period(actor, query), query["organisation_id"]
+    )
+    if query["format"] == "csv":
+        columns = ["request_id", "organisation", "title", "deadline", "received_at", "due_at"]
+        return csv_response(rows, [*columns, "met_at", "met", "late_minutes"], "responses.csv")
+    met = sum(1 for r in rows if r["met"])
+    return {"met": met, "missed": len(rows) - met, "items": rows}
+
+
+def _period(actor: Any, query: dict[str, Any]) -> tuple[Any, Any]:
+    org_id = actor.organisation_id or query["organisation_id"]
+    org = session().get(Organisation, org_id) if org_id and 0 < org_id <= MAX_ID else None
+    zone = org.timezone if org else DEFAULT_ZONE
+    return instant(query["start"], zone), instant(query["end"], zone)
+
+
 _STEPS = {
     "start": (MANAGE, True, "The engineer records the start (`at`, default now)."),
     "confirm-start": (CONFIRM, False, "A customer user of the organisation confirms the start."),
@@ -425,3 +518,29 @@ def waiting(query: dict[str, Any]) -> Any:
     """Sessions and requests waiting for the customer's confirmation for more than `hours`."""
     rows = reminders.waiting_for_customer(session(), current_principal(), query["hours"])
     return _report(rows, query["format"], "waiting-for-confirmation")
+
+
+@bp.get("/service/reminders/pre-installation-notices")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ReminderQuery, location="query", arg_name="query")
+def notices_missing(query: dict[str, Any]) -> Any:
+    """Delivered devices that had no written pre-installation notice sent
+    before the day they arrived (`problem`: none, or late)."""
+    rows = notices.missing_report(session(), current_principal())
+    return _report(rows, query["format"], "pre-installation-notices-missing")
+
+
+@bp.get("/service/reminders/hotline")
+@bp.auth_required(token_auth, roles=READ)
+@bp.input(ReminderQuery, location="query", arg_name="query")
+def hotline_not_told(query: dict[str, Any]) -> Any:
+    """Customers not yet told in writing of a hotline change (`overdue` past
+    the 3 days), the soonest due first."""
+    from upgrade_server.service import contacts
+
+    rows = contacts.not_told(session(), current_principal())
+    return _report(rows, query["format"], "hotline-not-told")
+
+
+# Notices, representatives and the hotline add their routes to this blueprint.
+from upgrade_server.service import contacts_api, notices_api  # noqa: E402, F401

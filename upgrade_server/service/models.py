@@ -4,11 +4,21 @@ customer's technical service requests, each confirmed by both sides."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, String, Table
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from upgrade_server.clock import utcnow
@@ -124,6 +134,13 @@ class ServiceRequest(Confirmed, Base):
     opened_via: Mapped[str] = mapped_column(String(8))
     opened_by: Mapped[str] = mapped_column(String(254))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the vendor received it (a call or an e-mailed form may be recorded
+    # later): the 24-hour response deadline runs from here.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The vendor's response: its first answer, or the start of work.
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    responded_by: Mapped[str | None] = mapped_column(String(254))
+    response: Mapped[str] = mapped_column(String(2000), default="")
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     devices: Mapped[list[Device]] = relationship(secondary=request_devices, lazy="selectin")
@@ -134,8 +151,26 @@ class ServiceRequest(Confirmed, Base):
             "title": self.title,
             "opened_via": self.opened_via,
             "devices": [d.id for d in self.devices],
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+            "responded_at": self.responded_at.isoformat() if self.responded_at else None,
+            "response": self.response,
             **self.confirmation_view(),
         }
+
+
+class ServiceRequestBreach(Base):
+    """A missed response deadline, kept with how late (as TicketBreach)."""
+
+    __tablename__ = "service_request_breaches"
+    __table_args__ = (UniqueConstraint("request_id", "deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id", ondelete="CASCADE"))
+    deadline: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    late_minutes: Mapped[int]
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ServiceSession(Confirmed, Base):
@@ -204,4 +239,157 @@ class ServiceSession(Confirmed, Base):
             "outcome": self.outcome,
             "attachments": [a["sha256"] for a in self.attachments],
             **self.confirmation_view(),
+        }
+
+
+notice_devices = Table(
+    "pre_installation_notice_devices",
+    Base.metadata,
+    Column(
+        "notice_id",
+        ForeignKey("pre_installation_notices.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("device_id", ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class PreInstallationNotice(Base):
+    """The written notice sent before equipment arrives (安装前期准备书面通知):
+    what the site must prepare, sent on a date, confirmed as received by a
+    customer user. Once received it never changes."""
+
+    __tablename__ = "pre_installation_notices"
+    __table_args__ = (
+        CheckConstraint("sent_via IN ('email', 'post', 'hand', 'portal')", name="sent_via"),
+        Index("ix_pre_installation_notices_organisation_id", "organisation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    site: Mapped[str] = mapped_column(String(200), default="")
+    expected_on: Mapped[date | None] = mapped_column(Date)  # the equipment's expected arrival
+    document: Mapped[str] = mapped_column(String(20_000))  # Markdown: what the site prepares
+    # [{"filename", "sha256", "size", "content_type"}], bytes in the artifact store
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_via: Mapped[str] = mapped_column(String(8))
+    sent_by: Mapped[str] = mapped_column(String(254))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+    devices: Mapped[list[Device]] = relationship(secondary=notice_devices, lazy="selectin")
+
+    @property
+    def state(self) -> str:
+        return "received" if self.received_at is not None else "sent"
+
+    def audit_view(self) -> dict[str, object]:
+        return {
+            "organisation_id": self.organisation_id,
+            "devices": [d.id for d in self.devices],
+            "site": self.site,
+            "expected_on": self.expected_on.isoformat() if self.expected_on else None,
+            "document": self.document,
+            "attachments": [a["sha256"] for a in self.attachments],
+            "sent_at": self.sent_at.isoformat(),
+            "sent_via": self.sent_via,
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+            "received_by": self.received_by,
+        }
+
+
+class CustomerRepresentative(Base):
+    """A trained technician the customer names as its representative for
+    phone consultation (用户的代表)."""
+
+    __tablename__ = "customer_representatives"
+    __table_args__ = (Index("ix_customer_representatives_organisation_id", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(64), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    # The training session that trained them (one of the organisation's).
+    training_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_sessions.id", ondelete="RESTRICT")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(254))
+
+    training_session: Mapped[ServiceSession | None] = relationship(lazy="joined")
+
+    def audit_view(self) -> dict[str, object]:
+        return {
+            "organisation_id": self.organisation_id,
+            "name": self.name,
+            "phone": self.phone,
+            "email": self.email,
+            "training_session_id": self.training_session_id,
+        }
+
+
+class HotlineChange(Base):
+    """The vendor's hotline number changed: every customer is told in
+    writing (e-mail counts) within 3 days."""
+
+    __tablename__ = "hotline_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64))
+    previous_number: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(254))
+
+    notices: Mapped[list[HotlineNotice]] = relationship(
+        back_populates="change", order_by="HotlineNotice.id", lazy="selectin"
+    )
+
+    def audit_view(self) -> dict[str, object]:
+        return {
+            "number": self.number,
+            "previous_number": self.previous_number,
+            "changed_at": self.changed_at.isoformat(),
+            "note": self.note,
+        }
+
+
+class HotlineNotice(Base):
+    """When (and how) one customer was told of a hotline change."""
+
+    __tablename__ = "hotline_notices"
+    __table_args__ = (
+        UniqueConstraint("change_id", "organisation_id"),
+        CheckConstraint("told_via IN ('email', 'post', 'fax', 'hand')", name="told_via"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("hotline_changes.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    told_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    told_via: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str] = mapped_column(String(254), default="")
+    recorded_by: Mapped[str] = mapped_column(String(254))
+
+    change: Mapped[HotlineChange] = relationship(back_populates="notices")
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+    def audit_view(self) -> dict[str, object]:
+        return {
+            "change_id": self.change_id,
+            "organisation_id": self.organisation_id,
+            "told_at": self.told_at.isoformat(),
+            "told_via": self.told_via,
+            "recipient": self.recipient,
         }

@@ -36,10 +36,12 @@ from upgrade_server.errors import (
 )
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.releases.models import Release
+from upgrade_server.service import notices, responses
 from upgrade_server.service.models import (
     RELEASE_KINDS,
     Confirmed,
     Mode,
+    PreInstallationNotice,
     ServiceRequest,
     ServiceSession,
     SessionKind,
@@ -154,6 +156,8 @@ def create_session(
             errors.append({"field": "request_id", "message": "a request of this organisation"})
     if errors:
         raise InvalidInputError("the session is invalid", errors)
+    if request is not None and not request.signed_off:
+        responses.mark_responded(request, utcnow(), actor.label, f"a {kind} session planned")
     entry = ServiceSession(
         organisation_id=organisation.id,
         kind=kind.value,
@@ -305,10 +309,14 @@ def advance(
         raise PermissionDeniedError(f"{step} is for {who} to do")
     if entry.state != expected:
         raise ConflictError(f"{step} needs the entry {expected}; it is {entry.state}")
+    if isinstance(entry, ServiceRequest) and step in ("end", "confirm-end"):
+        _sessions_done(session, entry, step)
     now = utcnow()
     before = entry.audit_view()
     if step == "start":
         entry.started_at, entry.started_by = at or now, actor.label
+        if isinstance(entry, ServiceRequest):
+            responses.mark_responded(entry, entry.started_at, actor.label, "work started")
     elif step == "confirm-start":
         entry.start_confirmed_at, entry.start_confirmed_by = now, actor.label
     elif step == "end":
@@ -332,7 +340,23 @@ def advance(
         before,
         organisation_id=entry.organisation_id,
     )
+    if isinstance(entry, ServiceRequest):
+        responses.record_breaches(session, [entry], now)
     return entry
+
+
+def _sessions_done(session: Session, request: ServiceRequest, step: str) -> None:
+    """The vendor ends a request once every session that serves it has ended;
+    the customer signs it off once they are all signed off. Raise
+    ConflictError naming the ones still open."""
+    done = ("ended", "signed-off") if step == "end" else ("signed-off",)
+    open_ones = [s for s in sessions_of_request(session, request) if s.state not in done]
+    if open_ones:
+        names = ", ".join(f"session {s.id} ({s.kind}) is {s.state}" for s in open_ones)
+        raise ConflictError(
+            f"{step} of request {request.id} waits for its sessions: {names}",
+            sessions=[{"id": s.id, "kind": s.kind, "state": s.state} for s in open_ones],
+        )
 
 
 def _accept(session: Session, actor: Principal, entry: ServiceSession) -> None:
@@ -367,8 +391,14 @@ def open_request(
             "the request is invalid", [{"field": "organisation_id", "message": "whose request"}]
         )
     devices = _devices(session, actor, organisation_id, list(data.get("device_ids") or []))
+    now = utcnow()
+    received = data.get("received_at") if actor.is_vendor else None
+    if received is not None:
+        responses.check_time(received, now, field="received_at")
     request = ServiceRequest(
         organisation_id=organisation_id,
+        opened_at=now,
+        received_at=received or now,
         title=data["title"],
         description=data.get("description", ""),
         contact=data.get("contact", ""),
@@ -395,8 +425,8 @@ def sessions_of_request(session: Session, request: ServiceRequest) -> list[Servi
 
 
 def waited(request: ServiceRequest) -> timedelta | None:
-    """From the request to the start of work."""
-    return request.started_at - request.opened_at if request.started_at else None
+    """From the request's receipt to the start of work."""
+    return request.started_at - request.received_at if request.started_at else None
 
 
 # --- the record ---------------------------------------------------------------------------
@@ -405,7 +435,7 @@ def waited(request: ServiceRequest) -> timedelta | None:
 @dataclass(frozen=True)
 class RecordEntry:
     at: datetime
-    kind: str  # install, session, request
+    kind: str  # install, session, request, notice, warning
     title: str
     detail: str
     state: str
@@ -496,8 +526,60 @@ def service_record(
                 f"request:{request.id}",
             )
         )
+    entries.extend(_notice_entries(session, organisation, device_id, wanted))
     entries.sort(key=lambda e: (e.at, e.ref))
     return organisation, entries
+
+
+def _notice_entries(
+    session: Session, organisation: Organisation, device_id: int | None, wanted: set[int]
+) -> list[RecordEntry]:
+    """Pre-installation notices, and a warning at the delivery of each device
+    that had none in time."""
+    found = []
+    for notice in session.scalars(
+        select(PreInstallationNotice).where(
+            PreInstallationNotice.organisation_id == organisation.id
+        )
+    ):
+        if device_id is not None and not {d.id for d in notice.devices} & wanted:
+            continue
+        expected = notice.expected_on.isoformat() if notice.expected_on else "?"
+        late = notices.late_devices(notice)
+        detail = [f"expected {expected}", notice.site, f"sent by {notice.sent_via}"]
+        if late:
+            detail.append("sent after delivery: " + " ".join(d.serial for d in late))
+        found.append(
+            RecordEntry(
+                notice.sent_at,
+                "notice",
+                f"pre-installation notice {notice.id}",
+                "; ".join(filter(None, detail)),
+                notice.state,
+                tuple(d.serial for d in notice.devices),
+                f"notice:{notice.id}",
+            )
+        )
+    devices = list(session.scalars(select(Device).where(Device.id.in_(wanted))))
+    for missing in notices.missing_notices(session, devices):
+        why = (
+            "delivered without a pre-installation notice"
+            if missing.problem == "none"
+            else f"the pre-installation notice {missing.notice_id} was sent on"
+            f" {missing.sent_on}, not before the delivery"
+        )
+        found.append(
+            RecordEntry(
+                missing.at,
+                "warning",
+                f"delivered {missing.device.delivered_on}",
+                why,
+                f"notice-{missing.problem}",
+                (missing.device.serial,),
+                f"warning:delivery:{missing.device.id}",
+            )
+        )
+    return found
 
 
 def noun(entry: ServiceSession | ServiceRequest) -> str:

@@ -24,6 +24,7 @@ from upgrade_server.clock import utcnow
 from upgrade_server.config import Settings
 from upgrade_server.database import UTCDateTime, write_intent
 from upgrade_server.extensions import Base, db
+from upgrade_server.service import responses
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Ticket
 from upgrade_server.workdays.service import working_calendars
@@ -188,12 +189,20 @@ def _webhook(settings: Settings, note: Notification) -> None:
 
 
 def _email(settings: Settings, note: Notification) -> None:
+    text = json.dumps(note.payload, indent=2, ensure_ascii=False)
+    send_mail(settings, [settings.notify_email_to], note.subject, text)
+
+
+def send_mail(settings: Settings, to: list[str], subject: str, text: str) -> None:
+    """One plain-text e-mail through the configured SMTP server (the
+    notifications' and the hotline change notices'); raises OSError (smtplib's
+    errors) when it is refused or cannot be reached."""
     assert settings.smtp_host is not None
     message = EmailMessage()
     message["From"] = settings.smtp_from
-    message["To"] = settings.notify_email_to
-    message["Subject"] = note.subject
-    message.set_content(json.dumps(note.payload, indent=2, ensure_ascii=False))
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message.set_content(text)
     with smtplib.SMTP(
         settings.smtp_host, settings.smtp_port, timeout=settings.notify_timeout_seconds
     ) as smtp:
@@ -267,8 +276,9 @@ def deliver(session: Session, settings: Settings, now: datetime | None = None) -
 
 
 def run_once(app: Flask, now: datetime | None = None) -> int:
-    """One pass: record missed deadlines of open tickets, enqueue deadlines
-    due soon, deliver what is due; returns how many were delivered."""
+    """One pass: record missed deadlines of open tickets and of service
+    requests awaiting their response, enqueue deadlines due soon, deliver what
+    is due; returns how many were delivered."""
     token = write_intent.set(True)
     try:
         with app.app_context():
@@ -276,6 +286,7 @@ def run_once(app: Flask, now: datetime | None = None) -> int:
             session = db.session()
             try:
                 service.sweep_breaches(session, working_calendars(session, settings), now)
+                responses.sweep_breaches(session, now)  # service requests' response
                 due_soon(session, settings, now)
                 session.commit()
                 return deliver(session, settings, now)

@@ -45,6 +45,9 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release
 from upgrade_server.routing import MAX_ID
+from upgrade_server.service import contacts
+from upgrade_server.service import notices as service_notices
+from upgrade_server.service import responses as service_responses
 from upgrade_server.service import service as service_record
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 from upgrade_server.tickets import service as tickets
@@ -424,15 +427,75 @@ def service_page() -> str:
     actor = require_login()
     sessions = service_record.listing(db_session(), actor, ServiceSession)
     requests = service_record.listing(db_session(), actor, ServiceRequest)
+    now = utcnow()
+    own = actor.organisation_id
     return render_template(
         "portal/service.html",
         sessions=sessions,
         requests=requests,
+        response_due={r.id: service_responses.response_deadline(r, now) for r in requests},
+        notices=service_notices.list_notices(db_session(), actor),
+        representatives=contacts.representatives(db_session(), actor, own) if own else [],
+        trainings=[s for s in sessions if s.kind == SessionKind.TRAINING],
+        hotline=contacts.current_hotline(db_session()),
         local=_local,
         may_confirm=actor.may(Permission.SERVICE_CONFIRM),
         may_manage=actor.may(Permission.SERVICE_MANAGE),
+        may_name=bool(own) and actor.may(Permission.REPRESENTATIVES_MANAGE),
         user=current_user(),
     )
+
+
+@bp.get("/service/notices/<int:notice_id>")
+def notice_page(notice_id: int) -> str:
+    """A pre-installation notice as the customer reads it, with its receipt button."""
+    actor = require_login()
+    notice = service_notices.get_notice(db_session(), actor, notice_id)
+    return render_template(
+        "portal/notice.html",
+        notice=notice,
+        body=render(notice.document),
+        late=service_notices.late_devices(notice),
+        may_confirm=actor.may(Permission.SERVICE_CONFIRM),
+        user=current_user(),
+    )
+
+
+@bp.post("/service/notices/<int:notice_id>/confirm-receipt")
+def notice_receipt(notice_id: int) -> BaseResponse:
+    service_notices.confirm_receipt(db_session(), require_login(), notice_id)
+    return redirect(url_for("portal.notice_page", notice_id=notice_id))
+
+
+@bp.post("/service/representatives")
+def add_representative() -> BaseResponse:
+    """The customer's administrator names a trained representative."""
+    actor = require_login()
+    if actor.organisation_id is None:
+        abort(404)
+    name, phone = request.form.get("name", "").strip(), request.form.get("phone", "").strip()
+    if not name or not phone:
+        abort(400, _("A name and a phone number are required."))
+    training = request.form.get("training_session_id", "")
+    data = {
+        "name": name[:200],
+        "phone": phone[:64],
+        "email": request.form.get("email", "").strip()[:254],
+        "training_session_id": int(training)
+        if training.isascii() and training.isdigit() and len(training) <= 10
+        else None,
+    }
+    contacts.add_representative(db_session(), actor, actor.organisation_id, data)
+    return redirect(url_for("portal.service_page") + "#representatives")
+
+
+@bp.post("/service/representatives/<int:representative_id>/remove")
+def remove_representative(representative_id: int) -> BaseResponse:
+    actor = require_login()
+    if actor.organisation_id is None:
+        abort(404)
+    contacts.remove_representative(db_session(), actor, actor.organisation_id, representative_id)
+    return redirect(url_for("portal.service_page") + "#representatives")
 
 
 @bp.post("/service/<noun>/<int:entry_id>/<step>")
@@ -442,6 +505,11 @@ def service_step(noun: str, entry_id: int, step: str) -> BaseResponse:
     outcome = request.form.get("outcome") or None
     if noun == "sessions":
         service_record.advance(db_session(), actor, ServiceSession, entry_id, step, outcome=outcome)
+    elif noun == "requests" and step == "respond":
+        answer = request.form.get("response", "").strip()[:2000]
+        if not answer:
+            abort(400, _("Say what the response was."))
+        service_responses.respond(db_session(), actor, entry_id, answer)
     elif noun == "requests":
         service_record.advance(db_session(), actor, ServiceRequest, entry_id, step)
     else:
