@@ -164,6 +164,13 @@ def test_the_request_deadline_report_lists_met_and_missed_with_csv(client, shop)
     ).get_data(as_text=True)
     assert csv_text.splitlines()[0].startswith("request_id,organisation,title,deadline,received_at")
     assert len(csv_text.splitlines()) == 3
+    # The tickets' deadline report has them as a section of its own.
+    both = client.get(
+        "/api/v1/tickets/deadline-report", query_string=query, headers=support.headers
+    ).get_json()
+    section = both["service_requests"]
+    assert (section["met"], section["missed"]) == (1, 1)
+    assert {r["request_id"] for r in section["items"]} == {late["id"], kept["id"]}
     stranger = client.get(
         "/api/v1/service-requests/deadline-report",
         query_string=query,

@@ -21,6 +21,7 @@ from upgrade_server.extensions import current_settings, session
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
+from upgrade_server.service import responses as service_responses
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Ticket
 from upgrade_server.workdays.service import Calendars, working_calendars
@@ -424,7 +425,10 @@ def deadline_report(query: dict[str, Any]) -> Any:
     """Every deadline of the tickets opened in [from, to): met or missed and
     how late (JSON, or `format=csv`), with totals. A plain date starts at
     midnight in the organisation's time zone (the caller's own, else
-    `organisation_id`'s; across organisations, China Standard Time)."""
+    `organisation_id`'s; across organisations, China Standard Time). The
+    JSON has the service requests' 24-hour response deadlines over the same
+    period as `service_requests` (their CSV:
+    /api/v1/service-requests/deadline-report)."""
     actor = current_principal()
     org_id = actor.organisation_id or query["organisation_id"]
     org = session().get(Organisation, org_id) if org_id and 0 < org_id <= MAX_ID else None
@@ -442,4 +446,17 @@ def deadline_report(query: dict[str, Any]) -> Any:
         extra = ["late_minutes", "region", "timezone", "calendar"]
         return csv_response(rows, [*columns, *extra], "deadlines.csv")
     met = sum(1 for r in rows if r["met"])
-    return {"met": met, "missed": len(rows) - met, "items": rows}
+    answered = service_responses.response_report(
+        session(),
+        actor,
+        instant(query["start"], zone),
+        instant(query["end"], zone),
+        query["organisation_id"],
+    )
+    kept = sum(1 for r in answered if r["met"])
+    return {
+        "met": met,
+        "missed": len(rows) - met,
+        "items": rows,
+        "service_requests": {"met": kept, "missed": len(answered) - kept, "items": answered},
+    }
