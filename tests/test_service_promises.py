@@ -479,3 +479,22 @@ def test_the_portal_shows_the_response_deadline_notices_and_representatives(clie
     )
     assert r.status_code == 302
     assert "李娜" in client.get("/portal/service").get_data(as_text=True)
+
+
+def test_staff_respond_and_change_the_hotline_from_the_command_line(client, runner, shop):
+    opened = _post(client, shop["customer"], "/api/v1/service-requests", {"title": "cli"}, 201)
+    result = runner.invoke(
+        args=["service", "respond", str(opened["id"]), "--response", "called back"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"request {opened['id']}: answered in time" in result.output
+    found = client.get(
+        f"/api/v1/service-requests/{opened['id']}", headers=shop["customer"].headers
+    ).get_json()
+    assert found["response"] == "called back" and found["responded_by"].startswith("cli:")
+    result = runner.invoke(args=["service", "hotline-change", "400-800-5678"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["service", "reminders", "hotline"])
+    assert shop["org"].slug in result.output and "pending" in result.output
+    result = runner.invoke(args=["service", "hotline-email", "1"])
+    assert result.exit_code != 0 and "no mail server" in result.output

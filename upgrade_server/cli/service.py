@@ -5,6 +5,7 @@ and the reminders. Customers confirm in the portal or through the API."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import click
@@ -12,14 +13,16 @@ from sqlalchemy import select
 
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.cli import fail, transaction
+from upgrade_server.clock import utcnow
 from upgrade_server.csvfiles import csv_response
 from upgrade_server.devices.models import Device
 from upgrade_server.errors import AppError
-from upgrade_server.extensions import session
+from upgrade_server.extensions import current_settings, session
 from upgrade_server.organisations.models import Organisation
+from upgrade_server.service import contacts, notices, responses, service
 from upgrade_server.service import reminders as due
-from upgrade_server.service import service
 from upgrade_server.service.models import Mode, ServiceSession, SessionKind
+from upgrade_server.tickets.notify import send_mail
 
 WHEN = click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])
 
@@ -131,6 +134,54 @@ def phone_request(slug: str, title: str, description: str, serials: tuple[str, .
     click.echo(f"request {request.id} opened")
 
 
+@service_group.command("respond")
+@click.argument("request_id", type=int)
+@click.option("--response", required=True, help="what the vendor answered")
+@click.option("--at", type=WHEN, help="default now; never later than now")
+def respond(request_id: int, response: str, at: datetime | None) -> None:
+    """Record the vendor's response to a service request (due within 24 hours)."""
+    try:
+        with transaction() as db_session:
+            request = responses.respond(db_session, Principal.cli(), request_id, response, at)
+    except AppError as error:
+        fail(error)
+    late = responses.response_deadline(request, utcnow()).late
+    click.echo(f"request {request.id}: answered" + (f", {late} late" if late else " in time"))
+
+
+@service_group.command("hotline-change")
+@click.argument("number")
+@click.option("--changed-at", type=WHEN, help="when it takes effect; default now")
+@click.option("--note", default="")
+def hotline_change(number: str, changed_at: datetime | None, note: str) -> None:
+    """Record a new hotline number: every customer is due a written notice within 3 days."""
+    try:
+        with transaction() as db_session:
+            data = {"number": number, "changed_at": changed_at, "note": note}
+            change = contacts.record_change_of_hotline(db_session, Principal.cli(), data)
+    except AppError as error:
+        fail(error)
+    click.echo(f"hotline change {change.id}: {change.previous_number or '-'} -> {change.number}")
+
+
+@service_group.command("hotline-email")
+@click.argument("change_id", type=int)
+def hotline_email(change_id: int) -> None:
+    """E-mail a hotline change to every customer not yet told (their contact address)."""
+    settings = current_settings()
+    if not settings.smtp_host:
+        raise click.ClickException("no mail server is configured (UPGRADE_SERVER_SMTP_HOST)")
+    try:
+        with transaction() as db_session:
+            result = contacts.send_by_email(
+                db_session, Principal.cli(), change_id, partial(send_mail, settings)
+            )
+    except AppError as error:
+        fail(error)
+    for outcome, slugs in result.items():
+        click.echo(f"{outcome}: {', '.join(slugs) or 'none'}")
+
+
 @service_group.command("record")
 @click.argument("serial")
 def record(serial: str) -> None:
@@ -147,16 +198,24 @@ def record(serial: str) -> None:
 
 
 @service_group.command("reminders")
-@click.argument("which", type=click.Choice(["inspections", "training", "waiting"]))
+@click.argument(
+    "which", type=click.Choice(["inspections", "training", "waiting", "notices", "hotline"])
+)
 @click.option("--days", default=30, show_default=True, help="inspections due within")
 @click.option("--hours", default=24, show_default=True, help="waiting for longer than")
 def reminders(which: str, days: int, hours: int) -> None:
-    """Inspections due, training days left, or entries waiting for the customer."""
+    """Inspections due, training days left, entries waiting for the customer,
+    delivered devices without a pre-installation notice in time, or customers
+    not yet told of a hotline change."""
     actor = Principal.cli()
     rows = {
         "inspections": lambda: due.inspections_due(session(), actor, days),
         "training": lambda: due.training_left(session(), actor),
         "waiting": lambda: due.waiting_for_customer(session(), actor, hours),
+        "notices": lambda: notices.missing_report(session(), actor),
+        "hotline": lambda: contacts.not_told(session(), actor),
     }[which]()
+    if not rows:
+        click.echo("none")
     for row in rows:
         click.echo("\t".join(str(v) for v in row.values()))

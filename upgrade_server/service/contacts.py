@@ -41,6 +41,8 @@ from upgrade_server.service.models import (
 from upgrade_server.service.responses import check_time
 
 TELL_WITHIN = timedelta(days=3)
+# A change may be recorded ahead of the day it takes effect, within reason.
+ANNOUNCE_AHEAD = timedelta(days=366)
 _REPRESENTATIVE_FIELDS = ("name", "phone", "email", "training_session_id")
 
 
@@ -207,8 +209,7 @@ def record_change_of_hotline(
     _require(actor, Permission.SERVICE_MANAGE, "change the hotline")
     now = utcnow()
     changed = data.get("changed_at") or now
-    if changed.tzinfo is None:
-        check_time(changed, now, field="changed_at")  # raises: no zone
+    check_time(changed, now + ANNOUNCE_AHEAD, field="changed_at")
     previous = current_hotline(session)
     change = HotlineChange(
         number=data["number"],

@@ -482,7 +482,10 @@ def add_representative() -> BaseResponse:
         "phone": phone[:64],
         "email": request.form.get("email", "").strip()[:254],
         "training_session_id": int(training)
-        if training.isascii() and training.isdigit() and len(training) <= 10
+        if training.isascii()
+        and training.isdigit()
+        and len(training) <= 10
+        and int(training) <= MAX_ID
         else None,
     }
     contacts.add_representative(db_session(), actor, actor.organisation_id, data)
