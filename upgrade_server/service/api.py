@@ -151,7 +151,12 @@ class RequestOut(ConfirmationOut):
         },
     )
     responded_by = String(allow_none=True)
-    response = String()
+    response = String(
+        metadata={
+            "description": "the answer the vendor recorded; empty when the start of work or a"
+            " planned session was the response"
+        }
+    )
     deadlines = List(Nested(RequestDeadlineOut))
 
 

@@ -43,8 +43,10 @@ def response_deadline(request: ServiceRequest, now: datetime) -> Deadline:
     return Deadline(RESPONSE, due, met, late)
 
 
-def mark_responded(request: ServiceRequest, at: datetime, by: str, what: str) -> None:
-    """The first response counts; later ones change nothing."""
+def mark_responded(request: ServiceRequest, at: datetime, by: str, what: str = "") -> None:
+    """The first response counts; later ones change nothing. `what` is the
+    answer the vendor recorded; empty when the start of work or a planned
+    session was the response (the request's times and sessions say which)."""
     if request.responded_at is None:
         request.responded_at, request.responded_by, request.response = at, by, what[:2000]
 

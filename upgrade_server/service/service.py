@@ -157,7 +157,7 @@ def create_session(
     if errors:
         raise InvalidInputError("the session is invalid", errors)
     if request is not None and not request.signed_off:
-        responses.mark_responded(request, utcnow(), actor.label, f"a {kind} session planned")
+        responses.mark_responded(request, utcnow(), actor.label)
     entry = ServiceSession(
         organisation_id=organisation.id,
         kind=kind.value,
@@ -316,7 +316,7 @@ def advance(
     if step == "start":
         entry.started_at, entry.started_by = at or now, actor.label
         if isinstance(entry, ServiceRequest):
-            responses.mark_responded(entry, entry.started_at, actor.label, "work started")
+            responses.mark_responded(entry, entry.started_at, actor.label)
     elif step == "confirm-start":
         entry.start_confirmed_at, entry.start_confirmed_by = now, actor.label
     elif step == "end":
