@@ -5,6 +5,7 @@ hotline change notice. Dates are relative to the pinned clock (tests/clock.py)."
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -472,6 +473,9 @@ def test_the_portal_shows_the_response_deadline_notices_and_representatives(clie
     r = client.post(f"{url}/confirm-receipt", data={"csrf_token": _csrf(shown)})
     assert r.status_code == 302
     assert "已确认收到" in client.get(url).get_data(as_text=True)
+    record = client.get(f"/portal/devices/{shop['device'].id}/record").get_data(as_text=True)
+    assert "安装前期准备通知" in record and "Pudong DC" in record
+    assert not re.search(r"(?<![\w-])(sent|received|email|notice|warning)(?![\w-])", record)
     # The customer's administrator names a representative.
     r = client.post(
         "/portal/service/representatives",

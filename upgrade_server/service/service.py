@@ -544,17 +544,15 @@ def _notice_entries(
     ):
         if device_id is not None and not {d.id for d in notice.devices} & wanted:
             continue
-        expected = notice.expected_on.isoformat() if notice.expected_on else "?"
-        late = notices.late_devices(notice)
-        detail = [f"expected {expected}", notice.site, f"sent by {notice.sent_via}"]
-        if late:
-            detail.append("sent after delivery: " + " ".join(d.serial for d in late))
+        # The arrival and the site; a notice sent too late shows as the warning
+        # at its devices' delivery. No code here: the portal shows the detail.
+        detail = [notice.expected_on.isoformat() if notice.expected_on else "", notice.site]
         found.append(
             RecordEntry(
                 notice.sent_at,
                 "notice",
                 f"pre-installation notice {notice.id}",
-                "; ".join(filter(None, detail)),
+                " · ".join(filter(None, detail)),
                 notice.state,
                 tuple(d.serial for d in notice.devices),
                 f"notice:{notice.id}",
