@@ -502,3 +502,26 @@ def test_staff_respond_and_change_the_hotline_from_the_command_line(client, runn
     assert shop["org"].slug in result.output and "pending" in result.output
     result = runner.invoke(args=["service", "hotline-email", "1"])
     assert result.exit_code != 0 and "no mail server" in result.output
+
+
+def test_an_engineer_records_the_response_in_the_portal(client, shop):
+    from tests.test_portal import PASSWORD, _csrf, login
+    from upgrade_server.accounts import service as accounts
+
+    engineer = shop["support"].user
+    engineer.password_hash = accounts.hash_password(PASSWORD)
+    db.session.commit()
+    opened = _post(client, shop["customer"], "/api/v1/service-requests", {"title": "链路"}, 201)
+    login(client, engineer.email)
+    page = client.get("/portal/service?lang=zh-CN").get_data(as_text=True)
+    assert "记录响应" in page
+    r = client.post(
+        f"/portal/service/requests/{opened['id']}/respond",
+        data={"csrf_token": _csrf(page), "response": "已电话回复"},
+    )
+    assert r.status_code == 302
+    found = client.get(
+        f"/api/v1/service-requests/{opened['id']}", headers=shop["customer"].headers
+    ).get_json()
+    assert found["response"] == "已电话回复" and found["responded_by"] == engineer.email
+    assert "已电话回复" in client.get("/portal/service").get_data(as_text=True)
