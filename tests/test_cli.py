@@ -158,7 +158,9 @@ def test_service_commands(runner, factory):
     ended = runner.invoke(args=["service", "end", str(session_id), "--outcome", "trained 4 people"])
     assert ended.exit_code == 0 and "ended" in ended.output
     record = runner.invoke(args=["service", "record", device.serial])
-    assert record.output.splitlines()[1].startswith("2026-03-01 09:00,session,training")
+    # Delivered with no pre-installation notice on record: a warning at its delivery first.
+    assert record.output.splitlines()[1].startswith("2026-02-01 00:00,warning,")
+    assert record.output.splitlines()[2].startswith("2026-03-01 09:00,session,training")
     training = runner.invoke(args=["service", "reminders", "training"])
     assert training.output.split("\t")[1:] == ["2026-02-01", "1.0", "2.0\n"]
     phone = runner.invoke(args=["service", "phone-request", "--org", org.slug, "--title", "Q"])
