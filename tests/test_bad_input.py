@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -250,6 +251,34 @@ def test_a_step_dated_in_the_future_is_refused_not_recorded_as_a_breach(client, 
         url, json={"status": "acknowledged", "at": skewed}, headers=desk["support"].headers
     )
     assert r.status_code == 200, r.get_data(as_text=True)
+
+
+def test_a_step_dated_before_the_tickets_last_step_is_refused(client, desk):
+    ticket_id = _open(client, desk)
+    url, headers = f"/api/v1/tickets/{ticket_id}/status", desk["support"].headers
+    before_opening = (utcnow() - timedelta(hours=1)).isoformat()
+    r = client.post(url, json={"status": "acknowledged", "at": before_opening}, headers=headers)
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"at"}
+    assert client.post(url, json={"status": "acknowledged"}, headers=headers).status_code == 200
+    earlier = (utcnow() - timedelta(minutes=30)).isoformat()
+    r = client.post(url, json={"status": "on-site", "at": earlier}, headers=headers)
+    assert _fields(assert_problem(r, 422, "invalid-input")) == {"at"}
+    ticket = client.get(f"/api/v1/tickets/{ticket_id}", headers=headers).get_json()
+    assert ticket["status"] == "acknowledged" and ticket["on_site_at"] is None
+
+
+def test_recovery_steps_need_times_with_their_offset_and_are_kept_in_utc(client, desk):
+    ticket_id = _open(client, desk)
+    url, headers = f"/api/v1/tickets/{ticket_id}/report", desk["support"].headers
+    naive = {"recovery_steps": [{"at": "2026-01-01T10:00:00", "step": "reboot"}]}
+    r = client.put(url, json=naive, headers=headers)
+    assert assert_problem(r, 422, "invalid-input")
+    local = (utcnow() - timedelta(hours=2)).astimezone(ZoneInfo("Asia/Shanghai"))
+    steps = {"recovery_steps": [{"at": local.isoformat(), "step": "reboot"}]}
+    r = client.put(url, json=steps, headers=headers)
+    assert r.status_code == 200, r.get_json()
+    kept = r.get_json()["recovery_steps"][0]["at"]
+    assert datetime.fromisoformat(kept) == local and kept.endswith("+00:00")
 
 
 def test_report_bounds_take_a_plain_date_as_its_start_in_the_organisations_zone(

@@ -22,6 +22,7 @@ from tests.test_portal import GUIDANCE, PASSWORD
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
+from upgrade_server.clock import utcnow
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
@@ -376,7 +377,49 @@ def busy(world) -> dict[str, Any]:
         path = ["acknowledged", "on-the-way", "on-site", "resolved"][:i]
         for step in path:
             post(f"/api/v1/tickets/{ticket['id']}/status", staff, status=step)
-    return {**world, "initech": ids}
+    # One ticket through its whole life: an emergency, a wait on the customer,
+    # a repair notice, the incident report delivered, closed.
+    ticket = post(
+        "/api/v1/tickets", customer, title="全面中断", level=2, device_ids=[ids["INITECH-1"]]
+    )
+    url = f"/api/v1/tickets/{ticket['id']}"
+    post(f"{url}/emergency", staff, emergency=True, reason="客户业务中断")
+    post(f"{url}/status", staff, status="acknowledged")
+    post(f"{url}/pause", staff, reason="等待客户开放远程访问")
+    post(f"{url}/pause/confirm", customer)
+    post(f"{url}/pause/end", staff)
+    post(f"{url}/repair-notice", staff)
+    post(f"{url}/status", staff, status="resolved")
+    now = utcnow()
+    report = {
+        "fault_started_at": (now - timedelta(hours=3)).isoformat(),
+        "fault_ended_at": (now - timedelta(minutes=5)).isoformat(),
+        "symptoms": "设备断电",
+        "cause": "电源故障",
+        "solution": "更换电源",
+        "recovery_steps": [{"at": (now - timedelta(minutes=30)).isoformat(), "step": "更换电源"}],
+        "follow_up": "一个月内检查其余电源",
+    }
+    assert api.put(f"{url}/report", json=report, headers=staff).status_code == 200
+    post(f"{url}/report/deliver", staff)
+    post(f"{url}/status", staff, status="closed")
+    # A pre-installation notice, confirmed by the customer.
+    notice = post(
+        "/api/v1/pre-installation-notices",
+        staff,
+        organisation_id=org_id,
+        device_ids=[ids["INITECH-4"]],
+        expected_on=(day + timedelta(days=10)).isoformat(),
+    )
+    post(f"/api/v1/pre-installation-notices/{notice['id']}/confirm-receipt", customer)
+    tickets = api.get("/api/v1/tickets", headers=staff).get_json()["items"]
+    return {
+        **world,
+        "initech": ids,
+        "tickets": [t["id"] for t in tickets],
+        "closed_ticket": ticket["id"],
+        "notice": notice["id"],
+    }
 
 
 def test_chinese_pages_and_pdfs_show_no_raw_code(busy, page, tmp_path):
@@ -394,6 +437,9 @@ def test_chinese_pages_and_pdfs_show_no_raw_code(busy, page, tmp_path):
         f"/portal/releases/{busy['update_id']}",
         "/portal/products/gw/changelog?from=0.9.0&to=1.1.0",
         f"/portal/devices/{busy['devices']['globex']}",  # another organisation's: a 404 page
+        *(f"/portal/tickets/{i}" for i in busy["tickets"]),
+        f"/portal/tickets/{busy['closed_ticket']}/report",
+        f"/portal/service/notices/{busy['notice']}",
     ]
     shown = {}
     for path in pages:
@@ -409,12 +455,18 @@ def test_chinese_pages_and_pdfs_show_no_raw_code(busy, page, tmp_path):
         "notes.pdf": f"/portal/releases/{busy['update_id']}/notes.pdf",
         "changelog.pdf": "/portal/products/gw/changelog?from=0.9.0&to=1.1.0&format=pdf",
         "record.pdf": f"/portal/devices/{ids['INITECH-1']}/record?format=pdf",
+        "report.pdf": f"/portal/tickets/{busy['closed_ticket']}/report.pdf",
+        "notice.pdf": f"/portal/service/notices/{busy['notice']}/notice.pdf",
     }
     for name, path in documents.items():
         r = page.request.get(base + path)
         assert r.ok and r.headers["content-type"] == "application/pdf", path
         shown[name] = _pdf_text(r.body(), tmp_path, name)
     assert "(Asia/Shanghai)" in shown["record.pdf"] and "安装调试" in shown["record.pdf"]
+    closed = shown[f"/portal/tickets/{busy['closed_ticket']}"]
+    assert "已关闭" in closed and "紧急" in closed and "国家法定节假日安排" in closed
+    assert "(Asia/Shanghai)" in shown["report.pdf"] and "更换电源" in shown["report.pdf"]
+    assert "安装前期准备" in shown["notice.pdf"]
 
     # The support engineer's planning form names kinds and modes in Chinese too.
     context = page.context.browser.new_context(locale="zh-CN")

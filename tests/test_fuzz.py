@@ -26,7 +26,7 @@ from tests.gunicorn_server import gunicorn
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
-BUDGET = int(os.environ.get("FUZZ_SECONDS", "15"))
+BUDGET = int(os.environ.get("FUZZ_SECONDS", "25"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261202"))
 ENDS_ACCESS = (
     r"^/api/(v1/tokens/\{token_id\}|v1/users/\{user_id\}|v1/users/me"

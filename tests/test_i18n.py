@@ -26,8 +26,14 @@ def test_every_portal_text_is_translated_and_compiled():
         mo = read_mo(f)
     missing = sorted(m for m in used if not (po.get(m) and po.get(m).string))
     assert missing == [], "run pybabel extract/update and translate these"
+
+    def text(string):  # a plural's forms: a tuple in the .po, a list in the .mo
+        return tuple(string) if isinstance(string, (list, tuple)) else string
+
     stale = sorted(
-        m.id for m in po if m.id and (mo.get(m.id) is None or mo.get(m.id).string != m.string)
+        str(m.id)
+        for m in po
+        if m.id and (mo.get(m.id) is None or text(mo.get(m.id).string) != text(m.string))
     )
     assert stale == [], "run: pybabel compile -d upgrade_server/translations"
 

@@ -41,7 +41,7 @@ def show(serial: str) -> None:
     click.echo(f"{found['serial']}: today {found['today']} ({found['timezone']})")
     for kind in found["kinds"]:
         through = kind["covered_through"] or "-"
-        click.echo(f"  {kind['kind']:9} {kind['status']:12} through {through}")
+        click.echo(f"  {kind['kind']:9} {kind['status']:19} through {through}")
         for grant in kind["grants"]:
             end = grant["ends_on"] or "open"
             ref = f" {grant['reference']}" if grant["reference"] else ""

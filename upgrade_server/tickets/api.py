@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
@@ -162,17 +161,28 @@ class StepOut(Schema):
     step = String(required=True)
 
 
-class ReportIn(Schema):
+class StepIn(Schema):
+    at = Timestamp(required=True, metadata={"description": "with its UTC offset; kept in UTC"})
+    step = String(required=True, validate=Length(1, 2000))
+
+
+class ReportParts(Schema):
     fault_started_at = Timestamp()
     fault_ended_at = Timestamp()
     symptoms = String(validate=Length(0, 10_000))
     cause = String(validate=Length(0, 10_000), metadata={"description": "or the plan to find it"})
     solution = String(validate=Length(0, 10_000))
-    recovery_steps = List(Nested(StepOut), metadata={"description": "in time order"})
     follow_up = String(validate=Length(0, 10_000))
 
 
-class ReportOut(ReportIn):
+class ReportIn(ReportParts):
+    recovery_steps = List(
+        Nested(StepIn), validate=Length(0, 200), metadata={"description": "in time order"}
+    )
+
+
+class ReportOut(ReportParts):
+    recovery_steps = List(Nested(StepOut), metadata={"description": "in time order"})
     ticket_id = Integer()
     delivered_at = DateTime(allow_none=True)
     delivered_by = String(allow_none=True)
@@ -409,7 +419,6 @@ def get_report(ticket_id: int, query: dict[str, Any]) -> Any:
         "portal/incident_report.html",
         ticket=ticket,
         report=report,
-        zone=ZoneInfo(ticket.organisation.timezone),
     )
     return Response(
         render_pdf(html),

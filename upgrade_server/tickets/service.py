@@ -11,7 +11,7 @@ ConflictError.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -39,6 +39,7 @@ from upgrade_server.tickets.models import (
     TicketBreach,
     TicketPause,
 )
+from upgrade_server.workdays.calendar import CalendarUsed
 from upgrade_server.workdays.service import Calendars
 
 OPEN = ("new", "acknowledged", "on-the-way", "on-site")
@@ -155,13 +156,19 @@ def deadlines_of(ticket: Ticket, calendars: Calendars, now: datetime) -> list[De
 def calendar_used(ticket: Ticket, calendars: Calendars) -> str | None:
     """Which calendar decided the working days of the part-on-site deadline,
     e.g. "CN official calendar (chinesecalendar 1.11.0) + 1 staff exception"."""
+    used = calendar_parts(ticket, calendars)
+    return used.summary if used is not None else None
+
+
+def calendar_parts(ticket: Ticket, calendars: Calendars) -> CalendarUsed | None:
+    """The parts of `calendar_used`, for a page to word in its reader's language."""
     if ticket.repair_notice_at is None:
         return None
     working = calendars.of(ticket.organisation_id)
     notice = ticket.repair_notice_at
     due = rules.add_working_days(notice, rules.PART_WORKING_DAYS, ticket.timezone, working)
     first = local_day(notice, ticket.timezone) + timedelta(days=1)
-    return working.used(first, local_day(due, ticket.timezone)).summary
+    return working.used(first, local_day(due, ticket.timezone))
 
 
 def place_of(devices: list[Device], organisation: Organisation) -> tuple[str, str]:
@@ -440,8 +447,9 @@ def advance(
         raise ConflictError("a ticket closes after its incident report was delivered")
     if status in ("report-delivered",):
         raise ConflictError("deliver the incident report instead")
-    before = ticket.audit_view()
     when = at or utcnow()
+    _not_before_last_step(ticket, when)
+    before = ticket.audit_view()
     for step in STATUSES[STATUSES.index(ticket.status) + 1 : STATUSES.index(status) + 1]:
         column = _STEP_TIME.get(step)
         if column and getattr(ticket, column) is None:
@@ -455,6 +463,20 @@ def advance(
         session, actor, f"ticket.{status}", ticket, before, organisation_id=ticket.organisation_id
     )
     return ticket
+
+
+def _not_before_last_step(ticket: Ticket, when: datetime) -> None:
+    """A step happens after the opening and after every step already recorded."""
+    columns = [*_STEP_TIME.values(), "report_delivered_at"]
+    times = [ticket.opened_at] + [
+        t for t in (getattr(ticket, column) for column in columns) if t is not None
+    ]
+    last = max(times)
+    if when < last:
+        raise InvalidInputError(
+            "a step cannot happen before the ticket's last recorded step",
+            [{"field": "at", "message": f"not before {last.isoformat()}"}],
+        )
 
 
 def repair_notice(session: Session, actor: Principal, ticket_id: int) -> Ticket:
@@ -528,9 +550,14 @@ def save_report(
     report = session.get(IncidentReport, ticket.id) or IncidentReport(ticket_id=ticket.id)
     if report.delivered_at is not None:
         raise ConflictError("the report was delivered: it is read-only")
-    for name in (*REPORT_PARTS, "recovery_steps"):
+    for name in REPORT_PARTS:
         if name in data:
             setattr(report, name, data[name])
+    if "recovery_steps" in data:  # times in UTC, so that their order is their text's
+        report.recovery_steps = [
+            {"at": s["at"].astimezone(UTC).isoformat(), "step": s["step"]}
+            for s in data["recovery_steps"]
+        ]
     session.add(report)
     session.flush()
     return report

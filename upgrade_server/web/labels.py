@@ -21,6 +21,10 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "report-delivered": _("report delivered"),
         "closed": _("closed"),
     },
+    "region": {
+        "beijing": _("Beijing"),
+        "other": _("other regions"),
+    },
     "ticket-source": {
         "alarm": _("device alarm"),
         "portal": _("portal"),

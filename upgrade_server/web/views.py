@@ -8,7 +8,6 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from apiflask import APIBlueprint
 from flask import (
@@ -55,6 +54,7 @@ from upgrade_server.tickets.models import IncidentReport, Ticket
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import LANGUAGES, csrf, current_language, problems
+from upgrade_server.web.calendar_words import calendar_words
 from upgrade_server.web.labels import label
 from upgrade_server.web.record import present as record_rows
 from upgrade_server.web.times import when
@@ -461,6 +461,14 @@ def notice_page(notice_id: int) -> str:
     )
 
 
+@bp.get("/service/notices/<int:notice_id>/notice.pdf")
+def notice_document(notice_id: int) -> Response:
+    """The notice as a PDF, as the vendor sent it."""
+    from upgrade_server.service.notices_api import notice_pdf
+
+    return notice_pdf(service_notices.get_notice(db_session(), require_login(), notice_id))
+
+
 @bp.post("/service/notices/<int:notice_id>/confirm-receipt")
 def notice_receipt(notice_id: int) -> BaseResponse:
     service_notices.confirm_receipt(db_session(), require_login(), notice_id)
@@ -660,16 +668,14 @@ def new_ticket() -> Any:
 
 
 @bp.get("/tickets/<int:ticket_id>/report")
-def ticket_report(ticket_id: int) -> str:
+@bp.get("/tickets/<int:ticket_id>/report.<fmt>")
+def ticket_report(ticket_id: int, fmt: str = "") -> Any:
+    """The incident report as a page, or `report.pdf` to keep."""
     actor = require_login()
     report = tickets.report_of(db_session(), actor, ticket_id)
     ticket = tickets.get_ticket(db_session(), actor, ticket_id)
-    return render_template(
-        "portal/incident_report.html",
-        ticket=ticket,
-        report=report,
-        zone=ZoneInfo(ticket.organisation.timezone),
-    )
+    html = render_template("portal/incident_report.html", ticket=ticket, report=report)
+    return _document(html, fmt, f"incident-{ticket_id}") if fmt else html
 
 
 # --- one ticket, as its organisation follows it ----------------------------------------
@@ -688,6 +694,13 @@ _STEPS = (
 def _ticket_deadlines(ticket: Ticket) -> list[tickets.Deadline]:
     calendars = working_calendars(db_session(), current_settings())
     return tickets.deadlines_of(ticket, calendars, utcnow())
+
+
+def _calendar_of(ticket: Ticket) -> str | None:
+    """The working-day calendar of the part-on-site deadline, in the reader's words."""
+    calendars = working_calendars(db_session(), current_settings())
+    used = tickets.calendar_parts(ticket, calendars)
+    return calendar_words(used) if used is not None else None
 
 
 def _history(ticket: Ticket) -> list[tuple[datetime, str]]:
@@ -736,9 +749,10 @@ def ticket_page(ticket_id: int) -> str:
     return render_template(
         "portal/ticket.html",
         ticket=ticket,
-        zone=ticket.organisation.timezone,
+        zone=ticket.timezone,
         history=_history(ticket),
         deadlines=_ticket_deadlines(ticket),
+        calendar=_calendar_of(ticket),
         emergency_since=tickets.emergency_since(ticket),
         report_delivered=report is not None and report.delivered_at is not None,
         waiting=next((p for p in ticket.pauses if p.ended_at is None), None),
