@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 TESTS=(tests/test_entitlements.py tests/test_coverage_rules.py tests/test_ticket_deadlines.py
-       tests/test_service_record.py)
+       tests/test_service_record.py tests/test_service_promises.py tests/test_working_days.py
+       tests/test_sites.py)
 
 mapfile -t PINNED < <("$PY" - <<'PYEOF'
 from datetime import UTC, date, datetime, timedelta
