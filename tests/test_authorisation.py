@@ -81,6 +81,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/service-sessions/<int:session_id>"): EVERYONE,
     ("PATCH", "/api/v1/service-sessions/<int:session_id>"): {"admin", "support"},
     ("POST", "/api/v1/service-sessions/<int:session_id>/corrections"): {"admin", "support"},
+    ("POST", "/api/v1/service-sessions/<int:session_id>/cancel"): {"admin", "support"},
     ("POST", "/api/v1/service-sessions/<int:entry_id>/start"): {"admin", "support"},
     ("POST", "/api/v1/service-sessions/<int:entry_id>/confirm-start"): CUSTOMER,
     ("POST", "/api/v1/service-sessions/<int:entry_id>/end"): {"admin", "support"},

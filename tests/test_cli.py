@@ -165,6 +165,15 @@ def test_service_commands(runner, factory):
     assert training.output.split("\t")[1:] == ["2026-02-01", "1.0", "2.0\n"]
     phone = runner.invoke(args=["service", "phone-request", "--org", org.slug, "--title", "Q"])
     assert phone.exit_code == 0 and "opened" in phone.output
+    # A planned visit that will not take place is cancelled, with the reason.
+    visit = runner.invoke(
+        args=["service", "plan", "--kind", "follow-up", "--org", org.slug, "--engineer", "Li"]
+    )
+    visit_id = visit.output.split()[1]
+    refused = runner.invoke(args=["service", "cancel", str(session_id), "--reason", "x"])
+    assert refused.exit_code == 1 and "only a planned session" in refused.output
+    cancelled = runner.invoke(args=["service", "cancel", visit_id, "--reason", "customer asked"])
+    assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
 
 
 # --- staff tools: tickets, passwords, version, coverage -----------------------------------------

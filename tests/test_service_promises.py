@@ -208,6 +208,49 @@ def test_a_request_is_not_signed_off_while_its_session_is_still_planned(client, 
     assert problem["sessions"][0]["state"] == "ended"
 
 
+def test_a_planned_session_that_will_not_happen_is_cancelled_and_no_longer_holds_the_request(
+    client, shop
+):
+    opened = _post(client, shop["customer"], "/api/v1/service-requests", {"title": "x"}, 201)
+    url = f"/api/v1/service-requests/{opened['id']}"
+    body = {"kind": "follow-up", "organisation_id": shop["org"].id, "request_id": opened["id"]}
+    visit = _post(client, shop["support"], "/api/v1/service-sessions", body, 201)
+    _post(client, shop["support"], f"{url}/start", {"at": (NOW - timedelta(hours=2)).isoformat()})
+    _post(client, shop["customer"], f"{url}/confirm-start")
+    session_url = f"/api/v1/service-sessions/{visit['id']}"
+    # The customer cannot call the vendor's visit off; a reason is required.
+    r = client.post(f"{session_url}/cancel", json={"reason": "x"}, headers=shop["customer"].headers)
+    assert r.status_code == 403
+    r = client.post(f"{session_url}/cancel", json={}, headers=shop["support"].headers)
+    assert_problem(r, 422, "invalid-input")
+    cancelled = _post(
+        client, shop["support"], f"{session_url}/cancel", {"reason": "客户改为远程处理"}
+    )
+    assert cancelled["state"] == "cancelled" and cancelled["cancel_reason"] == "客户改为远程处理"
+    # It no longer changes, and the request ends and is signed off without it.
+    r = client.post(f"{session_url}/start", json={}, headers=shop["support"].headers)
+    assert_problem(r, 409, "conflict")
+    r = client.patch(session_url, json={"notes": "x"}, headers=shop["support"].headers)
+    assert_problem(r, 409, "conflict")
+    _post(client, shop["support"], f"{url}/end")
+    assert _post(client, shop["customer"], f"{url}/confirm-end")["state"] == "signed-off"
+    # A session that started is not cancelled: its end is recorded instead.
+    started = _post(
+        client, shop["support"], "/api/v1/service-sessions", body | {"request_id": None}, 201
+    )
+    _post(client, shop["support"], f"/api/v1/service-sessions/{started['id']}/start")
+    r = client.post(
+        f"/api/v1/service-sessions/{started['id']}/cancel",
+        json={"reason": "x"},
+        headers=shop["support"].headers,
+    )
+    assert_problem(r, 409, "conflict")
+    actions = db.session.scalars(
+        select(AuditEntry.action).where(AuditEntry.object_id == str(visit["id"]))
+    ).all()
+    assert "service.session.cancel" in actions
+
+
 # --- 14: the written pre-installation notice --------------------------------------------------
 
 

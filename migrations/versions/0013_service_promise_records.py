@@ -16,6 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('service_sessions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('cancelled_at', upgrade_server.database.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('cancelled_by', sa.String(length=254), nullable=True))
+        batch_op.add_column(sa.Column('cancel_reason', sa.String(length=2000), server_default='', nullable=False))
     with op.batch_alter_table('service_requests', schema=None) as batch_op:
         batch_op.add_column(sa.Column('received_at', upgrade_server.database.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('responded_at', upgrade_server.database.UTCDateTime(timezone=True), nullable=True))
@@ -124,3 +128,7 @@ def downgrade() -> None:
         batch_op.drop_column('responded_by')
         batch_op.drop_column('responded_at')
         batch_op.drop_column('received_at')
+    with op.batch_alter_table('service_sessions', schema=None) as batch_op:
+        batch_op.drop_column('cancel_reason')
+        batch_op.drop_column('cancelled_by')
+        batch_op.drop_column('cancelled_at')

@@ -103,6 +103,19 @@ def end(session_id: int, at: datetime | None, outcome: str | None) -> None:
     _step(session_id, "end", at, outcome)
 
 
+@service_group.command("cancel")
+@click.argument("session_id", type=int)
+@click.option("--reason", required=True, help="why it will not take place")
+def cancel(session_id: int, reason: str) -> None:
+    """Cancel a planned session that will not take place (kept in the record)."""
+    try:
+        with transaction() as db_session:
+            entry = service.cancel_session(db_session, Principal.cli(), session_id, reason)
+    except AppError as error:
+        fail(error)
+    click.echo(f"session {entry.id}: {entry.state}")
+
+
 @service_group.command("list")
 @click.option("--org", "slug", default=None)
 def list_sessions(slug: str | None) -> None:

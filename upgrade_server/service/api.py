@@ -76,6 +76,13 @@ class SessionOut(ConfirmationOut):
     attachments = List(Nested(AttachmentOut))
     created_at = DateTime()
     created_by = String()
+    cancelled_at = DateTime(allow_none=True)
+    cancelled_by = String(allow_none=True)
+    cancel_reason = String()
+
+
+class CancelIn(Schema):
+    reason = String(required=True, validate=Length(1, 2000))
 
 
 class SessionFields(Schema):
@@ -113,7 +120,9 @@ class ListQuery(Schema):
     organisation_id = Integer(load_default=None)
     state = String(
         load_default=None,
-        validate=OneOf(["planned", "started", "start-confirmed", "ended", "signed-off"]),
+        validate=OneOf(
+            ["planned", "started", "start-confirmed", "ended", "signed-off", "cancelled"]
+        ),
     )
 
 
@@ -289,6 +298,17 @@ def _step(model: Any, entry_id: int, step: str, data: dict[str, Any] | None = No
         outcome=data.get("outcome"),
     )
     return _session_view(entry) if model is ServiceSession else _request_view(entry)
+
+
+@bp.post("/service-sessions/<int:session_id>/cancel")
+@bp.auth_required(token_auth, roles=MANAGE)
+@bp.input(CancelIn, arg_name="data")
+@bp.output(SessionOut)
+def cancel_session(session_id: int, data: dict[str, Any]) -> Any:
+    """Cancel a planned session that will not take place, with the reason
+    (audited). It stays in the record as cancelled and no longer holds up the
+    request it was planned for; a started session is ended instead."""
+    return service.cancel_session(session(), current_principal(), session_id, data["reason"])
 
 
 @bp.post("/service-sessions/<int:session_id>/attachments")

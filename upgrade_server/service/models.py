@@ -215,10 +215,18 @@ class ServiceSession(Confirmed, Base):
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(254))
+    # A planned session that will not take place: called off, with the reason.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by: Mapped[str | None] = mapped_column(String(254))
+    cancel_reason: Mapped[str] = mapped_column(String(2000), default="", server_default="")
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     release: Mapped[Release | None] = relationship(lazy="joined")
     devices: Mapped[list[Device]] = relationship(secondary=session_devices, lazy="selectin")
+
+    @property
+    def state(self) -> str:
+        return "cancelled" if self.cancelled_at is not None else super().state
 
     def audit_view(self) -> dict[str, object]:
         return {
@@ -238,6 +246,7 @@ class ServiceSession(Confirmed, Base):
             "suggestions": self.suggestions,
             "outcome": self.outcome,
             "attachments": [a["sha256"] for a in self.attachments],
+            "cancel_reason": self.cancel_reason,
             **self.confirmation_view(),
         }
 

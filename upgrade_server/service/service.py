@@ -275,6 +275,35 @@ def local_time(at: datetime, zone: str) -> str:
 def _not_signed_off(entry: Confirmed) -> None:
     if entry.signed_off:
         raise ConflictError("signed off by both sides: it no longer changes; record a correction")
+    if entry.state == "cancelled":
+        raise ConflictError("the session was cancelled: it no longer changes")
+
+
+def cancel_session(
+    session: Session, actor: Principal, session_id: int, reason: str
+) -> ServiceSession:
+    """Call off a session that has not started (a planned visit that will not
+    take place): it stays in the record as cancelled, with the reason, and no
+    longer holds up the request it was planned for."""
+    _require(actor, Permission.SERVICE_MANAGE, "cancel service sessions")
+    entry = get(session, actor, ServiceSession, session_id)
+    _not_signed_off(entry)
+    if entry.state != "planned":
+        raise ConflictError(
+            f"only a planned session is cancelled; this one is {entry.state}: record its end"
+        )
+    before = entry.audit_view()
+    entry.cancelled_at, entry.cancelled_by, entry.cancel_reason = utcnow(), actor.label, reason
+    session.flush()
+    record_change(
+        session,
+        actor,
+        "service.session.cancel",
+        entry,
+        before,
+        organisation_id=entry.organisation_id,
+    )
+    return entry
 
 
 # --- both sides confirm ------------------------------------------------------------------
@@ -349,7 +378,7 @@ def _sessions_done(session: Session, request: ServiceRequest, step: str) -> None
     """The vendor ends a request once every session that serves it has ended;
     the customer signs it off once they are all signed off. Raise
     ConflictError naming the ones still open."""
-    done = ("ended", "signed-off") if step == "end" else ("signed-off",)
+    done = ("ended", "signed-off", "cancelled") if step == "end" else ("signed-off", "cancelled")
     open_ones = [s for s in sessions_of_request(session, request) if s.state not in done]
     if open_ones:
         names = ", ".join(f"session {s.id} ({s.kind}) is {s.state}" for s in open_ones)

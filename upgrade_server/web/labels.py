@@ -60,6 +60,7 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "start-confirmed": _("in progress"),
         "ended": _("ended, waiting for the customer"),
         "signed-off": _("signed off"),
+        "cancelled": _("cancelled"),
     },
     "install-status": {
         "waiting": _("waiting for the operator's acknowledgement"),
