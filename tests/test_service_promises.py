@@ -5,8 +5,10 @@ hotline change notice. Dates are relative to the pinned clock (tests/clock.py)."
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -303,6 +305,35 @@ def test_the_pre_installation_notice_is_sent_before_delivery_and_confirmed_by_th
         select(AuditEntry.action).where(AuditEntry.object_type == "pre_installation_notices")
     ).all()
     assert actions == ["service.notice.send", "service.notice.confirm-receipt"]
+
+
+def test_a_notice_keeps_its_letter_as_sent_until_the_customer_confirms_receipt(client, shop):
+    created = _post(
+        client,
+        shop["support"],
+        "/api/v1/pre-installation-notices",
+        {"organisation_id": shop["org"].id, "device_ids": [shop["device"].id]},
+        201,
+    )
+    url = f"/api/v1/pre-installation-notices/{created['id']}"
+
+    def attach(name: str) -> Any:
+        return client.post(
+            f"{url}/attachments",
+            data={"file": (io.BytesIO(b"site plan"), name)},
+            headers=shop["support"].headers,
+            content_type="multipart/form-data",
+        )
+
+    r = attach("plan.pdf")
+    assert r.status_code == 201, r.get_json()
+    (kept,) = r.get_json()["attachments"]
+    got = client.get(f"{url}/attachments/{kept['sha256']}", headers=shop["customer"].headers)
+    assert got.status_code == 200 and got.data == b"site plan" and got.mimetype == "application/pdf"
+    missing = client.get(f"{url}/attachments/{'0' * 64}", headers=shop["customer"].headers)
+    assert_problem(missing, 404, "not-found")
+    _post(client, shop["customer"], f"{url}/confirm-receipt")
+    assert_problem(attach("late.pdf"), 409, "conflict")
 
 
 def test_a_delivered_device_without_a_notice_in_time_is_a_warning(client, shop, factory):

@@ -320,23 +320,36 @@ def add_attachment(session_id: int) -> Any:
     """Attach a file (a signed form, photos, a report) to an open session."""
     actor = current_principal()
     entry = service.get(session(), actor, ServiceSession, session_id)
+    service.check_open(entry)
+    service.add_attachment(session(), actor, entry, received_file())
+    return _session_view(entry)
+
+
+def received_file() -> dict[str, Any]:
+    """The request's multipart part `file`, kept in the artifact store: the
+    attachment entry that names it."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise BadRequestError("send the file as the multipart part `file`")
-    service.check_open(entry)
     stored = artifact_store().put(cast(BinaryIO, upload.stream), max_bytes=MAX_ATTACHMENT_BYTES)
-    service.add_attachment(
-        session(),
-        actor,
-        entry,
-        {
-            "filename": upload.filename[:200],
-            "sha256": stored.sha256,
-            "size": stored.size,
-            "content_type": upload.mimetype or "application/octet-stream",
-        },
+    return {
+        "filename": upload.filename[:200],
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "content_type": upload.mimetype or "application/octet-stream",
+    }
+
+
+def send_attachment(attachments: list[dict[str, Any]], sha256: str, owner: str) -> Response:
+    """One of `attachments` (of `owner`, e.g. "session 3") as a download."""
+    found = next((a for a in attachments if a["sha256"] == sha256), None)
+    if found is None:
+        raise NotFoundError(f"no attachment {sha256} on {owner}")
+    # A type the uploader named is trusted only from a short list: never HTML.
+    mimetype = found["content_type"] if found["content_type"] in SAFE_TYPES else None
+    return send_stored(
+        found["sha256"], found["filename"], 0, mimetype or "application/octet-stream"
     )
-    return _session_view(entry)
 
 
 @bp.get("/service-sessions/<int:session_id>/attachments/<sha256>")
@@ -344,14 +357,7 @@ def add_attachment(session_id: int) -> Any:
 def get_attachment(session_id: int, sha256: str) -> Response:
     """Download an attachment of a session the caller may see."""
     entry = service.get(session(), current_principal(), ServiceSession, session_id)
-    found = next((a for a in entry.attachments if a["sha256"] == sha256), None)
-    if found is None:
-        raise NotFoundError(f"no attachment {sha256} on session {session_id}")
-    # A type the uploader named is trusted only from a short list: never HTML.
-    mimetype = found["content_type"] if found["content_type"] in SAFE_TYPES else None
-    return send_stored(
-        found["sha256"], found["filename"], 0, mimetype or "application/octet-stream"
-    )
+    return send_attachment(entry.attachments, sha256, f"session {session_id}")
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Date, DateTime, Integer, List, Nested, String
@@ -10,19 +10,18 @@ from apiflask.validators import Length, OneOf
 from flask import Response, render_template
 
 from upgrade_server.accounts.auth import current_principal, token_auth
-from upgrade_server.downloads import send_stored
-from upgrade_server.errors import BadRequestError, NotFoundError, accepts
-from upgrade_server.extensions import artifact_store, session
+from upgrade_server.errors import accepts
+from upgrade_server.extensions import session
 from upgrade_server.schemas import Timestamp
 from upgrade_server.service import notices
 from upgrade_server.service.api import (
     CONFIRM,
     MANAGE,
-    MAX_ATTACHMENT_BYTES,
     READ,
-    SAFE_TYPES,
     AttachmentOut,
     bp,
+    received_file,
+    send_attachment,
 )
 from upgrade_server.service.models import PreInstallationNotice
 
@@ -150,26 +149,10 @@ def confirm_receipt(notice_id: int) -> Any:
 @bp.doc(description="multipart/form-data with one `file` part (at most 50 MiB).")
 def add_notice_attachment(notice_id: int) -> Any:
     """Attach a file (the letter as sent, a site plan) until receipt is confirmed."""
-    from flask import request
-
     actor = current_principal()
     notice = notices.get_notice(session(), actor, notice_id)
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadRequestError("send the file as the multipart part `file`")
     notices.check_open(notice)
-    stored = artifact_store().put(cast(BinaryIO, upload.stream), max_bytes=MAX_ATTACHMENT_BYTES)
-    notices.add_attachment(
-        session(),
-        actor,
-        notice,
-        {
-            "filename": upload.filename[:200],
-            "sha256": stored.sha256,
-            "size": stored.size,
-            "content_type": upload.mimetype or "application/octet-stream",
-        },
-    )
+    notices.add_attachment(session(), actor, notice, received_file())
     return _view(notice)
 
 
@@ -178,10 +161,4 @@ def add_notice_attachment(notice_id: int) -> Any:
 def get_notice_attachment(notice_id: int, sha256: str) -> Response:
     """Download an attachment of a notice the caller may see."""
     notice = notices.get_notice(session(), current_principal(), notice_id)
-    found = next((a for a in notice.attachments if a["sha256"] == sha256), None)
-    if found is None:
-        raise NotFoundError(f"no attachment {sha256} on notice {notice_id}")
-    mimetype = found["content_type"] if found["content_type"] in SAFE_TYPES else None
-    return send_stored(
-        found["sha256"], found["filename"], 0, mimetype or "application/octet-stream"
-    )
+    return send_attachment(notice.attachments, sha256, f"notice {notice_id}")
