@@ -5,7 +5,6 @@ as one that does not exist); without a login only public notes are readable."""
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +35,6 @@ from upgrade_server.devices.models import Device
 from upgrade_server.downloads import send_artifact
 from upgrade_server.entitlements import service as entitlements
 from upgrade_server.errors import AppError, AuthenticationError, NotFoundError
-from upgrade_server.extensions import current_settings
 from upgrade_server.extensions import session as db_session
 from upgrade_server.notes import documents
 from upgrade_server.notes.markdown import render
@@ -49,16 +47,11 @@ from upgrade_server.service import notices as service_notices
 from upgrade_server.service import responses as service_responses
 from upgrade_server.service import service as service_record
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
-from upgrade_server.tickets import service as tickets
-from upgrade_server.tickets.models import IncidentReport, Ticket
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import LANGUAGES, csrf, current_language, problems
-from upgrade_server.web.calendar_words import calendar_words
-from upgrade_server.web.labels import label
 from upgrade_server.web.record import present as record_rows
 from upgrade_server.web.times import when
-from upgrade_server.workdays.service import working_calendars
 
 bp = APIBlueprint("portal", __name__, url_prefix="/portal", enable_openapi=False)
 root_bp = APIBlueprint("portal_root", __name__, enable_openapi=False)
@@ -90,7 +83,7 @@ def viewer() -> Principal | None:
     return accounts.principal_for(user) if user else None
 
 
-def _picked_device_ids() -> list[int]:
+def picked_device_ids() -> list[int]:
     """The device ids ticked in a form; anything that is not one is ignored."""
     return [
         int(i)
@@ -367,10 +360,10 @@ def release_document(release_id: int, fmt: str) -> Response:
     release = _readable_release(release_id)
     html = render_template("portal/document.html", entries=[_context(release)], changelog=None)
     name = f"{release.product.code}-{release.version}-notes-{current_language()}"
-    return _document(html, fmt, name)
+    return document_response(html, fmt, name)
 
 
-def _document(html: str, fmt: str, name: str) -> Response:
+def document_response(html: str, fmt: str, name: str) -> Response:
     if fmt == "html":
         body, mimetype = html.encode(), "text/html"
     elif fmt == "pdf":
@@ -403,7 +396,7 @@ def changelog_page(code: str) -> Any:
     if fmt:
         html = render_template("portal/document.html", entries=entries, changelog=log)
         name = f"{product.code}-{log.from_version}-to-{log.to_version}-{current_language()}"
-        return _document(html, fmt, name)
+        return document_response(html, fmt, name)
     return render_template(
         "portal/changelog.html",
         product=product,
@@ -418,7 +411,7 @@ def changelog_page(code: str) -> Any:
 # --- service record ---------------------------------------------------------------------------
 
 
-def _local(at: Any, zone: str) -> str:
+def local_time(at: Any, zone: str) -> str:
     return when(at, zone)
 
 
@@ -438,7 +431,7 @@ def service_page() -> str:
         representatives=contacts.representatives(db_session(), actor, own) if own else [],
         trainings=[s for s in sessions if s.kind == SessionKind.TRAINING],
         hotline=contacts.current_hotline(db_session()),
-        local=_local,
+        local=local_time,
         may_confirm=actor.may(Permission.SERVICE_CONFIRM),
         may_manage=actor.may(Permission.SERVICE_MANAGE),
         may_name=bool(own) and actor.may(Permission.REPRESENTATIVES_MANAGE),
@@ -538,7 +531,7 @@ def new_request() -> Any:
             "title": request.form.get("title", "").strip(),
             "description": request.form.get("description", ""),
             "contact": request.form.get("contact", ""),
-            "device_ids": _picked_device_ids(),
+            "device_ids": picked_device_ids(),
             "organisation_id": own[0].organisation_id if own and actor.is_vendor else None,
         }
         if data["title"]:
@@ -603,7 +596,7 @@ def device_record(device_id: int) -> Any:
         html = render_template(
             "portal/record_document.html", organisation=organisation, rows=rows, title=name
         )
-        return _document(html, fmt, name)
+        return document_response(html, fmt, name)
     return render_template(
         "portal/record.html",
         organisation=organisation,
@@ -611,172 +604,3 @@ def device_record(device_id: int) -> Any:
         device_id=device_id,
         user=current_user(),
     )
-
-
-# --- fault tickets ---------------------------------------------------------------------
-
-
-@bp.get("/tickets")
-def ticket_list() -> str:
-    """Open tickets first, by the nearest deadline (the staff board), then the rest."""
-    actor = require_login()
-    calendars = working_calendars(db_session(), current_settings())
-    board = tickets.board(db_session(), actor, calendars)
-    done = list(
-        db_session().scalars(
-            tickets.visible_tickets(actor)
-            .where(Ticket.status.not_in(tickets.OPEN))
-            .order_by(Ticket.id.desc())
-            .limit(200)
-        )
-    )
-    return render_template(
-        "portal/tickets.html",
-        board=board,
-        emergencies={t.id for t, _found in board if tickets.emergency_since(t) is not None},
-        done=done,
-        local=_local,
-        may_open=actor.may(Permission.SERVICE_REQUEST),
-        user=current_user(),
-    )
-
-
-@bp.route("/tickets/new", methods=["GET", "POST"])
-def new_ticket() -> Any:
-    actor = require_login()
-    own = list(db_session().scalars(devices.visible_devices(actor).order_by(Device.serial)))
-    error = None
-    if request.method == "POST":
-        title = request.form.get("title", "").strip()
-        level = request.form.get("level", "")
-        if title and level in ("1", "2", "3", "4"):
-            ticket = tickets.open_ticket(
-                db_session(),
-                actor,
-                {
-                    "title": title,
-                    "description": request.form.get("description", ""),
-                    "level": int(level),
-                    "device_ids": _picked_device_ids(),
-                    "organisation_id": own[0].organisation_id if own else None,
-                },
-                via="portal",
-            )
-            return redirect(url_for("portal.ticket_page", ticket_id=ticket.id))
-        error = _("A title and a level are required.")
-    return render_template("portal/new_ticket.html", devices=own, error=error, user=current_user())
-
-
-@bp.get("/tickets/<int:ticket_id>/report")
-@bp.get("/tickets/<int:ticket_id>/report.<fmt>")
-def ticket_report(ticket_id: int, fmt: str = "") -> Any:
-    """The incident report as a page, or `report.pdf` to keep."""
-    actor = require_login()
-    report = tickets.report_of(db_session(), actor, ticket_id)
-    ticket = tickets.get_ticket(db_session(), actor, ticket_id)
-    html = render_template("portal/incident_report.html", ticket=ticket, report=report)
-    return _document(html, fmt, f"incident-{ticket_id}") if fmt else html
-
-
-# --- one ticket, as its organisation follows it ----------------------------------------
-
-# The steps a ticket goes through and the column that says when.
-_STEPS = (
-    ("acknowledged", "acknowledged_at"),
-    ("on-the-way", "on_the_way_at"),
-    ("on-site", "on_site_at"),
-    ("resolved", "resolved_at"),
-    ("report-delivered", "report_delivered_at"),
-    ("closed", "closed_at"),
-)
-
-
-def _ticket_deadlines(ticket: Ticket) -> list[tickets.Deadline]:
-    calendars = working_calendars(db_session(), current_settings())
-    return tickets.deadlines_of(ticket, calendars, utcnow())
-
-
-def _calendar_of(ticket: Ticket) -> str | None:
-    """The working-day calendar of the part-on-site deadline, in the reader's words."""
-    calendars = working_calendars(db_session(), current_settings())
-    used = tickets.calendar_parts(ticket, calendars)
-    return calendar_words(used) if used is not None else None
-
-
-def _history(ticket: Ticket) -> list[tuple[datetime, str]]:
-    """What happened to the ticket, in time order, in the reader's words."""
-    source = label(ticket.source, "ticket-source")
-    events = [(ticket.opened_at, _("Reported (%(source)s)", source=source))]
-    for at, level in ticket.level_changes:
-        events.append((datetime.fromisoformat(at), _("Level changed to %(level)s", level=level)))
-    for mark in ticket.emergency_marks:
-        reason = mark["reason"]
-        text = (
-            _("Marked an emergency: %(reason)s", reason=reason)
-            if mark["emergency"]
-            else _("No longer an emergency: %(reason)s", reason=reason)
-        )
-        events.append((datetime.fromisoformat(mark["at"]), text))
-    for status, column in _STEPS:
-        at = getattr(ticket, column)
-        if at is not None:
-            events.append((at, label(status, "ticket-status")))
-    if ticket.repair_notice_at is not None:
-        events.append((ticket.repair_notice_at, _("A part must be replaced")))
-    if ticket.part_on_site_at is not None:
-        events.append((ticket.part_on_site_at, _("The replacement part is on site")))
-    if ticket.cleared_at is not None:
-        events.append((ticket.cleared_at, _("The device cleared its alarm")))
-    for pause in ticket.pauses:
-        waiting = _("Waiting on the customer: %(reason)s", reason=pause.reason)
-        events.append((pause.started_at, waiting))
-        if pause.confirmed_at is not None:
-            who = pause.confirmed_by or ""
-            events.append((pause.confirmed_at, _("The wait confirmed by %(who)s", who=who)))
-        if pause.ended_at is not None:
-            events.append((pause.ended_at, _("Work resumed")))
-    return sorted(events, key=lambda event: event[0])
-
-
-@bp.get("/tickets/<int:ticket_id>")
-def ticket_page(ticket_id: int) -> str:
-    """A ticket's progress: its status and history, each deadline met or
-    missed, pauses, devices, and the incident report once delivered. Another
-    organisation's ticket is a 404, as one that does not exist."""
-    actor = require_login()
-    ticket = tickets.get_ticket(db_session(), actor, ticket_id)
-    report = db_session().get(IncidentReport, ticket.id)
-    return render_template(
-        "portal/ticket.html",
-        ticket=ticket,
-        zone=ticket.timezone,
-        history=_history(ticket),
-        deadlines=_ticket_deadlines(ticket),
-        calendar=_calendar_of(ticket),
-        emergency_since=tickets.emergency_since(ticket),
-        report_delivered=report is not None and report.delivered_at is not None,
-        waiting=next((p for p in ticket.pauses if p.ended_at is None), None),
-        may_confirm=actor.may(Permission.SERVICE_CONFIRM),
-        may_manage=actor.may(Permission.SERVICE_MANAGE) and ticket.status in tickets.OPEN,
-        local=_local,
-        user=current_user(),
-    )
-
-
-@bp.post("/tickets/<int:ticket_id>/pause/confirm")
-def ticket_confirm_pause(ticket_id: int) -> BaseResponse:
-    """The customer agrees the ticket waits on it."""
-    tickets.confirm_pause(db_session(), require_login(), ticket_id)
-    return redirect(url_for("portal.ticket_page", ticket_id=ticket_id))
-
-
-@bp.post("/tickets/<int:ticket_id>/emergency")
-def ticket_emergency(ticket_id: int) -> BaseResponse:
-    """Staff mark the ticket an emergency, or unmark it, saying why."""
-    actor = require_login()
-    reason = request.form.get("reason", "").strip()[:2000]
-    if not reason:
-        abort(400, _("Say why."))
-    emergency = request.form.get("emergency") == "1"
-    tickets.mark_emergency(db_session(), actor, ticket_id, emergency, reason)
-    return redirect(url_for("portal.ticket_page", ticket_id=ticket_id))
