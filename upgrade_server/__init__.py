@@ -25,11 +25,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from swagger_ui_bundle import swagger_ui_path
 
     from upgrade_server.config import Settings
-    from upgrade_server.errors import (
-        PROBLEM_SCHEMA,
-        VALIDATION_PROBLEM_SCHEMA,
-        check_request,
-    )
+    from upgrade_server.errors import PROBLEM_SCHEMA, VALIDATION_PROBLEM_SCHEMA
+    from upgrade_server.http_errors import check_request
 
     settings = (test_config or {}).get("SETTINGS") or Settings()
     instance_path = settings.resolved_instance_path()
@@ -87,7 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     )
     _install_request_id_logging()
 
-    from upgrade_server import errors, openapi, transaction
+    from upgrade_server import http_errors, openapi, transaction
     from upgrade_server.extensions import db
     from upgrade_server.storage import make_store
 
@@ -105,7 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
             writer = ReportWriter(db.engine, settings.report_batch_seconds)
             app.extensions["report_writer"] = writer
             app.extensions.setdefault("background_stops", []).append(writer.stopped)
-    errors.init_app(app)
+    http_errors.init_app(app)
     openapi.init_app(app)
     from upgrade_server.audit import hooks as audit_hooks
 

@@ -8,13 +8,9 @@ from flask import Blueprint, Response, current_app
 from sqlalchemy import text
 
 from upgrade_server.database import refuses_writes, writes
-from upgrade_server.errors import (
-    PROBLEMS,
-    ServiceUnavailableError,
-    StorageError,
-    problem_response,
-)
+from upgrade_server.errors import PROBLEMS, ServiceUnavailableError, StorageError
 from upgrade_server.extensions import session
+from upgrade_server.http_errors import problem_response
 
 bp = Blueprint("health", __name__)
 
