@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy import create_engine, text
@@ -26,6 +27,8 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from tests.clock import NOW
 from tests.factories import Factory
+from tests.helpers.mail import Mailbox
+from tests.moto_server import free_port
 from upgrade_server import create_app
 from upgrade_server.audit.checkpoints import FILE_NAME, CheckpointFile
 from upgrade_server.config import Settings
@@ -195,3 +198,14 @@ def scratch_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A local SMTP server: its mailbox and port."""
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()

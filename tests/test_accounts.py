@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine, select, text
 from sqlalchemy.orm import sessionmaker
 
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import ApiToken, User
 from upgrade_server.accounts.principal import Principal

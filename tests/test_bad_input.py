@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.clock import at, today
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 from upgrade_server.clock import utcnow
 from upgrade_server.extensions import db
 from upgrade_server.routing import MAX_ID

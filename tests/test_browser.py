@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.clock import at, today
+from tests.helpers.portal import GUIDANCE, PASSWORD
 from tests.live import Live, add_product, live_server
-from tests.test_portal import GUIDANCE, PASSWORD
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from tests.clock import today
-from tests.test_portal import login
+from tests.helpers.portal import login
 from upgrade_server import cli as commands
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User

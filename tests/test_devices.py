@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.extensions import db
 

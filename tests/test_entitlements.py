@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.clock import ExpiredDevice, at, first_of_month, today
-from tests.test_errors import assert_problem
-from tests.test_updates import _publish
+from tests.helpers.problems import assert_problem
+from tests.helpers.publishing import publish
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.extensions import db
 from upgrade_server.releases.models import Release
@@ -46,7 +46,7 @@ def history(client, factory):
     product = factory.product()
     db.session.commit()
     releases = {
-        v: _publish(client, publisher.headers, product.id, v, v.encode())
+        v: publish(client, publisher.headers, product.id, v, v.encode()).get_json()
         for v in ("1.0.0", "1.1.0", "2.0.0")
     }
     _published_at(product, releases["1.0.0"]["id"], dates.covered_release)
@@ -231,9 +231,9 @@ def test_manual_overrides_need_a_reason_and_are_audited(client, history, factory
 
 def test_security_fixes_can_be_free_for_every_device(client, history, factory):
     publisher = factory.caller("publisher")
-    fix = _publish(
+    fix = publish(
         client, publisher.headers, history["product"].id, "1.0.1", b"fix", security_fix=True
-    )
+    ).get_json()
     # Not free yet: the expired device stays on 1.0.0 (1.0.1 came out today).
     assert _check(client, history["token"], "1.0.0").get_json().get("version") is None
     r = client.patch(

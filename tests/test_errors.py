@@ -5,21 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from tests.helpers.problems import assert_problem
 from upgrade_server import create_app
 from upgrade_server.config import Settings
 from upgrade_server.errors import HTTP_PROBLEMS, PROBLEMS
-
-
-def assert_problem(r, status: int, slug: str):
-    assert r.status_code == status, r.get_data(as_text=True)
-    assert r.mimetype == "application/problem+json"
-    body = r.get_json()
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    text = r.get_data(as_text=True)
-    assert "Traceback" not in text and 'File "' not in text
-    return body
 
 
 def test_400_malformed_json(client, factory):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tuf import publish_file
 from tests.live import add_product, live_server
-from tests.test_tuf_e2e import publish_file
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.test_portal import PASSWORD, _csrf, login
+from tests.helpers.portal import PASSWORD, csrf, login
 from upgrade_server.accounts import service as accounts
 from upgrade_server.extensions import db
 
@@ -83,14 +83,14 @@ def test_pages_and_tuf_paths(customer, page, first, second, query):
 @example(form={"title": "t", "level": "1", "device_ids": ["²", "9" * 40]}, target=TICKET)
 @example(form={"title": "t", "device_ids": ["٣", "9" * 5000]}, target=REQUEST)
 def test_portal_forms(customer, form, target):
-    form["csrf_token"] = _csrf(customer.get(target).get_data(as_text=True))
+    form["csrf_token"] = csrf(customer.get(target).get_data(as_text=True))
     _not_a_server_error(customer.post(target, data=form))
 
 
 @FUZZ
 @given(email=values, password=values, next_page=values)
 def test_login_form(client, email, password, next_page):
-    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    token = csrf(client.get("/portal/login").get_data(as_text=True))
     r = client.post(
         "/portal/login",
         query_string={"next": next_page},

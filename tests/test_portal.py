@@ -13,7 +13,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from tests.clock import first_of_month, today
-from tests.test_updates import _publish
+from tests.helpers.portal import GUIDANCE, PASSWORD, csrf, login
+from tests.helpers.publishing import publish
 from upgrade_server.accounts import service as accounts
 from upgrade_server.extensions import db
 from upgrade_server.tickets.models import Ticket
@@ -23,25 +24,6 @@ NOTES = {
     " [点我](javascript:alert(1)) <img src=x onerror=alert(1)>",
     "en": "## New\n\nSupports **dual-link backup**.",
 }
-GUIDANCE = {
-    "installation": {"zh-CN": "升级前请备份配置。", "en": "Back up the configuration first."},
-    "operation": {"zh-CN": "在菜单中启用备份链路。", "en": "Enable the backup link in the menu."},
-    "maintenance": {"zh-CN": "每月检查链路状态。", "en": "Check the link state monthly."},
-}
-PASSWORD = "correct horse battery"
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
-
-
-def login(client, email: str, password: str = PASSWORD):
-    token = _csrf(client.get("/portal/login").get_data(as_text=True))
-    return client.post(
-        "/portal/login", data={"email": email, "password": password, "csrf_token": token}
-    )
 
 
 @pytest.fixture
@@ -53,8 +35,8 @@ def portal(client, factory):
     org = factory.organisation()
     product = factory.product()
     db.session.commit()
-    first = _publish(client, publisher.headers, product.id, "1.0.0", b"one")
-    update = _publish(
+    first = publish(client, publisher.headers, product.id, "1.0.0", b"one").get_json()
+    update = publish(
         client,
         publisher.headers,
         product.id,
@@ -74,7 +56,7 @@ def portal(client, factory):
             }
         ],
         requirements=[{"name": "memory", "value": 512, "unit": "MiB"}],
-    )
+    ).get_json()
     device, _ = factory.device(
         organisation=org,
         product=product,
@@ -94,7 +76,7 @@ def portal(client, factory):
     }
 
 
-def test_login_logout_and_csrf(client, portal):
+def test_login_logout_andcsrf(client, portal):
     assert client.get("/portal/devices").status_code == 302  # to the login page
     # A form without its CSRF token is refused.
     r = client.post("/portal/login", data={"email": "ops@customer.test", "password": PASSWORD})
@@ -105,7 +87,7 @@ def test_login_logout_and_csrf(client, portal):
     assert portal["device"].serial in page.get_data(as_text=True)
     cookie = client.get_cookie("upgrade_server_session")
     assert cookie.http_only and cookie.same_site == "Lax"
-    token = _csrf(page.get_data(as_text=True))
+    token = csrf(page.get_data(as_text=True))
     assert client.post("/portal/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/portal/devices").status_code == 302
 
@@ -212,7 +194,7 @@ def test_pdf_and_html_downloads(client, portal, tmp_path):
 
 def test_changelog_collects_parameters_and_requirements(client, portal, factory):
     publisher = factory.caller("publisher")
-    _publish(
+    publish(
         client,
         publisher.headers,
         portal["product"].id,
@@ -295,9 +277,7 @@ def test_download_button_follows_coverage(client, portal, factory):
     expired = factory.user("customer-viewer", org, email="old@customer.test")
     expired.password_hash = accounts.hash_password(PASSWORD)
     db.session.commit()
-    client.post(
-        "/portal/logout", data={"csrf_token": _csrf(client.get(url).get_data(as_text=True))}
-    )
+    client.post("/portal/logout", data={"csrf_token": csrf(client.get(url).get_data(as_text=True))})
     login(client, "old@customer.test")
     page = client.get(url + "?lang=en").get_data(as_text=True)
     assert "Download the software" not in page
@@ -328,7 +308,7 @@ def test_customers_report_faults_and_read_delivered_reports_in_the_portal(client
     r = client.post(
         "/portal/tickets/new",
         data={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf(page),
             "title": "链路中断",
             "level": "2",
             "device_ids": [str(portal["device"].id)],
@@ -378,7 +358,7 @@ def _browser_target(location: str, base: str = "http://localhost/portal/login") 
     ],
 )
 def test_login_never_sends_the_browser_off_the_site(client, portal, target):
-    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    token = csrf(client.get("/portal/login").get_data(as_text=True))
     r = client.post(
         "/portal/login",
         query_string={"next": target},
@@ -395,7 +375,7 @@ def test_login_never_sends_the_browser_off_the_site(client, portal, target):
     "query", ["next=/%09/evil.example/path", "next=%2F%2Fevil.example", "next=/%0a/evil.example"]
 )
 def test_login_next_as_a_browser_sends_it(client, portal, query):
-    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    token = csrf(client.get("/portal/login").get_data(as_text=True))
     r = client.post(
         f"/portal/login?{query}",
         data={"email": "ops@customer.test", "password": PASSWORD, "csrf_token": token},
@@ -413,7 +393,7 @@ def test_login_next_as_a_browser_sends_it(client, portal, query):
     ],
 )
 def test_login_returns_to_a_page_of_the_site(client, portal, target, expected):
-    token = _csrf(client.get("/portal/login").get_data(as_text=True))
+    token = csrf(client.get("/portal/login").get_data(as_text=True))
     r = client.post(
         "/portal/login",
         query_string={"next": target},
@@ -448,7 +428,7 @@ def test_a_copied_session_cookie_dies_at_logout(app, client, portal):
     cookie = _logged_in_cookie(client)
     assert _replayed(app, cookie).status_code == 200
     page = client.get("/portal/devices").get_data(as_text=True)
-    assert client.post("/portal/logout", data={"csrf_token": _csrf(page)}).status_code == 302
+    assert client.post("/portal/logout", data={"csrf_token": csrf(page)}).status_code == 302
     r = _replayed(app, cookie)
     assert r.status_code == 302 and "/portal/login" in r.headers["Location"]
 

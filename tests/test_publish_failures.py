@@ -6,33 +6,11 @@ import io
 import json
 
 import pytest
-from sqlalchemy import func, select
 
-from tests.test_signing import publish
-from upgrade_server.audit.models import AuditEntry
+from tests.helpers.publishing import publish, stored_state
 from upgrade_server.errors import StorageError
 from upgrade_server.extensions import db
-from upgrade_server.releases.models import Release
-from upgrade_server.signing.models import MetadataFile, SigningRequest
 from upgrade_server.storage.local import LocalStore
-
-
-def _state(app, product) -> dict:
-    store: LocalStore = app.extensions["artifact_store"]
-    files = sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
-    counts = {
-        model.__tablename__: db.session.execute(
-            select(func.count()).select_from(model)
-        ).scalar_one()
-        for model in (Release, MetadataFile, SigningRequest, AuditEntry)
-    }
-    metadata = {
-        (row.role, row.version): row.data
-        for row in db.session.execute(
-            select(MetadataFile).where(MetadataFile.product_id == product.id)
-        ).scalars()
-    }
-    return {"files": files, "counts": counts, "metadata": metadata}
 
 
 @pytest.fixture
@@ -42,7 +20,7 @@ def published(client, factory, app):
     product = factory.product()
     db.session.commit()
     assert publish(client, publisher.headers, product.id, "1.0.0", b"first").status_code == 201
-    return {"headers": publisher.headers, "product": product, "before": _state(app, product)}
+    return {"headers": publisher.headers, "product": product, "before": stored_state(app, product)}
 
 
 def test_client_gone_mid_upload(client, published, app):
@@ -66,7 +44,7 @@ def test_client_gone_mid_upload(client, published, app):
     )
     assert r.status_code == 400
     assert r.mimetype == "application/problem+json"
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]
 
 
 def test_storage_write_fails(client, published, app, monkeypatch):
@@ -74,11 +52,13 @@ def test_storage_write_fails(client, published, app, monkeypatch):
         raise StorageError("disk full")
 
     monkeypatch.setattr("upgrade_server.storage.local._LocalWriter._write", broken)
-    r = publish(client, published["headers"], published["product"].id, "2.0.0", b"x" * 4096)
+    r = publish(
+        client, published["headers"], published["product"].id, "2.0.0", b"x" * 4096, expect=None
+    )
     assert r.status_code == 503
     assert r.get_json()["type"] == "/problems/storage-unavailable"
     monkeypatch.undo()
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]
 
 
 def test_storage_commit_fails(client, published, app, monkeypatch):
@@ -86,10 +66,12 @@ def test_storage_commit_fails(client, published, app, monkeypatch):
         raise StorageError("rename failed")
 
     monkeypatch.setattr(LocalStore, "commit", broken)
-    r = publish(client, published["headers"], published["product"].id, "2.0.0", b"y" * 4096)
+    r = publish(
+        client, published["headers"], published["product"].id, "2.0.0", b"y" * 4096, expect=None
+    )
     assert r.status_code == 503
     monkeypatch.undo()
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]
 
 
 def test_signing_fails(client, published, app):
@@ -99,7 +81,9 @@ def test_signing_fails(client, published, app):
         hidden[key_file] = key_file.read_bytes()
         key_file.unlink()
     try:
-        r = publish(client, published["headers"], published["product"].id, "2.0.0", b"z" * 99)
+        r = publish(
+            client, published["headers"], published["product"].id, "2.0.0", b"z" * 99, expect=None
+        )
         assert r.status_code == 503
         assert r.get_json()["type"] == "/problems/signing-unavailable"
         assert "PRIVATE" not in r.get_data(as_text=True)
@@ -107,7 +91,7 @@ def test_signing_fails(client, published, app):
         for path, data in hidden.items():
             path.write_bytes(data)
             path.chmod(0o600)
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]
 
 
 def test_database_commit_fails_after_the_file_was_stored(client, published, app, monkeypatch):
@@ -129,16 +113,20 @@ def test_database_commit_fails_after_the_file_was_stored(client, published, app,
     monkeypatch.setattr(transaction, "session", lambda: FailingCommit(original()))
     app.config["PROPAGATE_EXCEPTIONS"] = False
     try:
-        r = publish(client, published["headers"], published["product"].id, "2.0.0", b"w" * 77)
+        r = publish(
+            client, published["headers"], published["product"].id, "2.0.0", b"w" * 77, expect=None
+        )
     finally:
         app.config["PROPAGATE_EXCEPTIONS"] = None
         monkeypatch.undo()
     assert r.status_code == 500
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]
 
 
 def test_bad_metadata_stores_nothing(client, published, app):
-    r = publish(client, published["headers"], published["product"].id, "not-a-version", b"v")
+    r = publish(
+        client, published["headers"], published["product"].id, "not-a-version", b"v", expect=None
+    )
     assert r.status_code == 422
     r = client.post(
         f"/api/v1/products/{published['product'].id}/releases",
@@ -151,7 +139,7 @@ def test_bad_metadata_stores_nothing(client, published, app):
     )
     assert r.status_code == 422
     assert r.get_json()["errors"][0]["field"] == "hardware_revisions"
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]
 
 
 def test_too_large_artifact_is_413_and_stores_nothing(client, published, app):
@@ -159,8 +147,10 @@ def test_too_large_artifact_is_413_and_stores_nothing(client, published, app):
     original = settings.max_artifact_bytes
     settings.max_artifact_bytes = 1024
     try:
-        r = publish(client, published["headers"], published["product"].id, "2.0.0", b"L" * 5000)
+        r = publish(
+            client, published["headers"], published["product"].id, "2.0.0", b"L" * 5000, expect=None
+        )
     finally:
         settings.max_artifact_bytes = original
     assert r.status_code == 413
-    assert _state(app, published["product"]) == published["before"]
+    assert stored_state(app, published["product"]) == published["before"]

@@ -9,10 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.test_errors import assert_problem
-from tests.test_publish_failures import _state
-from tests.test_signing import publish
-from tests.test_updates import _publish
+from tests.helpers.problems import assert_problem
+from tests.helpers.publishing import publish, stored_state
 from upgrade_server.extensions import db
 from upgrade_server.releases.versions import sort_key
 
@@ -255,8 +253,8 @@ def test_background_upkeep_resigns_without_any_request(scratch_url, tmp_path):
 
     from sqlalchemy import update
 
+    from tests.helpers.tuf import publish_file
     from tests.live import add_product, live_server
-    from tests.test_tuf_e2e import publish_file
     from upgrade_server.clock import utcnow
     from upgrade_server.signing.models import MetadataFile
     from upgrade_server.signing.upkeep import refresh_all
@@ -293,7 +291,7 @@ def test_unknown_metadata_fields_are_refused_by_their_json_path_and_leave_nothin
     publisher = factory.caller("publisher")
     product = factory.product()
     db.session.commit()
-    before = _state(app, product)
+    before = stored_state(app, product)
     misspelt = {
         "version": "1.0.0",
         "secruity_fix": True,
@@ -318,7 +316,7 @@ def test_unknown_metadata_fields_are_refused_by_their_json_path_and_leave_nothin
     }, named
     assert named["parameters[1].nme"] == "unknown field"
     # Nothing of the refused publish is stored: no release, file, metadata or audit entry.
-    assert _state(app, product) == before
+    assert stored_state(app, product) == before
     r = client.get(f"/api/v1/products/{product.id}/releases", headers=publisher.headers)
     assert r.get_json()["items"] == []
 
@@ -353,8 +351,8 @@ def test_translated_parameter_actions_and_requirements_render_in_the_readers_lan
     admin = factory.caller("admin")
     product = factory.product()
     db.session.commit()
-    _publish(client, publisher.headers, product.id, "1.0.0", b"one")
-    release = _publish(
+    publish(client, publisher.headers, product.id, "1.0.0", b"one")
+    release = publish(
         client,
         publisher.headers,
         product.id,
@@ -370,7 +368,7 @@ def test_translated_parameter_actions_and_requirements_render_in_the_readers_lan
             }
         ],
         requirements=[{"name": {"zh-CN": "内存", "en": "Memory"}, "value": 512, "unit": "MiB"}],
-    )
+    ).get_json()
     client.patch(
         f"/api/v1/products/{product.id}", json={"public_notes": True}, headers=admin.headers
     )

@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.clock import NOW, at, today
-from tests.test_errors import assert_problem
-from tests.test_notifications import mailbox  # noqa: F401  (a local SMTP server)
+from tests.helpers.problems import assert_problem
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.extensions import db
 from upgrade_server.service.models import ServiceRequestBreach
@@ -454,7 +453,7 @@ def test_every_customer_is_told_of_a_hotline_change_within_3_days(
     shop,
     factory,
     monkeypatch,
-    mailbox,  # noqa: F811
+    mailbox,
     clock,
 ):
     box, port = mailbox
@@ -519,7 +518,7 @@ def test_every_customer_is_told_of_a_hotline_change_within_3_days(
 
 
 def test_the_portal_shows_the_response_deadline_notices_and_representatives(client, shop, factory):
-    from tests.test_portal import PASSWORD, _csrf, login
+    from tests.helpers.portal import PASSWORD, csrf, login
     from upgrade_server.accounts import service as accounts
 
     admin = shop["customer_admin"].user
@@ -544,7 +543,7 @@ def test_the_portal_shows_the_response_deadline_notices_and_representatives(clie
     url = f"/portal/service/notices/{notice['id']}"
     shown = client.get(url).get_data(as_text=True)
     assert "安装前期准备书面通知" in shown and shop["device"].serial in shown
-    r = client.post(f"{url}/confirm-receipt", data={"csrf_token": _csrf(shown)})
+    r = client.post(f"{url}/confirm-receipt", data={"csrf_token": csrf(shown)})
     assert r.status_code == 302
     assert "已确认收到" in client.get(url).get_data(as_text=True)
     record = client.get(f"/portal/devices/{shop['device'].id}/record").get_data(as_text=True)
@@ -553,7 +552,7 @@ def test_the_portal_shows_the_response_deadline_notices_and_representatives(clie
     # The customer's administrator names a representative.
     r = client.post(
         "/portal/service/representatives",
-        data={"csrf_token": _csrf(page), "name": "李娜", "phone": "+86 10 5555 0199"},
+        data={"csrf_token": csrf(page), "name": "李娜", "phone": "+86 10 5555 0199"},
     )
     assert r.status_code == 302
     assert "李娜" in client.get("/portal/service").get_data(as_text=True)
@@ -579,7 +578,7 @@ def test_staff_respond_and_change_the_hotline_from_the_command_line(client, runn
 
 
 def test_an_engineer_records_the_response_in_the_portal(client, shop):
-    from tests.test_portal import PASSWORD, _csrf, login
+    from tests.helpers.portal import PASSWORD, csrf, login
     from upgrade_server.accounts import service as accounts
 
     engineer = shop["support"].user
@@ -591,7 +590,7 @@ def test_an_engineer_records_the_response_in_the_portal(client, shop):
     assert "记录响应" in page
     r = client.post(
         f"/portal/service/requests/{opened['id']}/respond",
-        data={"csrf_token": _csrf(page), "response": "已电话回复"},
+        data={"csrf_token": csrf(page), "response": "已电话回复"},
     )
     assert r.status_code == 302
     found = client.get(

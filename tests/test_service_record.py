@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.devices import service as devices

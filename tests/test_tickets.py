@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 from upgrade_server.extensions import db
 from upgrade_server.tickets import service
 from upgrade_server.tickets.models import Alarm, Ticket, TicketBreach
@@ -359,7 +359,7 @@ def _text(page: str) -> str:
 @pytest.fixture
 def follower(client, plant, factory):
     """The plant's organisation with a customer who may log in to the portal."""
-    from tests.test_portal import PASSWORD
+    from tests.helpers.portal import PASSWORD
     from upgrade_server.accounts import service as accounts
 
     user = factory.user("customer-viewer", plant["org"], email="noc@plant.test")
@@ -369,7 +369,7 @@ def follower(client, plant, factory):
 
 
 def test_customers_follow_a_tickets_progress_on_its_page(client, plant, follower, factory):
-    from tests.test_portal import _csrf, login
+    from tests.helpers.portal import csrf, login
 
     ticket_id = _alarm(client, plant, "p-1", level=1).get_json()["ticket_id"]
     url = f"/api/v1/tickets/{ticket_id}"
@@ -391,7 +391,7 @@ def test_customers_follow_a_tickets_progress_on_its_page(client, plant, follower
     # The customer confirms the wait from the page.
     r = client.post(
         f"/portal/tickets/{ticket_id}/pause/confirm",
-        data={"csrf_token": _csrf(page.get_data(as_text=True))},
+        data={"csrf_token": csrf(page.get_data(as_text=True))},
     )
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/portal/tickets/{ticket_id}")
     pause = db.session.get(Ticket, ticket_id).pauses[0]
@@ -416,7 +416,7 @@ def test_customers_follow_a_tickets_progress_on_its_page(client, plant, follower
 def test_the_ticket_page_says_a_missed_deadline_and_links_the_delivered_report(
     client, plant, follower
 ):
-    from tests.test_portal import login
+    from tests.helpers.portal import login
 
     ticket_id = _alarm(client, plant, "m-1", level=1).get_json()["ticket_id"]
     ticket = db.session.get(Ticket, ticket_id)
@@ -445,7 +445,7 @@ def test_the_ticket_page_says_a_missed_deadline_and_links_the_delivered_report(
 
 
 def test_staff_mark_an_emergency_from_the_ticket_page(client, plant, factory):
-    from tests.test_portal import PASSWORD, _csrf, login
+    from tests.helpers.portal import PASSWORD, csrf, login
     from upgrade_server.accounts import service as accounts
 
     r = client.post(
@@ -460,7 +460,7 @@ def test_staff_mark_an_emergency_from_the_ticket_page(client, plant, factory):
     login(client, engineer.email)
     page = client.get(f"/portal/tickets/{ticket_id}?lang=en").get_data(as_text=True)
     assert "Mark an emergency" in page
-    form = {"csrf_token": _csrf(page), "emergency": "1", "reason": "the hospital's link"}
+    form = {"csrf_token": csrf(page), "emergency": "1", "reason": "the hospital's link"}
     assert client.post(f"/portal/tickets/{ticket_id}/emergency", data=form).status_code == 302
     text = _text(client.get(f"/portal/tickets/{ticket_id}?lang=en").get_data(as_text=True))
     assert "Marked an emergency: the hospital's link" in text

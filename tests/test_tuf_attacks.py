@@ -15,9 +15,9 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
+from tests.helpers.tuf import root_of, run_remote
 from tests.live import add_product, live_server
 from tests.proxy import proxy_of
-from tests.test_tuf_e2e import root_of, run_remote
 from tests.tuf_client import Device
 from upgrade_server.signing.keys import KeyFolder
 
@@ -205,7 +205,7 @@ def test_fast_forward_and_recovery(world):
 def test_key_compromise_below_threshold(scratch_url, tmp_path):
     """With targets at 2 of 2 offline keys, one stolen key (plus every online
     key of the server) cannot get a malicious target past the client."""
-    from tests.test_signing import create_offline_repository, new_signer, sign_all
+    from tests.helpers.signing import create_offline_repository, new_signer, sign_all
 
     with live_server(scratch_url, tmp_path / "instance") as live:
         product_id = add_product(live, "gw")

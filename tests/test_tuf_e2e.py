@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers.tuf import root_of, run_remote
 from tests.live import add_product, live_server
 from tests.tuf_client import Device
 from upgrade_server.cli.remote import remote_group
@@ -18,28 +19,6 @@ from upgrade_server.cli.remote import remote_group
 def live(scratch_url, tmp_path):
     with live_server(scratch_url, tmp_path / "instance") as server:
         yield server
-
-
-def run_remote(live, *args: str) -> str:
-    result = CliRunner().invoke(
-        remote_group,
-        ["--server", live.url, *args],
-        env={"UPGRADE_SERVER_TOKEN": live.admin_token},
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def publish_file(live, product: str, version: str, artifact, *extra: str) -> str:
-    """Publish a file on the stable channel with the publisher CLI."""
-    args = ["publish", product, version, str(artifact), "--channel", "stable", *extra]
-    return run_remote(live, *args, "--no-progress")
-
-
-def root_of(live, product: str) -> bytes:
-    with urllib.request.urlopen(f"{live.url}/tuf/{product}/metadata/1.root.json") as r:
-        return r.read()
 
 
 @pytest.mark.own_app

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
 
 import pytest
 
+from tests.helpers.publishing import publish
 from upgrade_server.extensions import db
-
-
-def _publish(client, headers, product_id, version, data=b"fw", **extra):
-    metadata = {"version": version, "channels": ["stable"], **extra}
-    r = client.post(
-        f"/api/v1/products/{product_id}/releases",
-        data={
-            "metadata": json.dumps(metadata),
-            "artifact": (io.BytesIO(data), f"fw-{version}.bin"),
-        },
-        headers=headers,
-        content_type="multipart/form-data",
-    )
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()
 
 
 @pytest.fixture
@@ -34,11 +18,11 @@ def fleet(client, factory):
     product = factory.product()
     db.session.commit()
     releases = {
-        "1.0.0": _publish(client, publisher.headers, product.id, "1.0.0", b"one"),
-        "1.1.0": _publish(
+        "1.0.0": publish(client, publisher.headers, product.id, "1.0.0", b"one").get_json(),
+        "1.1.0": publish(
             client, publisher.headers, product.id, "1.1.0", b"one-one", min_from_version="1.0.0"
-        ),
-        "2.0.0": _publish(
+        ).get_json(),
+        "2.0.0": publish(
             client,
             publisher.headers,
             product.id,
@@ -46,8 +30,8 @@ def fleet(client, factory):
             b"two" * 1000,
             min_from_version="1.1.0",
             hardware_revisions=["rev-a"],
-        ),
-        "2.1.0-beta.1": _publish(
+        ).get_json(),
+        "2.1.0-beta.1": publish(
             client,
             publisher.headers,
             product.id,
@@ -55,7 +39,7 @@ def fleet(client, factory):
             b"beta",
             channels=["beta"],
             min_from_version="2.0.0",
-        ),
+        ).get_json(),
     }
     device_a, token_a = factory.device(organisation=org, product=product, hardware_revision="rev-a")
     device_b, token_b = factory.device(organisation=org, product=product, hardware_revision="rev-b")
@@ -173,7 +157,7 @@ def test_parameters_and_operator_action_in_the_offer(client, factory):
             "action": "Enable jumbo frames on the switch.",
         }
     ]
-    _publish(client, publisher.headers, product.id, "1.0.0", parameters=parameters)
+    publish(client, publisher.headers, product.id, "1.0.0", parameters=parameters)
     _, token = factory.device(product=product)
     body = check(client, {"Authorization": f"Bearer {token}"}, "0.1.0").get_json()
     assert body["parameters"] == parameters

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import clock
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.extensions import db
 from upgrade_server.tickets.deadlines import PART_ON_SITE, Facts, add_working_days, deadlines
