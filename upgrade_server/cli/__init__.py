@@ -1,6 +1,10 @@
 """The `upgrade-server` command: one click group, a module per area.
 
-It is Flask's CLI, so `flask --app upgrade_server ...` works the same.
+It is Flask's CLI, so `flask --app upgrade_server ...` works the same. The
+commands that act on this server's database and files are the app's: Flask
+builds the app (and its instance folder) to find them. The publisher's HTTP
+client (`remote`) sits on the group itself, so it runs without building the
+app and leaves no server state in the folder it runs in.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def register_commands(app: Flask) -> None:
         audit.audit_group,
         demo.demo_command,
         demo.serve_command,
-        remote.remote_group,
+        remote.remote_group,  # also here, for `flask --app upgrade_server remote`
         keys.keys_group,
         tuf.tuf_group,
     ):
@@ -116,13 +120,18 @@ def cli() -> FlaskGroup:
         callback=_print_version,
         help="Print this server's version and exit.",
     )
-    return FlaskGroup(
+    from upgrade_server.cli.remote import remote_group
+
+    group = FlaskGroup(
         create_app=_create_app,
         add_default_commands=False,
         add_version_option=False,
         params=[version_option],
         help="upgrade_server",
     )
+    # The group's own commands are found before Flask loads the app for the rest.
+    group.add_command(remote_group)
+    return group
 
 
 def main() -> None:
