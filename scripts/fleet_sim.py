@@ -2,7 +2,7 @@
 
 For demos and load tests. Devices are provisioned in one CSV import (all or
 nothing), each gets its own state folder and the real agent code
-(upgrade_server.agent), and a thread pool runs their poll cycles with jitter.
+(upgrade_agent), and a thread pool runs their poll cycles with jitter.
 
     python scripts/fleet_sim.py --server http://127.0.0.1:8000 --token usk_... \\
         --product edge-gw --org demo-customer --devices 50 --cycles 3
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from upgrade_server.agent.config import AgentConfig  # noqa: E402
-from upgrade_server.agent.core import Agent, AgentError  # noqa: E402
+from upgrade_agent.config import AgentConfig  # noqa: E402
+from upgrade_agent.core import Agent, AgentError  # noqa: E402
 
 
 def provision(

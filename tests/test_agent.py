@@ -12,9 +12,9 @@ from tests.agent_helpers import installed, write_config
 from tests.live import add_product, live_server
 from tests.proxy import proxy_of
 from tests.test_tuf_e2e import run_remote
+from upgrade_agent.config import AgentConfig
+from upgrade_agent.core import Agent, AgentError
 from upgrade_server.accounts.principal import Principal
-from upgrade_server.agent.config import AgentConfig
-from upgrade_server.agent.core import Agent, AgentError
 from upgrade_server.devices import service as devices
 from upgrade_server.extensions import db
 
@@ -241,7 +241,7 @@ def test_a_lying_server_installs_nothing(world, case, code):
 
 
 def test_the_agent_cli(world):
-    from upgrade_server.agent.cli import main
+    from upgrade_agent.cli import main
 
     _, home = agent_for(world, version="1.0.0", name="cli")
     config = str(home / "agent.toml")
@@ -369,7 +369,7 @@ def test_when_neither_the_agent_nor_the_server_knows_the_version_nothing_is_repo
 
 
 def test_an_update_that_needs_the_operators_action_waits_for_an_acknowledgement(ops):
-    from upgrade_server.agent.cli import main
+    from upgrade_agent.cli import main
 
     agent, home, config, logged = ops_agent(ops)
     # Unattended, `run` installs nothing, says why and tells the server once.
@@ -423,7 +423,7 @@ def test_a_site_that_allows_it_installs_operator_action_updates_unattended(ops):
 
 
 def test_operator_actions_read_in_the_configured_language(ops):
-    from upgrade_server.agent.core import describe_actions
+    from upgrade_agent.core import describe_actions
 
     agent, _, _, _ = ops_agent(ops, extra='language = "zh-CN"\n')
     offer = agent.check()

@@ -69,7 +69,7 @@ def test_devices_walk_the_upgrade_path_by_themselves(scratch_url, tmp_path):
                 [
                     sys.executable,
                     "-m",
-                    "upgrade_server.agent.cli",
+                    "upgrade_agent.cli",
                     "--config",
                     str(config),
                     "run",
@@ -111,7 +111,7 @@ def test_devices_walk_the_upgrade_path_by_themselves(scratch_url, tmp_path):
 
 def _agent(config, *command):
     result = subprocess.run(
-        [sys.executable, "-m", "upgrade_server.agent.cli", "--config", str(config), *command],
+        [sys.executable, "-m", "upgrade_agent.cli", "--config", str(config), *command],
         capture_output=True,
         text=True,
         timeout=120,
@@ -259,7 +259,7 @@ def test_the_agents_first_run_with_the_demos_config_keeps_the_version_the_server
 
         config = tmp_path / "agent.toml"
         config.write_text(printed)  # exactly what the demo printed
-        command = [sys.executable, "-m", "upgrade_server.agent.cli", "--config", str(config)]
+        command = [sys.executable, "-m", "upgrade_agent.cli", "--config", str(config)]
         first = subprocess.run(
             [*command, "run", "--until-idle"],
             capture_output=True,

@@ -14,9 +14,9 @@ from tests.live import add_product, live_server
 from tests.proxy import proxy_of
 from tests.test_tuf_e2e import publish_file
 from tests.tuf_client import Device
+from upgrade_agent.config import AgentConfig
+from upgrade_agent.core import Agent
 from upgrade_server.accounts.principal import Principal
-from upgrade_server.agent.config import AgentConfig
-from upgrade_server.agent.core import Agent
 from upgrade_server.devices import service as devices
 from upgrade_server.extensions import db
 

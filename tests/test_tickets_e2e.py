@@ -34,7 +34,7 @@ def _call(url: str, token: str, method: str = "GET", body: dict | None = None) -
 
 def _agent_alarm(config, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "upgrade_server.agent.cli", "--config", str(config), "alarm", *args],
+        [sys.executable, "-m", "upgrade_agent.cli", "--config", str(config), "alarm", *args],
         capture_output=True,
         text=True,
         timeout=60,

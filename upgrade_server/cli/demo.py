@@ -238,6 +238,8 @@ def demo_command(serve: bool, host: str, port: int) -> None:
         click.echo(f"  {label:<42} {secret}")
     click.echo(f"\nAgent config for {DEMO_AGENT_DEVICE} (written to {config}):\n")
     click.echo(text)
+    # The agent is its own distribution (agent/): the server does not ship it.
+    click.echo("Install the agent (its own package): pip install ./agent")
     click.echo(f"Run it: upgrade-agent --config {config} run --until-idle")
     click.echo(
         f"\nServer: {base}\n  Portal:   {base}/portal/ (log in as {DEMO_CUSTOMER} with the"

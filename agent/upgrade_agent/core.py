@@ -14,14 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import tuf
 import urllib3
 from semver import Version
 from tuf.api.exceptions import LengthOrHashMismatchError, RepositoryError
-from tuf.ngclient import Updater, Urllib3Fetcher
-from tuf.ngclient._internal.proxy import ProxyEnvironment
+from tuf.ngclient import Updater
 
-from upgrade_server.agent.config import AgentConfig
+from upgrade_agent.config import AgentConfig
+from upgrade_agent.fetcher import TokenFetcher
 
 _CHUNK = 1024 * 1024
 
@@ -107,17 +106,6 @@ def describe_actions(offer: Offer, language: str = "en") -> list[str]:
             f"{parameter.get('name', '?')}{change}; action: {action or 'see the release notes'}"
         )
     return lines
-
-
-class _TokenFetcher(Urllib3Fetcher):
-    """python-tuf's fetcher, also sending the device token (private repositories)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        user_agent = f"upgrade-agent python-tuf/{tuf.__version__}"
-        self._proxy_env = ProxyEnvironment(
-            headers={"User-Agent": user_agent, "Authorization": f"Bearer {token}"}
-        )
 
 
 class Agent:
@@ -433,7 +421,7 @@ class Agent:
             metadata_base_url=self.config.tuf_metadata_url,
             target_dir=str(self.downloads),
             target_base_url=self.config.tuf_targets_url,
-            fetcher=_TokenFetcher(self.config.token),
+            fetcher=TokenFetcher(self.config.token),
             bootstrap=bootstrap,
         )
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from upgrade_server.agent.config import AgentConfig
-from upgrade_server.agent.core import (
+from upgrade_agent.config import AgentConfig
+from upgrade_agent.core import (
     Agent,
     AgentError,
     Offer,
