@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.agent_helpers import installed, write_config
+from tests.helpers.tuf import run_remote
 from tests.live import add_product, live_server
 from tests.proxy import proxy_of
-from tests.test_tuf_e2e import run_remote
 from upgrade_agent.config import AgentConfig
 from upgrade_agent.core import Agent, AgentError
 from upgrade_server.accounts.principal import Principal

@@ -10,9 +10,9 @@ from flask import Flask, send_from_directory
 from werkzeug.serving import make_server
 
 from tests.agent_helpers import installed, write_config
+from tests.helpers.tuf import publish_file
 from tests.live import add_product, live_server
 from tests.proxy import proxy_of
-from tests.test_tuf_e2e import publish_file
 from tests.tuf_client import Device
 from upgrade_agent.config import AgentConfig
 from upgrade_agent.core import Agent
