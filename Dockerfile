@@ -19,7 +19,6 @@ WORKDIR /srv/upgrade-server
 COPY pyproject.toml requirements.txt README.md ./
 COPY upgrade_server ./upgrade_server
 RUN pip install -r requirements.txt
-COPY migrations ./migrations
 COPY keys ./keys
 COPY wsgi.py gunicorn.conf.py ./
 

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+import pytest
+
+from tests.moto_server import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "upgrade_server"
@@ -116,3 +127,112 @@ def test_errors_and_storage_backends_load_without_flask():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# What a checkout holds besides the server's source: not part of what pip builds.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "instance", "*.egg-info", "__pycache__", ".*_cache",
+    "tests", "bench",
+)  # fmt: skip
+
+
+def _user_env(**extra: str) -> dict[str, str]:
+    """The environment of someone who only installed the package: none of the
+    test run's settings, virtual environment or import path."""
+    kept = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("UPGRADE_SERVER_", "GUNICORN_", "TEST_", "PYTEST_"))
+        and k not in ("DATABASE_URL", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
+    return {**kept, "PIP_DISABLE_PIP_VERSION_CHECK": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment with only `pip install <the server>` in it
+    (no requirements file); returns its bin folder."""
+    here = tmp_path_factory.mktemp("installed")
+    source = here / "src"
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
+    venv = here / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_user_env())
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(source)],
+        capture_output=True,
+        text=True,
+        env=_user_env(),
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return venv / "bin"
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+@pytest.fixture
+def served_demo(installed: Path, scratch_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`upgrade-server demo`, then `upgrade-server serve`, in an empty folder on a
+    fresh database of the suite's kind (SQLite, or PostgreSQL in its pass)."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    port = free_port()
+    env = _user_env(DATABASE_URL=scratch_url, GUNICORN_WORKERS="2")
+    demo = subprocess.run(
+        [str(installed / "upgrade-server"), "demo", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    admin = re.search(r"^\s*admin \S+\s+(usk_\S+)$", demo.stdout, re.MULTILINE)
+    assert admin, demo.stdout
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [str(installed / "upgrade-server"), "serve", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        yield f"http://127.0.0.1:{port}", admin.group(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.own_app
+def test_installed_package_alone_serves_the_demo(installed, served_demo):
+    code = "import upgrade_server; print(upgrade_server.__file__)"
+    where = subprocess.run(
+        [str(installed / "python"), "-c", code],
+        cwd=installed,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.startswith(str(installed.parent)), "the checkout, not the install"
+    url, admin_token = served_demo
+    deadline = time.monotonic() + 30
+    while (ready := _get(url + "/readyz"))[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ready == (200, {"checks": {"database": "ok", "storage": "ok"}, "status": "ready"})
+    status, devices = _get(url + "/api/v1/devices", admin_token)
+    assert status == 200, devices
+    assert "DEMO-0001" in {device["serial"] for device in devices["items"]}

@@ -18,10 +18,9 @@ from sqlalchemy.engine import Connection, make_url
 
 log = logging.getLogger(__name__)
 
+# In the package, so that an installed server migrates its own database.
 MIGRATIONS_DIR = Path(
-    os.environ.get(
-        "UPGRADE_SERVER_MIGRATIONS", Path(__file__).resolve().parent.parent / "migrations"
-    )
+    os.environ.get("UPGRADE_SERVER_MIGRATIONS", Path(__file__).resolve().parent / "migrations")
 )
 
 

@@ -253,7 +253,7 @@ def demo_command(serve: bool, host: str, port: int) -> None:
         _exec_gunicorn(host, port)
 
 
-@click.command("serve", help="Run the app under gunicorn (settings: see gunicorn.conf.py).")
+@click.command("serve", help="Run the app under gunicorn (settings: see the README).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve_command(host: str, port: int) -> None:
@@ -261,9 +261,11 @@ def serve_command(host: str, port: int) -> None:
 
 
 def _exec_gunicorn(host: str, port: int) -> None:
+    # The settings and the app come from the package, so an installed server
+    # (no checkout) serves too; the instance folder is the one of the folder
+    # the command runs in, as for `demo`.
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
     os.environ.setdefault("GUNICORN_BIND", f"{host}:{port}")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    config = os.path.join(root, "gunicorn.conf.py")
+    config = "python:upgrade_server.gunicorn_conf"
     sys.stdout.flush()
-    os.execv(gunicorn, [gunicorn, "--config", config, "--chdir", root, "wsgi:app"])  # noqa: S606
+    os.execv(gunicorn, [gunicorn, "--config", config, "upgrade_server:create_app()"])  # noqa: S606
