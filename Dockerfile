@@ -18,6 +18,7 @@ RUN useradd --system --create-home --uid 10001 upgrade \
 WORKDIR /srv/upgrade-server
 COPY pyproject.toml requirements.txt README.md ./
 COPY upgrade_server ./upgrade_server
+COPY migrations ./migrations
 RUN pip install -r requirements.txt
 COPY keys ./keys
 COPY wsgi.py gunicorn.conf.py ./

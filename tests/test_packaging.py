@@ -117,6 +117,20 @@ def test_requirements_pin_every_declared_dependency():
     assert _declared() <= pinned, sorted(_declared() - pinned)
 
 
+def test_the_distribution_lists_every_package_folder_and_the_migrations():
+    """pyproject lists its packages (so that the top-level migrations/ can be
+    installed inside the package): a new folder left off would be missing from
+    an installed server."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in PACKAGE.rglob("__init__.py")
+    }
+    migrations = {"upgrade_server.migrations", "upgrade_server.migrations.versions"}
+    assert set(setuptools["packages"]) == folders | migrations
+    assert setuptools["package-dir"] == {"upgrade_server.migrations": "migrations"}
+    assert (ROOT / "migrations" / "env.py").is_file()
+
+
 def test_errors_and_storage_backends_load_without_flask():
     code = (
         "import sys\n"

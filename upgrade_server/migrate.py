@@ -18,10 +18,19 @@ from sqlalchemy.engine import Connection, make_url
 
 log = logging.getLogger(__name__)
 
-# In the package, so that an installed server migrates its own database.
-MIGRATIONS_DIR = Path(
-    os.environ.get("UPGRADE_SERVER_MIGRATIONS", Path(__file__).resolve().parent / "migrations")
-)
+
+def _migrations_dir() -> Path:
+    """The repository's top-level migrations/, which an installed server
+    carries inside its package (upgrade_server/migrations, pyproject's
+    package-dir); UPGRADE_SERVER_MIGRATIONS names another."""
+    if "UPGRADE_SERVER_MIGRATIONS" in os.environ:
+        return Path(os.environ["UPGRADE_SERVER_MIGRATIONS"])
+    here = Path(__file__).resolve().parent
+    installed = here / "migrations"
+    return installed if installed.is_dir() else here.parent / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def quiet_alembic() -> None:
