@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers.problems import assert_problem
 from upgrade_server.extensions import db
-from upgrade_server.tickets import service
+from upgrade_server.tickets import breaches
 from upgrade_server.tickets.models import Alarm, Ticket, TicketBreach
 from upgrade_server.workdays.service import Calendars
 
@@ -167,7 +167,7 @@ def test_an_unacknowledged_ticket_is_breached_in_the_report(client, plant):
     board = client.get("/api/v1/tickets", headers=plant["support"].headers).get_json()["items"]
     assert board[0]["id"] == ticket_id
     # The background pass keeps the breach as a row; acknowledging late settles it.
-    service.sweep_breaches(db.session, Calendars(db.session))
+    breaches.sweep_breaches(db.session, Calendars(db.session))
     row = db.session.query(TicketBreach).one()
     assert (row.ticket_id, row.deadline, row.met_at) == (ticket_id, "acknowledge", None)
     assert 49 <= row.late_minutes <= 51

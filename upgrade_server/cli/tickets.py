@@ -25,7 +25,8 @@ from upgrade_server.errors import AppError
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.schemas import parse_timestamp
-from upgrade_server.tickets import service
+from upgrade_server.tickets import breaches, reports, service
+from upgrade_server.tickets import steps as tickets_steps
 from upgrade_server.tickets.models import Ticket
 from upgrade_server.workdays.service import Calendars, working_calendars
 
@@ -145,7 +146,7 @@ def list_tickets(everything: bool, as_email: str | None) -> None:
     actor = _actor(as_email)
     now = utcnow()
     try:
-        open_ones = [t for t, _ in service.board(session(), actor, _calendars())]
+        open_ones = [t for t, _ in reports.board(session(), actor, _calendars())]
     except AppError as error:
         fail(error)
     done: list[Ticket] = []
@@ -236,8 +237,8 @@ def advance(ticket_id: int, status: str, at_text: str | None, as_email: str | No
         at = parse_timestamp(at_text, "--at", not_future=True) if at_text else None
         with transaction() as db_session:
             actor = _actor(as_email)
-            ticket = service.advance(db_session, actor, ticket_id, status, at)
-            service.record_breaches(db_session, [ticket], _calendars(), utcnow())
+            ticket = tickets_steps.advance(db_session, actor, ticket_id, status, at)
+            breaches.record_breaches(db_session, [ticket], _calendars(), utcnow())
     except AppError as error:
         fail(error)
     click.echo(f"ticket {ticket.id} {ticket.status}")

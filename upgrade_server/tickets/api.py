@@ -21,7 +21,10 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
 from upgrade_server.service import responses as service_responses
-from upgrade_server.tickets import service
+from upgrade_server.tickets import alarms as tickets_alarms
+from upgrade_server.tickets import breaches, service, steps
+from upgrade_server.tickets import incident_report as tickets_incident_report
+from upgrade_server.tickets import reports as tickets_reports
 from upgrade_server.tickets.models import Ticket
 from upgrade_server.workdays.service import Calendars, working_calendars
 
@@ -231,7 +234,7 @@ def _calendars() -> Calendars:
 
 def _with_breaches(ticket: Ticket) -> Ticket:
     """A step taken late is recorded as a breach at once."""
-    service.record_breaches(session(), [ticket], _calendars(), utcnow())
+    breaches.record_breaches(session(), [ticket], _calendars(), utcnow())
     return ticket
 
 
@@ -253,7 +256,7 @@ def upload_alarm(data: dict[str, Any]) -> Any:
     """Upload an alarm, or its clearing (`event: clear`), with an id of the
     device's choosing so a retry counts once. An alarm of a code whose ticket
     is open adds to that ticket."""
-    result = service.receive_alarm(
+    result = tickets_alarms.receive_alarm(
         session(), current_device(), data, current_settings().alarm_uploads_per_minute
     )
     body = {
@@ -273,7 +276,7 @@ def upload_alarm(data: dict[str, Any]) -> Any:
 def list_tickets() -> dict[str, Any]:
     """Tickets the caller may see, open ones first by the nearest deadline."""
     actor = current_principal()
-    open_ones = [t for t, _ in service.board(session(), actor, _calendars())]
+    open_ones = [t for t, _ in tickets_reports.board(session(), actor, _calendars())]
     done = session().scalars(
         service.visible_tickets(actor)
         .where(Ticket.status.not_in(service.OPEN))
@@ -307,7 +310,7 @@ def get_ticket(ticket_id: int) -> Any:
 def set_status(ticket_id: int, data: dict[str, Any]) -> Any:
     """Move the ticket forward: acknowledged, on-the-way, on-site, resolved, closed."""
     actor = current_principal()
-    ticket = service.advance(session(), actor, ticket_id, data["status"], data["at"])
+    ticket = steps.advance(session(), actor, ticket_id, data["status"], data["at"])
     return _view(_with_breaches(ticket))
 
 
@@ -338,7 +341,7 @@ def set_emergency(ticket_id: int, data: dict[str, Any]) -> Any:
 @bp.output(TicketOut)
 def repair_notice(ticket_id: int) -> Any:
     """A part must be replaced: on site with it within 2 working days."""
-    return _view(service.repair_notice(session(), current_principal(), ticket_id))
+    return _view(steps.repair_notice(session(), current_principal(), ticket_id))
 
 
 @bp.post("/tickets/<int:ticket_id>/part-on-site")
@@ -346,7 +349,7 @@ def repair_notice(ticket_id: int) -> Any:
 @bp.output(TicketOut)
 def part_on_site(ticket_id: int) -> Any:
     """The engineer is on site with the replacement part."""
-    return _view(service.part_on_site(session(), current_principal(), ticket_id))
+    return _view(steps.part_on_site(session(), current_principal(), ticket_id))
 
 
 @bp.post("/tickets/<int:ticket_id>/pause")
@@ -356,7 +359,7 @@ def part_on_site(ticket_id: int) -> Any:
 def pause(ticket_id: int, data: dict[str, Any]) -> Any:
     """The ticket waits on the customer; deadlines hold once the customer confirms."""
     actor = current_principal()
-    service.request_pause(session(), actor, ticket_id, data["reason"])
+    steps.request_pause(session(), actor, ticket_id, data["reason"])
     return _view(service.get_ticket(session(), actor, ticket_id))
 
 
@@ -366,7 +369,7 @@ def pause(ticket_id: int, data: dict[str, Any]) -> Any:
 def confirm_pause(ticket_id: int) -> Any:
     """A customer user confirms the ticket waits on the customer."""
     actor = current_principal()
-    service.confirm_pause(session(), actor, ticket_id)
+    steps.confirm_pause(session(), actor, ticket_id)
     return _view(service.get_ticket(session(), actor, ticket_id))
 
 
@@ -376,7 +379,7 @@ def confirm_pause(ticket_id: int) -> Any:
 def end_pause(ticket_id: int) -> Any:
     """The wait is over: the deadlines run again."""
     actor = current_principal()
-    service.end_pause(session(), actor, ticket_id)
+    steps.end_pause(session(), actor, ticket_id)
     return _view(service.get_ticket(session(), actor, ticket_id))
 
 
@@ -386,7 +389,7 @@ def end_pause(ticket_id: int) -> Any:
 @bp.output(ReportOut)
 def save_report(ticket_id: int, data: dict[str, Any]) -> Any:
     """Write the incident report (until it is delivered)."""
-    return service.save_report(session(), current_principal(), ticket_id, data)
+    return tickets_incident_report.save_report(session(), current_principal(), ticket_id, data)
 
 
 @bp.post("/tickets/<int:ticket_id>/report/deliver")
@@ -395,7 +398,7 @@ def save_report(ticket_id: int, data: dict[str, Any]) -> Any:
 def deliver_report(ticket_id: int) -> Any:
     """Deliver the report to the customer: all six parts required; then read-only."""
     actor = current_principal()
-    report = service.deliver_report(session(), actor, ticket_id)
+    report = tickets_incident_report.deliver_report(session(), actor, ticket_id)
     _with_breaches(service.get_ticket(session(), actor, ticket_id))
     return report
 
@@ -408,7 +411,7 @@ def get_report(ticket_id: int, query: dict[str, Any]) -> Any:
     """The incident report (customers: once delivered); `format=pdf` as a PDF,
     which staff also get of a draft, marked as one on every page."""
     actor = current_principal()
-    report = service.report_of(session(), actor, ticket_id)
+    report = tickets_incident_report.report_of(session(), actor, ticket_id)
     if query["format"] != "pdf":
         return report
     from upgrade_server.notes.documents import render_pdf
@@ -442,7 +445,7 @@ def deadline_report(query: dict[str, Any]) -> Any:
     org_id = actor.organisation_id or query["organisation_id"]
     org = session().get(Organisation, org_id) if org_id and 0 < org_id <= MAX_ID else None
     zone = org.timezone if org else DEFAULT_ZONE
-    rows = service.deadline_report(
+    rows = tickets_reports.deadline_report(
         session(),
         actor,
         _calendars(),

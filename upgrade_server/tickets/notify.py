@@ -25,7 +25,7 @@ from upgrade_server.config import Settings
 from upgrade_server.database import UTCDateTime, write_intent
 from upgrade_server.extensions import Base, db
 from upgrade_server.service import responses
-from upgrade_server.tickets import service
+from upgrade_server.tickets import breaches, service
 from upgrade_server.tickets.models import Ticket
 from upgrade_server.workdays.service import working_calendars
 
@@ -285,7 +285,7 @@ def run_once(app: Flask, now: datetime | None = None) -> int:
             settings: Settings = app.config["SETTINGS"]
             session = db.session()
             try:
-                service.sweep_breaches(session, working_calendars(session, settings), now)
+                breaches.sweep_breaches(session, working_calendars(session, settings), now)
                 responses.sweep_breaches(session, now)  # service requests' response
                 due_soon(session, settings, now)
                 session.commit()

@@ -17,7 +17,10 @@ from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import current_settings
 from upgrade_server.extensions import session as db_session
+from upgrade_server.tickets import incident_report as tickets_incident_report
+from upgrade_server.tickets import reports
 from upgrade_server.tickets import service as tickets
+from upgrade_server.tickets import steps as tickets_steps
 from upgrade_server.tickets.models import IncidentReport, Ticket
 from upgrade_server.web.calendar_words import calendar_words
 from upgrade_server.web.labels import label
@@ -39,7 +42,7 @@ def ticket_list() -> str:
     """Open tickets first, by the nearest deadline (the staff board), then the rest."""
     actor = require_login()
     calendars = working_calendars(db_session(), current_settings())
-    board = tickets.board(db_session(), actor, calendars)
+    board = reports.board(db_session(), actor, calendars)
     done = list(
         db_session().scalars(
             tickets.visible_tickets(actor)
@@ -90,7 +93,7 @@ def new_ticket() -> Any:
 def ticket_report(ticket_id: int, fmt: str = "") -> Any:
     """The incident report as a page, or `report.pdf` to keep."""
     actor = require_login()
-    report = tickets.report_of(db_session(), actor, ticket_id)
+    report = tickets_incident_report.report_of(db_session(), actor, ticket_id)
     ticket = tickets.get_ticket(db_session(), actor, ticket_id)
     html = render_template("portal/incident_report.html", ticket=ticket, report=report)
     return document_response(html, fmt, f"incident-{ticket_id}") if fmt else html
@@ -184,7 +187,7 @@ def ticket_page(ticket_id: int) -> str:
 @bp.post("/tickets/<int:ticket_id>/pause/confirm")
 def ticket_confirm_pause(ticket_id: int) -> BaseResponse:
     """The customer agrees the ticket waits on it."""
-    tickets.confirm_pause(db_session(), require_login(), ticket_id)
+    tickets_steps.confirm_pause(db_session(), require_login(), ticket_id)
     return redirect(url_for("portal.ticket_page", ticket_id=ticket_id))
 
 
