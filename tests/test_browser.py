@@ -28,6 +28,7 @@ from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
 from upgrade_server.service import service as service_record
+from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import RELEASE_KINDS, ServiceSession, SessionKind
 from upgrade_server.updates.models import InstallEvent, InstallStatus
 
@@ -198,7 +199,7 @@ def test_customer_confirms_the_end_of_a_session_and_the_record_shows_it_signed_o
     device_id = world["devices"]["acme"]
     with live.app.app_context():
         engineer = Principal(kind="user", id=None, label="eng@vendor.test", role=Role.SUPPORT)
-        entry = service_record.create_session(
+        entry = service_sessions.create_session(
             db.session,
             engineer,
             {

@@ -19,8 +19,10 @@ from upgrade_server.devices.models import Device
 from upgrade_server.errors import AppError
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.organisations.models import Organisation
-from upgrade_server.service import contacts, notices, responses, service
+from upgrade_server.service import contacts, notices, responses, service, service_requests
+from upgrade_server.service import record as service_record
 from upgrade_server.service import reminders as due
+from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import Mode, ServiceSession, SessionKind
 from upgrade_server.tickets.notify import send_mail
 
@@ -69,7 +71,7 @@ def plan(slug: str, serials: tuple[str, ...], engineers: tuple[str, ...], **fiel
                 "device_ids": _device_ids(serials),
                 "engineers": list(engineers),
             }
-            entry = service.create_session(db_session, Principal.cli(), data)
+            entry = service_sessions.create_session(db_session, Principal.cli(), data)
     except AppError as error:
         fail(error)
     click.echo(f"session {entry.id} planned ({entry.kind})")
@@ -110,7 +112,7 @@ def cancel(session_id: int, reason: str) -> None:
     """Cancel a planned session that will not take place (kept in the record)."""
     try:
         with transaction() as db_session:
-            entry = service.cancel_session(db_session, Principal.cli(), session_id, reason)
+            entry = service_sessions.cancel_session(db_session, Principal.cli(), session_id, reason)
     except AppError as error:
         fail(error)
     click.echo(f"session {entry.id}: {entry.state}")
@@ -141,7 +143,7 @@ def phone_request(slug: str, title: str, description: str, serials: tuple[str, .
                 "description": description,
                 "device_ids": _device_ids(serials),
             }
-            request = service.open_request(db_session, Principal.cli(), data, via="phone")
+            request = service_requests.open_request(db_session, Principal.cli(), data, via="phone")
     except AppError as error:
         fail(error)
     click.echo(f"request {request.id} opened")
@@ -200,12 +202,12 @@ def hotline_email(change_id: int) -> None:
 def record(serial: str) -> None:
     """A device's service record as CSV (times in its organisation's zone)."""
     try:
-        organisation, entries = service.service_record(
+        organisation, entries = service_record.service_record(
             session(), Principal.cli(), device_id=_device_ids((serial,))[0]
         )
     except AppError as error:
         fail(error)
-    rows = service.record_rows(entries, organisation.timezone)
+    rows = service_record.record_rows(entries, organisation.timezone)
     response = csv_response(rows, ["at", "kind", "title", "state", "detail"], "record.csv")
     click.echo(response.get_data(as_text=True), nl=False)
 

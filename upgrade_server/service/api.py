@@ -20,7 +20,9 @@ from upgrade_server.extensions import artifact_store, session
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
-from upgrade_server.service import notices, reminders, responses, service
+from upgrade_server.service import notices, reminders, responses, service, service_requests
+from upgrade_server.service import record as service_record
+from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 
 bp = APIBlueprint("service", __name__, url_prefix="/api/v1", tag="Service record")
@@ -223,7 +225,7 @@ def _session_view(entry: ServiceSession) -> ServiceSession:
 def _request_view(entry: ServiceRequest) -> ServiceRequest:
     entry.device_ids = [d.id for d in entry.devices]  # type: ignore[attr-defined]
     entry.session_ids = [s.id for s in service.sessions_of_request(session(), entry)]  # type: ignore[attr-defined]
-    waited = service.waited(entry)
+    waited = service_requests.waited(entry)
     entry.waited_hours = round(waited.total_seconds() / 3600, 2) if waited else None  # type: ignore[attr-defined]
     deadline = responses.response_deadline(entry, utcnow())
     entry.deadlines = [  # type: ignore[attr-defined]
@@ -257,7 +259,7 @@ def list_sessions(query: dict[str, Any]) -> dict[str, Any]:
 def create_session(data: dict[str, Any]) -> Any:
     """Plan a session: installation, acceptance, training, upgrade, guidance,
     inspection, follow-up visit or phone consultation."""
-    return _session_view(service.create_session(session(), current_principal(), data))
+    return _session_view(service_sessions.create_session(session(), current_principal(), data))
 
 
 @bp.get("/service-sessions/<int:session_id>")
@@ -274,7 +276,9 @@ def get_session(session_id: int) -> Any:
 @bp.output(SessionOut)
 def update_session(session_id: int, data: dict[str, Any]) -> Any:
     """Change a session until it is signed off (then 409: record a correction)."""
-    return _session_view(service.update_session(session(), current_principal(), session_id, data))
+    return _session_view(
+        service_sessions.update_session(session(), current_principal(), session_id, data)
+    )
 
 
 @bp.post("/service-sessions/<int:session_id>/corrections")
@@ -283,7 +287,9 @@ def update_session(session_id: int, data: dict[str, Any]) -> Any:
 @bp.output(SessionOut, status_code=201)
 def correct_session(session_id: int, data: dict[str, Any]) -> Any:
     """A new session correcting a signed-off one, which stays unchanged."""
-    return _session_view(service.correct_session(session(), current_principal(), session_id, data))
+    return _session_view(
+        service_sessions.correct_session(session(), current_principal(), session_id, data)
+    )
 
 
 def _step(model: Any, entry_id: int, step: str, data: dict[str, Any] | None = None) -> Any:
@@ -308,7 +314,9 @@ def cancel_session(session_id: int, data: dict[str, Any]) -> Any:
     """Cancel a planned session that will not take place, with the reason
     (audited). It stays in the record as cancelled and no longer holds up the
     request it was planned for; a started session is ended instead."""
-    return service.cancel_session(session(), current_principal(), session_id, data["reason"])
+    return service_sessions.cancel_session(
+        session(), current_principal(), session_id, data["reason"]
+    )
 
 
 @bp.post("/service-sessions/<int:session_id>/attachments")
@@ -321,7 +329,7 @@ def add_attachment(session_id: int) -> Any:
     actor = current_principal()
     entry = service.get(session(), actor, ServiceSession, session_id)
     service.check_open(entry)
-    service.add_attachment(session(), actor, entry, received_file())
+    service_sessions.add_attachment(session(), actor, entry, received_file())
     return _session_view(entry)
 
 
@@ -380,7 +388,9 @@ def list_requests(query: dict[str, Any]) -> dict[str, Any]:
 def open_request(data: dict[str, Any]) -> Any:
     """Open a technical service request (技术服务申请单): a customer for its
     organisation, or a vendor engineer for a customer's phone call."""
-    return _request_view(service.open_request(session(), current_principal(), data, via="api"))
+    return _request_view(
+        service_requests.open_request(session(), current_principal(), data, via="api")
+    )
 
 
 @bp.get("/service-requests/<int:request_id>")
@@ -465,10 +475,10 @@ _step_route(ServiceRequest, "service-requests", RequestOut)
 
 
 def record_response(
-    organisation: Any, entries: list[service.RecordEntry], fmt: str, name: str
+    organisation: Any, entries: list[service_record.RecordEntry], fmt: str, name: str
 ) -> Any:
     zone = organisation.timezone
-    rows = service.record_rows(entries, zone)
+    rows = service_record.record_rows(entries, zone)
     if fmt == "csv":
         return csv_response(rows, list(rows[0]) if rows else ["at"], f"{name}.csv")
     if fmt == "pdf":
@@ -497,7 +507,7 @@ def record_response(
 @bp.doc(description="Times in the organisation's time zone. `format=csv` or `format=pdf`.")
 def device_record(device_id: int, query: dict[str, Any]) -> Any:
     """A device's service record: installs, sessions and requests, oldest first."""
-    organisation, entries = service.service_record(
+    organisation, entries = service_record.service_record(
         session(), current_principal(), device_id=device_id
     )
     return record_response(organisation, entries, query["format"], f"device-{device_id}-record")
@@ -509,7 +519,7 @@ def device_record(device_id: int, query: dict[str, Any]) -> Any:
 @bp.doc(description="Times in the organisation's time zone. `format=csv` or `format=pdf`.")
 def organisation_record(organisation_id: int, query: dict[str, Any]) -> Any:
     """An organisation's service record across its devices, oldest first."""
-    organisation, entries = service.service_record(
+    organisation, entries = service_record.service_record(
         session(), current_principal(), organisation_id=organisation_id
     )
     return record_response(

@@ -42,10 +42,12 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release
 from upgrade_server.routing import MAX_ID
-from upgrade_server.service import contacts
+from upgrade_server.service import contacts, service_requests
 from upgrade_server.service import notices as service_notices
+from upgrade_server.service import record as service_record
 from upgrade_server.service import responses as service_responses
-from upgrade_server.service import service as service_record
+from upgrade_server.service import service as service_entries
+from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
@@ -418,8 +420,8 @@ def local_time(at: Any, zone: str) -> str:
 @bp.get("/service")
 def service_page() -> str:
     actor = require_login()
-    sessions = service_record.listing(db_session(), actor, ServiceSession)
-    requests = service_record.listing(db_session(), actor, ServiceRequest)
+    sessions = service_entries.listing(db_session(), actor, ServiceSession)
+    requests = service_entries.listing(db_session(), actor, ServiceRequest)
     now = utcnow()
     own = actor.organisation_id
     return render_template(
@@ -508,14 +510,16 @@ def service_step(noun: str, entry_id: int, step: str) -> BaseResponse:
     actor = require_login()
     outcome = request.form.get("outcome") or None
     if noun == "sessions":
-        service_record.advance(db_session(), actor, ServiceSession, entry_id, step, outcome=outcome)
+        service_entries.advance(
+            db_session(), actor, ServiceSession, entry_id, step, outcome=outcome
+        )
     elif noun == "requests" and step == "respond":
         answer = request.form.get("response", "").strip()[:2000]
         if not answer:
             abort(400, _("Say what the response was."))
         service_responses.respond(db_session(), actor, entry_id, answer)
     elif noun == "requests":
-        service_record.advance(db_session(), actor, ServiceRequest, entry_id, step)
+        service_entries.advance(db_session(), actor, ServiceRequest, entry_id, step)
     else:
         abort(404)
     return redirect(url_for("portal.service_page"))
@@ -535,7 +539,7 @@ def new_request() -> Any:
             "organisation_id": own[0].organisation_id if own and actor.is_vendor else None,
         }
         if data["title"]:
-            service_record.open_request(db_session(), actor, data, via="portal")
+            service_requests.open_request(db_session(), actor, data, via="portal")
             return redirect(url_for("portal.service_page"))
         error = _("A title is required.")
     return render_template("portal/new_request.html", devices=own, error=error, user=current_user())
@@ -567,7 +571,7 @@ def staff_sessions() -> Any:
         except (KeyError, ValueError):
             error = _("Check the fields: numbers where numbers are asked for.")
         else:
-            service_record.create_session(db_session(), actor, data)
+            service_sessions.create_session(db_session(), actor, data)
             return redirect(url_for("portal.service_page"))
     organisations = list(db_session().scalars(select(Organisation).order_by(Organisation.slug)))
     return render_template(
