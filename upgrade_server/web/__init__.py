@@ -48,7 +48,10 @@ def init_app(app: Flask, cookie_secure: bool) -> None:
     csrf.init_app(app)
     Babel(app, locale_selector=_locale)
 
-    from upgrade_server.web import ticket_pages  # noqa: F401  (its routes join bp)
+    from upgrade_server.web import (
+        service_pages,  # noqa: F401  (its routes join bp)
+        ticket_pages,  # noqa: F401  (its routes join bp)
+    )
     from upgrade_server.web.labels import label
     from upgrade_server.web.times import when
     from upgrade_server.web.views import bp, root_bp
