@@ -68,7 +68,7 @@ def run(count: int, tmp: Path) -> tuple[int, int, list[str]]:
     from tests.live import add_product, live_server
     from upgrade_server.extensions import db
     from upgrade_server.products.models import Product
-    from upgrade_server.signing.repository import Change
+    from upgrade_server.signing.metadata_store import Change
     from upgrade_server.signing.service import repository_for
 
     url = f"sqlite:///{tmp / f'bench-{count}.db'}"

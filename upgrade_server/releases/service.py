@@ -33,7 +33,8 @@ from upgrade_server.products.models import Product
 from upgrade_server.releases import versions
 from upgrade_server.releases.metadata import parse_metadata
 from upgrade_server.releases.models import DEFAULT_CHANNELS, Channel, Release, ReleaseStatus
-from upgrade_server.signing.repository import Change, Outcome, TufRepository
+from upgrade_server.signing.metadata_store import Change, Outcome
+from upgrade_server.signing.repository import TufRepository
 from upgrade_server.storage import ArtifactStore
 from upgrade_server.storage.base import Staged
 

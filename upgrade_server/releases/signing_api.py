@@ -18,8 +18,9 @@ from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
 from upgrade_server.releases.service import mark_published
 from upgrade_server.signing.keys import public_keys_from_pems
+from upgrade_server.signing.metadata_store import BIN_PREFIX, OfflineRole
 from upgrade_server.signing.models import SigningRequest
-from upgrade_server.signing.repository import BIN_PREFIX, OfflineRole, TufRepository
+from upgrade_server.signing.repository import TufRepository
 from upgrade_server.signing.service import repository_for
 
 bp = APIBlueprint("signing", __name__, url_prefix="/api/v1", tag="Signing")

@@ -8,7 +8,8 @@ from upgrade_server.config import Settings
 from upgrade_server.products.models import Product
 from upgrade_server.signing.export import Exporter, FolderExporter, S3Exporter
 from upgrade_server.signing.keys import KeyFolder
-from upgrade_server.signing.repository import Expiry, TufRepository
+from upgrade_server.signing.metadata_store import Expiry
+from upgrade_server.signing.repository import TufRepository
 
 
 def expiry_from(settings: Settings) -> Expiry:
