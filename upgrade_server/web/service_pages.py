@@ -219,7 +219,7 @@ def device_record(device_id: int) -> Any:
     fmt = request.args.get("format", "")
     name = f"device-{device_id}-record"
     if fmt == "csv":
-        from upgrade_server.service.api import record_response
+        from upgrade_server.service.record_api import record_response
 
         return record_response(organisation, entries, fmt, name)
     # The page and its PDF in the reader's words; the CSV keeps the codes.
