@@ -12,7 +12,7 @@ from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import CUSTOMER_ROLES, Role
-from upgrade_server.devices import service as devices
+from upgrade_server.devices import provisioning
 from upgrade_server.devices.models import Device
 from upgrade_server.organisations import service as organisations
 from upgrade_server.organisations.models import Organisation
@@ -92,6 +92,6 @@ class Factory:
             "organisation": organisation.slug,
         }
         data.update(kw)
-        provisioned = devices.create_device(self.session, self.cli, data)
+        provisioned = provisioning.create_device(self.session, self.cli, data)
         self.session.commit()
         return provisioned.device, provisioned.secret

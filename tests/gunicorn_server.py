@@ -92,7 +92,7 @@ def provision(
     from upgrade_server import create_app
     from upgrade_server.accounts.principal import Principal
     from upgrade_server.config import Settings
-    from upgrade_server.devices import service as devices
+    from upgrade_server.devices import provisioning
     from upgrade_server.extensions import db
     from upgrade_server.organisations import service as organisations
 
@@ -101,7 +101,7 @@ def provision(
         cli = Principal.cli()
         if organisations.find_by_slug(db.session, "acme") is None:
             organisations.create_organisation(db.session, cli, slug="acme", name="ACME")
-        provisioned = devices.create_device(
+        provisioned = provisioning.create_device(
             db.session,
             cli,
             {

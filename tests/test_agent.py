@@ -15,7 +15,7 @@ from tests.proxy import proxy_of
 from upgrade_agent.config import AgentConfig
 from upgrade_agent.core import Agent, AgentError
 from upgrade_server.accounts.principal import Principal
-from upgrade_server.devices import service as devices
+from upgrade_server.devices import provisioning
 from upgrade_server.extensions import db
 
 pytestmark = pytest.mark.own_app
@@ -55,7 +55,7 @@ def world(scratch_url, tmp_path):
             organisations.create_organisation(db.session, cli, slug="acme", name="ACME")
             tokens = {}
             for rev in ("rev-a", "rev-b"):
-                tokens[rev] = devices.create_device(
+                tokens[rev] = provisioning.create_device(
                     db.session,
                     cli,
                     {
@@ -308,7 +308,7 @@ def ops(scratch_url, tmp_path):
                 }
                 if version:
                     data["current_version"] = version
-                tokens[serial] = devices.create_device(db.session, cli, data).secret
+                tokens[serial] = provisioning.create_device(db.session, cli, data).secret
             db.session.commit()
         root = urllib.request.urlopen(f"{live.url}/tuf/ops/metadata/1.root.json").read()
         yield {"live": live, "tokens": tokens, "root": root, "tmp": tmp_path}

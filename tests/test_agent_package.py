@@ -23,7 +23,7 @@ from tests.proxy import proxy_of
 from upgrade_agent.fetcher import EnvironmentProxies
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.cli.remote import remote_group
-from upgrade_server.devices import service as devices
+from upgrade_server.devices import provisioning
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
 
@@ -175,7 +175,7 @@ def test_the_installed_agent_updates_a_device_through_the_environments_proxy(
         _publish(live, tmp_path, "1.1.0", "--min-from", "1.0.0")
         with live.app.app_context():
             organisations.create_organisation(db.session, Principal.cli(), slug="acme", name="ACME")
-            token = devices.create_device(
+            token = provisioning.create_device(
                 db.session,
                 Principal.cli(),
                 {"serial": "P-1", "product": "gw", "hardware_revision": "rev-a"}

@@ -23,7 +23,7 @@ from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
 from upgrade_server.clock import utcnow
-from upgrade_server.devices import service as devices
+from upgrade_server.devices import provisioning
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
@@ -78,7 +78,7 @@ def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
             ids = {}
             for slug in ("acme", "globex"):
                 org = organisations.create_organisation(db.session, cli, slug=slug, name=slug)
-                device = devices.create_device(
+                device = provisioning.create_device(
                     db.session,
                     cli,
                     {
@@ -288,7 +288,7 @@ def busy(world) -> dict[str, Any]:
         }
         ids = {}
         for serial, when in dates.items():
-            ids[serial] = devices.create_device(
+            ids[serial] = provisioning.create_device(
                 db.session,
                 cli,
                 {

@@ -17,7 +17,7 @@ from tests.tuf_client import Device
 from upgrade_agent.config import AgentConfig
 from upgrade_agent.core import Agent
 from upgrade_server.accounts.principal import Principal
-from upgrade_server.devices import service as devices
+from upgrade_server.devices import provisioning
 from upgrade_server.extensions import db
 
 pytestmark = pytest.mark.own_app
@@ -102,7 +102,7 @@ def test_idle_devices_poll_the_static_timestamp_only(exported):
         from upgrade_server.organisations import service as organisations
 
         organisations.create_organisation(db.session, Principal.cli(), slug="acme", name="A")
-        token = devices.create_device(
+        token = provisioning.create_device(
             db.session,
             Principal.cli(),
             {

@@ -23,6 +23,7 @@ from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
 from upgrade_server.cli import transaction
 from upgrade_server.clock import today_in
+from upgrade_server.devices import provisioning
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import artifact_store, current_settings
@@ -80,7 +81,7 @@ def load_demo() -> dict[str, str]:
                 select(Device).where(Device.serial == serial)
             ).scalar_one_or_none()
             if existing is None:
-                provisioned = devices.create_device(
+                provisioned = provisioning.create_device(
                     session,
                     cli,
                     {

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.cli import fail, transaction
+from upgrade_server.devices import provisioning
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.errors import AppError
@@ -123,7 +124,7 @@ def device_group() -> None:
 def create_device(**data: str | None) -> None:
     try:
         with transaction() as session:
-            provisioned = devices.create_device(session, Principal.cli(), dict(data))
+            provisioned = provisioning.create_device(session, Principal.cli(), dict(data))
     except AppError as error:
         fail(error)
     click.echo(f"device {provisioned.device.id} {provisioned.device.serial}; token (shown once):")
@@ -141,7 +142,7 @@ def create_device(**data: str | None) -> None:
 def import_devices(csv_file: Path, tokens_out: Path) -> None:
     try:
         with transaction() as session:
-            provisioned = devices.import_devices_csv(
+            provisioned = provisioning.import_devices_csv(
                 session, Principal.cli(), csv_file.read_bytes()
             )
             tokens_out.touch(mode=0o600)

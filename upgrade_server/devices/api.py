@@ -11,7 +11,7 @@ from flask import request
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
-from upgrade_server.devices import service
+from upgrade_server.devices import provisioning, service
 from upgrade_server.devices.models import Device
 from upgrade_server.errors import accepts
 from upgrade_server.extensions import session
@@ -119,7 +119,7 @@ def list_devices(query: dict[str, Any]) -> dict[str, Any]:
 @bp.output(ProvisionedOut, status_code=201)
 def create_device(data: dict[str, Any]) -> dict[str, Any]:
     """Provision a device; the response holds its token, shown only this once."""
-    return _provisioned(service.create_device(session(), current_principal(), data))
+    return _provisioned(provisioning.create_device(session(), current_principal(), data))
 
 
 @bp.post("/import")
@@ -129,7 +129,7 @@ def create_device(data: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(
     description=(
         "Send the CSV file (UTF-8) as the body with `Content-Type: text/csv`. Columns: "
-        + ", ".join(service.CSV_COLUMNS)
+        + ", ".join(provisioning.CSV_COLUMNS)
         + " (the first four are required; `channel`, one of the product's, defaults to "
         "stable). All rows are imported or none: a bad row, or a file that is not "
         "UTF-8 CSV, rejects the file with the line number and reasons. The response "
@@ -138,7 +138,7 @@ def create_device(data: dict[str, Any]) -> dict[str, Any]:
 )
 def import_devices() -> dict[str, Any]:
     """Provision devices in bulk from CSV."""
-    provisioned = service.import_devices_csv(
+    provisioned = provisioning.import_devices_csv(
         session(), current_principal(), request.get_data(cache=False)
     )
     session().flush()
