@@ -163,3 +163,17 @@ def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp
     assert len(known) == 2
     with app.app_context():
         db.engine.dispose()
+
+
+def test_update_check_takes_exactly_the_fields_its_schema_documents():
+    """The hand-written parser of the hot path and the documented schema name
+    the same fields; any other field is a 422, as on every device endpoint."""
+    from upgrade_server.errors import InvalidInputError
+    from upgrade_server.updates.device_api import CheckIn
+
+    assert set(CheckIn().fields) == hot.CHECK_FIELDS
+    with pytest.raises(InvalidInputError) as refused:
+        hot.parse_body({"current_version": "1.0.0", "colour": "red"})
+    assert refused.value.extra["errors"] == [
+        {"field": "colour", "message": "not a field of the update check"}
+    ]

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import authenticate_device_token
 from upgrade_server.downloads import send_artifact
+from upgrade_server.errors import AuthenticationError
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
 from upgrade_server.products.models import Product
@@ -38,19 +39,27 @@ _TARGET = re.compile(r"^(?P<dir>.+)/(?P<sha>[0-9a-f]{64})\.(?P<name>[^/]+)$")
 
 
 def _product(code: str) -> tuple[Product, Device | None]:
-    """The product, and the device asking (required for a private repository)."""
+    """The product, and the device asking (required for a private repository).
+
+    A token that is sent must be valid, as on the device API (401, before the
+    product is looked up, so it reveals nothing); a private repository is not
+    found without one, or by another product's device."""
+    header = request.headers.get("Authorization", "")
+    device = None
+    if header:
+        device = authenticate_device_token(session(), header.removeprefix("Bearer ").strip())
+        if device is None:
+            raise AuthenticationError("the device token is not valid")
     product = products.find_by_code(session(), code)
     if product is None:
         abort(404)
     repo = repository_for(session(), product, current_settings())
     if not repo.exists():
         abort(404)
-    header = request.headers.get("Authorization", "")
-    device = None
-    if header or repo.settings().private:
-        device = authenticate_device_token(session(), header.removeprefix("Bearer ").strip())
-        if device is None or device.product_id != product.id:
-            abort(404)
+    if device is not None and device.product_id != product.id:
+        abort(404)
+    if device is None and repo.settings().private:
+        abort(404)
     return product, device
 
 

@@ -83,9 +83,10 @@ def update_check(data: Any) -> Response:
     stepping stone first), and that its coverage allows. Sends its version,
     hardware revision, channel and free-form attributes (kept as inventory).
     """
-    # Requests are normally answered by the WSGI fast path (fastpath.py)
-    # before Flask sees them; this view documents the endpoint and serves it
-    # when the fast path is off. Both run the same UpdateCheck.
+    # Requests are answered by the device edge (fastpath.py) before Flask sees
+    # them; this view documents the endpoint and serves it when the edge is
+    # not in front of the app. Both run the same UpdateCheck, which refuses in
+    # the edge's order (not JSON, then the token, then the fields).
     check: hot.UpdateCheck = current_app.extensions["update_check"]
     status, headers, body = check(
         request.headers.get("Authorization", ""),

@@ -1,16 +1,26 @@
-"""A thin WSGI layer that answers the update check before Flask dispatches it.
+"""The device edge's WSGI layer: one HTTP contract for everything a device calls.
 
-Flask's request machinery (context push, hooks, routing, response objects)
-costs more than the check itself; a fleet calls it hundreds of times a second.
-This layer handles exactly `POST /api/device/v1/update-check` with the same
-UpdateCheck the Flask view uses, the same problem+json errors and the same
-media-type and size rules, and hands every other request to the app.
+Every request under /api/device/v1 and /tuf passes through here, and so does
+every answer to one: the same headers (X-Request-ID, nosniff, and on a 401 the
+one `WWW-Authenticate`) and the same body limit, whether the answer comes from
+Flask or from the update check served here without it.
+
+The update check (`POST /api/device/v1/update-check`) is answered before Flask
+dispatches it: Flask's request machinery (context push, hooks, routing,
+response objects) costs more than the check itself, and a fleet calls it
+hundreds of times a second. The Flask view runs the same UpdateCheck.
+
+A request is refused in one order on every device endpoint: first as a
+message, which costs no database read (413 by its declared length, 415 by its
+type, 400 when it is not JSON), then by who sends it (401), then by what it
+says (422).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,51 +41,110 @@ from upgrade_server.updates.hot import UpdateCheck
 
 log = logging.getLogger(__name__)
 
+DEVICE_PATHS = (UpdateCheck.URL_PREFIX + "/", "/tuf/")
 PATH = UpdateCheck.URL_PREFIX + "/update-check"
+# The largest request body any device endpoint takes (an alarm's details,
+# an update check's inventory); larger ones are refused by their declared length.
 MAX_BODY = 64 * 1024
+WWW_AUTHENTICATE = 'Bearer realm="device API"'
+_SET_HERE = frozenset({"x-request-id", "x-content-type-options", "www-authenticate"})
+
+Headers = list[tuple[str, str]]
 
 
-class UpdateCheckFastPath:
-    def __init__(self, app: Callable[..., Iterable[bytes]], check: UpdateCheck) -> None:
-        self.app = app
-        self.check = check
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
-            return self.app(environ, start_response)
-        try:
-            status, headers, body = self._answer(environ)
-        except AppError as error:
-            status, headers, body = _problem(error, environ)
-        except OperationalError:
-            log.error("database unreachable during an update check")
-            unavailable = ServiceUnavailableError("The database cannot be reached; retry later.")
-            status, headers, body = _problem(unavailable, environ)
-        except Exception:
-            log.exception("unhandled error in the update check")
-            problem = HTTP_PROBLEMS[500]
-            body = json.dumps(problem_document(problem, None, None, PATH)).encode()
-            status, headers = 500, [("Content-Type", "application/problem+json")]
-        headers.append(("X-Content-Type-Options", "nosniff"))
-        start_response(f"{status} {HTTP_STATUS_CODES.get(status, '')}", headers)
-        return [body]
-
-    def _answer(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        body = _read_body(environ)
-        return self.check(
-            environ.get("HTTP_AUTHORIZATION", ""), body, environ.get("HTTP_IF_NONE_MATCH", "")
-        )
+def edge_headers(status: int, headers: Headers, request_id: str) -> Headers:
+    """`headers` with the ones every device answer carries, whichever path made it."""
+    kept = [(k, v) for k, v in headers if k.lower() not in _SET_HERE]
+    kept.append(("X-Request-ID", request_id))
+    kept.append(("X-Content-Type-Options", "nosniff"))
+    if status == 401:
+        kept.append(("WWW-Authenticate", WWW_AUTHENTICATE))
+    return kept
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
-    """The body, by Content-Length or chunked (the server decodes the chunks)."""
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+def problem_answer(error: AppError, path: str) -> tuple[int, Headers, bytes]:
+    problem = problem_for(error)
+    document = problem_document(problem, error.detail, error.extra, path)
+    return (
+        problem.status,
+        [("Content-Type", "application/problem+json")],
+        json.dumps(document).encode(),
+    )
+
+
+def declared_length(environ: dict[str, Any]) -> int:
+    """The body's declared length; refuses one past MAX_BODY before it is read."""
     declared = environ.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit():
         raise BadRequestError("Content-Length is not a number of bytes")
     length = int(declared)
     if length > MAX_BODY:
-        raise PayloadTooLargeError(f"an update check is at most {MAX_BODY} bytes")
+        raise PayloadTooLargeError(f"a device request's body is at most {MAX_BODY} bytes")
+    return length
+
+
+class UpdateCheckFastPath:
+    """The device edge in front of the app (the name says what it does first)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], check: UpdateCheck) -> None:
+        self.app = app
+        self.check = check
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(DEVICE_PATHS):
+            return self.app(environ, start_response)
+        # Flask's request id is this one (it reads the header), so both paths log it.
+        request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        environ["HTTP_X_REQUEST_ID"] = request_id
+        if path == PATH and environ.get("REQUEST_METHOD") == "POST":
+            status, headers, body = self.respond(environ)
+        else:
+            try:
+                declared_length(environ)
+            except AppError as error:
+                status, headers, body = problem_answer(error, path)
+            else:
+
+                def edge_start(line: str, headers: Headers, exc_info: Any = None) -> Any:
+                    headers = edge_headers(int(line[:3]), headers, request_id)
+                    return start_response(line, headers, exc_info)
+
+                return self.app(environ, edge_start)
+        start_response(
+            f"{status} {HTTP_STATUS_CODES.get(status, '')}",
+            edge_headers(status, headers, request_id),
+        )
+        return [body]
+
+    def respond(self, environ: dict[str, Any]) -> tuple[int, Headers, bytes]:
+        """The update check's (status, headers, body), problems included."""
+        try:
+            return self.check(
+                environ.get("HTTP_AUTHORIZATION", ""),
+                _read_body(environ),
+                environ.get("HTTP_IF_NONE_MATCH", ""),
+            )
+        except AppError as error:
+            return problem_answer(error, PATH)
+        except OperationalError:
+            log.error("database unreachable during an update check")
+            unavailable = ServiceUnavailableError("The database cannot be reached; retry later.")
+            return problem_answer(unavailable, PATH)
+        except Exception:
+            log.exception("unhandled error in the update check")
+            document = problem_document(HTTP_PROBLEMS[500], None, None, PATH)
+            return (
+                500,
+                [("Content-Type", "application/problem+json")],
+                json.dumps(document).encode(),
+            )
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The body, by Content-Length or chunked (the server decodes the chunks)."""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    length = declared_length(environ)
     if not length and not chunked:
         return b""
     mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
@@ -85,14 +154,5 @@ def _read_body(environ: dict[str, Any]) -> bytes:
         )
     body = environ["wsgi.input"].read(MAX_BODY + 1 if chunked else length)
     if len(body) > MAX_BODY:
-        raise PayloadTooLargeError(f"an update check is at most {MAX_BODY} bytes")
+        raise PayloadTooLargeError(f"a device request's body is at most {MAX_BODY} bytes")
     return bytes(body)
-
-
-def _problem(error: AppError, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    problem = problem_for(error)
-    document = problem_document(problem, error.detail, error.extra, PATH)
-    headers = [("Content-Type", "application/problem+json")]
-    if problem.status == 401:
-        headers.append(("WWW-Authenticate", 'Bearer realm="device API"'))
-    return problem.status, headers, json.dumps(document).encode()

@@ -446,14 +446,16 @@ class UpdateCheck:
         """(status, headers, body) of the answer. Raises AuthenticationError,
         InvalidInputError or OperationalError."""
         raw = authorization[7:] if authorization.startswith("Bearer ") else ""
+        # Not JSON is refused before the token is looked up, as on every device endpoint.
+        data = load_body(body)
         try:
-            answer = self._answer(raw, body)
+            answer = self._answer(raw, data)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             # The kept connection had died (the database restarted, a proxy
             # closed it): once more, on a new one.
-            answer = self._answer(raw, body)
+            answer = self._answer(raw, data)
         etag = f'"{answer.etag}"'
         if if_none_match and parse_etags(if_none_match).contains(answer.etag):
             return 304, [("ETag", etag)], b""
@@ -464,12 +466,12 @@ class UpdateCheck:
         headers.append(("Content-Length", str(len(answer.body))))
         return 200, headers, answer.body
 
-    def _answer(self, raw: str, body: bytes) -> Answer:
+    def _answer(self, raw: str, data: Any) -> Answer:
         with self.extensions["hot_connection"]() as conn:
             device = find_device(conn, raw)
             if device is None:
                 raise AuthenticationError("a valid device token is required")
-            reported, hardware, channel_asked, attributes = parse_body(body)
+            reported, hardware, channel_asked, attributes = parse_body(data)
             # A device that does not know its version sends none: the one the
             # server knows stands (and is never replaced by nothing).
             version = reported or device.current_version
@@ -500,18 +502,32 @@ class UpdateCheck:
         return answer
 
 
-def parse_body(
-    body: bytes,
-) -> tuple[str | None, str | None, str | None, dict[str, Any] | None]:
-    """Validate the update check's body by hand: it is the hot path. The
-    version is None when the device sent none (absent or null)."""
+# The body's fields, as the documented schema (device_api.CheckIn) names them.
+CHECK_FIELDS = frozenset({"current_version", "hardware_revision", "channel", "attributes"})
+
+
+def load_body(body: bytes) -> Any:
+    """The body as JSON (None when empty); BadRequestError when it is not JSON."""
     try:
-        data = jsonbody.loads(body) if body else None
+        return jsonbody.loads(body) if body else None
     except ValueError as exc:
         raise BadRequestError(f"the body is not JSON this server takes: {exc}") from exc
+
+
+def parse_body(
+    data: Any,
+) -> tuple[str | None, str | None, str | None, dict[str, Any] | None]:
+    """Validate the update check's body (as load_body read it) by hand: it is
+    the hot path. The version is None when the device sent none (absent or null)."""
     if not isinstance(data, dict):
         raise InvalidInputError("the body must be a JSON object", [{"field": "", "message": "{}"}])
     errors: list[dict[str, str]] = []
+    if not data.keys() <= CHECK_FIELDS:
+        errors = [
+            {"field": name, "message": "not a field of the update check"}
+            for name in data
+            if name not in CHECK_FIELDS
+        ]
     version = data.get("current_version")
     if version is not None and (not isinstance(version, str) or not Version.is_valid(version)):
         errors.append({"field": "current_version", "message": "a semantic version, or none"})
