@@ -11,6 +11,7 @@ from sqlalchemy import select
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.cli import fail, transaction
 from upgrade_server.devices.models import Device
+from upgrade_server.entitlements import contracts as entitlements_contracts
 from upgrade_server.entitlements import service
 from upgrade_server.entitlements.coverage import Kind
 from upgrade_server.errors import AppError
@@ -88,7 +89,7 @@ def add_contract(
                 if org is None:
                     raise click.ClickException(f"no organisation {slug!r}")
                 data["organisation_id"] = org.id
-            contract = service.create_contract(db_session, Principal.cli(), data)
+            contract = entitlements_contracts.create_contract(db_session, Principal.cli(), data)
     except AppError as error:
         fail(error)
     click.echo(f"contract {contract.id} {contract.reference} recorded")

@@ -13,6 +13,7 @@ from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.csvfiles import csv_response
 from upgrade_server.devices.auth import current_device, device_auth
+from upgrade_server.entitlements import contracts as entitlements_contracts
 from upgrade_server.entitlements import service
 from upgrade_server.entitlements.coverage import Kind
 from upgrade_server.extensions import session
@@ -184,7 +185,7 @@ def device_coverage(device_id: int) -> dict[str, Any]:
 @bp.output(OverrideOut, status_code=201)
 def create_override(device_id: int, data: dict[str, Any]) -> Any:
     """Grant or deny coverage the rules do not decide so, with the reason (admins)."""
-    return service.create_override(session(), current_principal(), device_id, data)
+    return entitlements_contracts.create_override(session(), current_principal(), device_id, data)
 
 
 @bp.delete("/devices/<int:device_id>/coverage-overrides/<int:override_id>")
@@ -192,7 +193,7 @@ def create_override(device_id: int, data: dict[str, Any]) -> Any:
 @bp.output({}, status_code=204)
 def delete_override(device_id: int, override_id: int) -> tuple[str, int]:
     """Remove an override; the device's coverage follows the rules again."""
-    service.delete_override(session(), current_principal(), device_id, override_id)
+    entitlements_contracts.delete_override(session(), current_principal(), device_id, override_id)
     return "", 204
 
 
@@ -202,7 +203,7 @@ def delete_override(device_id: int, override_id: int) -> tuple[str, int]:
 @bp.output(ContractList)
 def list_contracts(query: dict[str, Any]) -> dict[str, Any]:
     """Contracts the caller may see (customers: their organisation's)."""
-    return {"items": service.contracts_of(session(), current_principal(), **query)}
+    return {"items": entitlements_contracts.contracts_of(session(), current_principal(), **query)}
 
 
 @bp.post("/contracts")
@@ -211,7 +212,7 @@ def list_contracts(query: dict[str, Any]) -> dict[str, Any]:
 @bp.output(ContractOut, status_code=201)
 def create_contract(data: dict[str, Any]) -> Any:
     """Record a contract for one device or an organisation's devices (admins)."""
-    return service.create_contract(session(), current_principal(), data)
+    return entitlements_contracts.create_contract(session(), current_principal(), data)
 
 
 @bp.get("/contracts/<int:contract_id>")
@@ -219,7 +220,7 @@ def create_contract(data: dict[str, Any]) -> Any:
 @bp.output(ContractOut)
 def get_contract(contract_id: int) -> Any:
     """One contract; another organisation's is a 404."""
-    return service.get_contract(session(), current_principal(), contract_id)
+    return entitlements_contracts.get_contract(session(), current_principal(), contract_id)
 
 
 @bp.delete("/contracts/<int:contract_id>")
@@ -227,7 +228,7 @@ def get_contract(contract_id: int) -> Any:
 @bp.output({}, status_code=204)
 def delete_contract(contract_id: int) -> tuple[str, int]:
     """Remove a contract recorded in error (admins)."""
-    service.delete_contract(session(), current_principal(), contract_id)
+    entitlements_contracts.delete_contract(session(), current_principal(), contract_id)
     return "", 204
 
 
