@@ -10,7 +10,6 @@ the commits a request makes are savepoints that the test's rollback undoes
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,6 +26,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from tests.clock import NOW
 from tests.factories import Factory
+from tests.helpers.databases import scratch_database
 from tests.helpers.mail import Mailbox
 from tests.moto_server import free_port
 from upgrade_server import create_app
@@ -184,20 +184,8 @@ def is_postgres(database_url: str) -> bool:
 @pytest.fixture
 def scratch_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the same kind as the suite's."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'scratch.db'}"
-        return
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(database_url, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tests.gunicorn_server import gunicorn
+from tests.helpers.databases import scratch_database
 from upgrade_server.clock import utcnow
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
@@ -138,23 +137,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _scratch_database(database_url: str, folder: Path) -> Iterator[str]:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{folder / 'contract.db'}"
-        return
-    name = f"scratch_contract_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _load_demo(database_url: str, instance: Path) -> tuple[dict[str, str], int, str]:
     from upgrade_server import create_app
     from upgrade_server.cli.demo import load_demo
@@ -178,7 +160,7 @@ def _load_demo(database_url: str, instance: Path) -> tuple[dict[str, str], int, 
 @pytest.fixture(scope="module")
 def edge(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     folder = tmp_path_factory.mktemp("contract")
-    for scratch in _scratch_database(database_url, folder):
+    with scratch_database(database_url, folder) as scratch:
         instance = folder / "instance"
         shown, release, target = _load_demo(scratch, instance)
         with gunicorn(scratch, instance, workers=2) as url:
