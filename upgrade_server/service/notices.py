@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from upgrade_server.accounts.principal import Principal
@@ -31,10 +31,10 @@ from upgrade_server.devices.service import visible_devices
 from upgrade_server.errors import (
     ConflictError,
     InvalidInputError,
-    NotFoundError,
     PermissionDeniedError,
 )
 from upgrade_server.organisations.models import Organisation
+from upgrade_server.service import service
 from upgrade_server.service.models import PreInstallationNotice
 from upgrade_server.service.responses import check_time
 
@@ -46,31 +46,14 @@ class Via(StrEnum):
     PORTAL = "portal"
 
 
-def _require(actor: Principal, permission: Permission, what: str) -> None:
-    if not actor.may(permission):
-        raise PermissionDeniedError(f"you may not {what}")
-
-
-def visible_notices(actor: Principal) -> Select[PreInstallationNotice]:
-    stmt = select(PreInstallationNotice)
-    if not actor.is_vendor:
-        stmt = stmt.where(PreInstallationNotice.organisation_id == actor.organisation_id)
-    return stmt
-
-
 def get_notice(session: Session, actor: Principal, notice_id: int) -> PreInstallationNotice:
-    found = session.scalars(
-        visible_notices(actor).where(PreInstallationNotice.id == notice_id)
-    ).first()
-    if found is None:
-        raise NotFoundError(f"no pre-installation notice {notice_id}")
-    return found
+    return service.get(session, actor, PreInstallationNotice, notice_id)
 
 
 def list_notices(
     session: Session, actor: Principal, organisation_id: int | None = None
 ) -> list[PreInstallationNotice]:
-    stmt = visible_notices(actor)
+    stmt = service.visible(actor, PreInstallationNotice)
     if organisation_id is not None:
         stmt = stmt.where(PreInstallationNotice.organisation_id == organisation_id)
     return list(session.scalars(stmt.order_by(PreInstallationNotice.id.desc()).limit(1000)))
@@ -164,7 +147,7 @@ def create_notice(
 ) -> PreInstallationNotice:
     """Record a notice the vendor sent (`sent_at`, default now; never in the
     future). Without a `document`, the standard one is written in `language`."""
-    _require(actor, Permission.SERVICE_MANAGE, "send pre-installation notices")
+    service.require(actor, Permission.SERVICE_MANAGE, "send pre-installation notices")
     organisation = session.get(Organisation, data.get("organisation_id"))
     if organisation is None:
         raise InvalidInputError(
@@ -242,7 +225,7 @@ def add_attachment(
     session: Session, actor: Principal, notice: PreInstallationNotice, attachment: dict[str, Any]
 ) -> None:
     """Record a file already in the artifact store (the signed letter, a site plan)."""
-    _require(actor, Permission.SERVICE_MANAGE, "attach files to notices")
+    service.require(actor, Permission.SERVICE_MANAGE, "attach files to notices")
     _not_received(notice)
     before = notice.audit_view()
     notice.attachments = [

@@ -38,6 +38,7 @@ from upgrade_server.errors import (
 from upgrade_server.service import responses
 from upgrade_server.service.models import (
     Confirmed,
+    PreInstallationNotice,
     ServiceRequest,
     ServiceSession,
     SessionKind,
@@ -46,9 +47,12 @@ from upgrade_server.service.models import (
 TRAINING_DAYS_PER_DELIVERY = 3.0
 
 Entry = TypeVar("Entry", ServiceSession, ServiceRequest)
+# What `visible` and `get` read: an organisation's entries of the service record.
+Owned = TypeVar("Owned", ServiceSession, ServiceRequest, PreInstallationNotice)
+_NOUNS = {ServiceSession: "session", ServiceRequest: "service request"}
 
 
-def _require(actor: Principal, permission: Permission, what: str) -> None:
+def require(actor: Principal, permission: Permission, what: str) -> None:
     if not actor.may(permission):
         raise PermissionDeniedError(f"you may not {what}")
 
@@ -56,17 +60,17 @@ def _require(actor: Principal, permission: Permission, what: str) -> None:
 # --- reading --------------------------------------------------------------------
 
 
-def visible(actor: Principal, model: type[Entry]) -> Select[Entry]:
+def visible(actor: Principal, model: type[Owned]) -> Select[Owned]:
     stmt = select(model)
     if not actor.is_vendor:
         stmt = stmt.where(model.organisation_id == actor.organisation_id)
     return stmt
 
 
-def get(session: Session, actor: Principal, model: type[Entry], entry_id: int) -> Entry:
+def get(session: Session, actor: Principal, model: type[Owned], entry_id: int) -> Owned:
     found = session.scalars(visible(actor, model).where(model.id == entry_id)).first()
     if found is None:
-        kind = "session" if model is ServiceSession else "service request"
+        kind = _NOUNS.get(model, "pre-installation notice")
         raise NotFoundError(f"no {kind} {entry_id}")
     return found
 

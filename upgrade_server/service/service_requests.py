@@ -19,7 +19,7 @@ from upgrade_server.service import responses
 from upgrade_server.service.models import (
     ServiceRequest,
 )
-from upgrade_server.service.service import _devices, _require
+from upgrade_server.service.service import _devices, require
 
 
 def open_request(
@@ -27,7 +27,7 @@ def open_request(
 ) -> ServiceRequest:
     """A customer opens a request (portal, API); a vendor engineer opens one
     for a customer's phone call."""
-    _require(actor, Permission.SERVICE_REQUEST, "open service requests")
+    require(actor, Permission.SERVICE_REQUEST, "open service requests")
     organisation_id = data.get("organisation_id") if actor.is_vendor else actor.organisation_id
     if organisation_id is None or session.get(Organisation, organisation_id) is None:
         raise InvalidInputError(

@@ -28,8 +28,8 @@ from upgrade_server.service.service import (
     TRAINING_DAYS_PER_DELIVERY,
     _devices,
     _not_signed_off,
-    _require,
     get,
+    require,
 )
 
 _SESSION_FIELDS = (
@@ -50,7 +50,7 @@ _SESSION_FIELDS = (
 def create_session(
     session: Session, actor: Principal, data: dict[str, Any], corrects: ServiceSession | None = None
 ) -> ServiceSession:
-    _require(actor, Permission.SERVICE_MANAGE, "plan service sessions")
+    require(actor, Permission.SERVICE_MANAGE, "plan service sessions")
     errors: list[dict[str, Any]] = []
     try:
         kind = SessionKind(data["kind"])
@@ -115,7 +115,7 @@ def create_session(
 def update_session(
     session: Session, actor: Principal, session_id: int, changes: dict[str, Any]
 ) -> ServiceSession:
-    _require(actor, Permission.SERVICE_MANAGE, "change service sessions")
+    require(actor, Permission.SERVICE_MANAGE, "change service sessions")
     entry = get(session, actor, ServiceSession, session_id)
     _not_signed_off(entry)
     before = entry.audit_view()
@@ -157,7 +157,7 @@ def add_attachment(
     session: Session, actor: Principal, entry: ServiceSession, attachment: dict[str, Any]
 ) -> None:
     """Record a file already in the artifact store on an open session."""
-    _require(actor, Permission.SERVICE_MANAGE, "attach files to sessions")
+    require(actor, Permission.SERVICE_MANAGE, "attach files to sessions")
     _not_signed_off(entry)
     before = entry.audit_view()
     entry.attachments = [
@@ -181,7 +181,7 @@ def cancel_session(
     """Call off a session that has not started (a planned visit that will not
     take place): it stays in the record as cancelled, with the reason, and no
     longer holds up the request it was planned for."""
-    _require(actor, Permission.SERVICE_MANAGE, "cancel service sessions")
+    require(actor, Permission.SERVICE_MANAGE, "cancel service sessions")
     entry = get(session, actor, ServiceSession, session_id)
     _not_signed_off(entry)
     if entry.state != "planned":
