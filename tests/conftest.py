@@ -34,7 +34,7 @@ from upgrade_server.audit.checkpoints import FILE_NAME, CheckpointFile
 from upgrade_server.config import Settings
 from upgrade_server.extensions import db
 from upgrade_server.migrate import upgrade
-from upgrade_server.updates.hot import AnswerCache
+from upgrade_server.updates.offers import AnswerCache
 
 # Background work (metadata upkeep, the ticket notifier, the staging cleaner)
 # stays off in apps the tests build: a thread outliving its test would use a

@@ -90,12 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
     db.init_app(app)
     app.extensions["artifact_store"] = make_store(settings)
-    from upgrade_server.updates.hot import AnswerCache, KeptConnections, UpdateCheck
-
-    app.extensions["answer_cache"] = AnswerCache()
     with app.app_context():
-        app.extensions["hot_connection"] = KeptConnections(db.engine)
-        app.extensions["update_check"] = UpdateCheck(app.extensions, settings.update_poll_seconds)
         if settings.report_batch_seconds > 0:
             from upgrade_server.updates.reports import ReportWriter
 
@@ -115,20 +110,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.accounts.api import tokens_bp, users_bp
     from upgrade_server.audit.api import bp as audit_bp
     from upgrade_server.devices.api import bp as devices_bp
-    from upgrade_server.devices.device_api import bp as device_api_bp
     from upgrade_server.entitlements.api import bp as coverage_bp
-    from upgrade_server.entitlements.api import device_bp as device_coverage_bp
     from upgrade_server.organisations.api import bp as organisations_bp
     from upgrade_server.products.api import bp as products_bp
     from upgrade_server.releases.api import bp as releases_bp
     from upgrade_server.releases.signing_api import bp as signing_bp
-    from upgrade_server.releases.tuf_api import bp as tuf_bp
     from upgrade_server.service.api import bp as service_bp
     from upgrade_server.sites.api import bp as sites_bp
     from upgrade_server.tickets.api import bp as tickets_bp
-    from upgrade_server.tickets.api import device_bp as device_alarms_bp
     from upgrade_server.updates.api import bp as updates_bp
-    from upgrade_server.updates.device_api import bp as device_updates_bp
     from upgrade_server.workdays.api import bp as working_days_bp
 
     for blueprint in (
@@ -147,13 +137,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         releases_bp,
         signing_bp,
         updates_bp,
-        device_api_bp,
-        device_coverage_bp,
-        device_alarms_bp,
-        device_updates_bp,
-        tuf_bp,
     ):
         app.register_blueprint(blueprint)
+    from upgrade_server import device_edge
+
+    device_edge.init_app(app, settings)
 
     @app.get("/api/docs/assets/<path:name>")
     @app.doc(hide=True)
@@ -176,11 +164,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
     transaction.init_app(app)
 
-    from upgrade_server.updates.fastpath import UpdateCheckFastPath
-
-    app.wsgi_app = UpdateCheckFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions["update_check"]
-    )
+    device_edge.wrap(app)
 
     from upgrade_server import background
 

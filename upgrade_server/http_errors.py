@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, abort, json, request
 from werkzeug.http import HTTP_STATUS_CODES
 
+from upgrade_server.device_edge.wsgi import DEVICE_PATHS
+from upgrade_server.device_edge.wsgi import MAX_BODY as DEVICE_MAX_BODY
 from upgrade_server.errors import (
     HTTP_PROBLEMS,
     PROBLEM_MIMETYPE,
@@ -29,8 +31,6 @@ from upgrade_server.errors import (
     problem_for,
 )
 from upgrade_server.jsonbody import unstorable_text
-from upgrade_server.updates.fastpath import DEVICE_PATHS
-from upgrade_server.updates.fastpath import MAX_BODY as DEVICE_MAX_BODY
 
 if TYPE_CHECKING:
     from apiflask import APIFlask

@@ -1,6 +1,6 @@
 """Bearer authentication for the management API (/api/v1).
 
-Device tokens are a different kind (see devices/auth.py) and are refused here.
+Device tokens are a different kind (see device_edge/auth.py) and are refused here.
 """
 
 from __future__ import annotations

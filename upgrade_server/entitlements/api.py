@@ -12,7 +12,6 @@ from flask import request
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.csvfiles import csv_response
-from upgrade_server.devices.auth import current_device, device_auth
 from upgrade_server.entitlements import contracts as entitlements_contracts
 from upgrade_server.entitlements import service
 from upgrade_server.entitlements.coverage import Kind
@@ -264,14 +263,3 @@ def expiring(query: dict[str, Any]) -> Any:
 def organisation_summary(organisation_id: int) -> dict[str, Any]:
     """Coverage summary of an organisation's devices."""
     return service.summary(session(), current_principal(), organisation_id)
-
-
-device_bp = APIBlueprint("device_coverage", __name__, url_prefix="/api/device/v1", tag="Device API")
-
-
-@device_bp.get("/coverage")
-@device_bp.auth_required(device_auth)
-@device_bp.output(CoverageOut)
-def own_coverage() -> dict[str, Any]:
-    """The calling device's own coverage."""
-    return service.coverage_of(session(), current_device())

@@ -1,5 +1,5 @@
-"""Alarm upload on the device API; tickets, incident reports and deadline
-reports on the management API."""
+"""Tickets, incident reports and deadline reports on the management API
+(a device uploads its alarms through the device edge: device_edge/alarms.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, render_template
 
@@ -15,13 +15,11 @@ from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.clock import utcnow
 from upgrade_server.csvfiles import csv_response
-from upgrade_server.devices.auth import current_device, device_auth
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
 from upgrade_server.service import responses as service_responses
-from upgrade_server.tickets import alarms as tickets_alarms
 from upgrade_server.tickets import breaches, service, steps
 from upgrade_server.tickets import incident_report as tickets_incident_report
 from upgrade_server.tickets import reports as tickets_reports
@@ -29,27 +27,9 @@ from upgrade_server.tickets.models import Ticket
 from upgrade_server.workdays.service import Calendars, working_calendars
 
 bp = APIBlueprint("tickets", __name__, url_prefix="/api/v1", tag="Tickets")
-device_bp = APIBlueprint("device_alarms", __name__, url_prefix="/api/device/v1", tag="Device API")
 
 READ = roles_for(Permission.DEVICE_READ)
 MANAGE = roles_for(Permission.SERVICE_MANAGE)
-
-
-class AlarmIn(Schema):
-    alarm_id = String(required=True, validate=Length(1, 64))
-    event = String(load_default="raise", validate=OneOf(["raise", "clear"]))
-    code = String(required=True, validate=Length(1, 64))
-    level = Integer(required=True, validate=Range(1, 4))
-    message = String(load_default="", validate=Length(0, 2000))
-    occurred_at = Timestamp(required=True)
-    details = Dict(load_default=dict)
-
-
-class AlarmOut(Schema):
-    ticket_id = Integer(allow_none=True)
-    counted_only = String(
-        allow_none=True, metadata={"description": "set when the rate limit kept no row"}
-    )
 
 
 class DeadlineOut(Schema):
@@ -239,32 +219,6 @@ def _with_breaches(ticket: Ticket) -> Ticket:
 
 
 # --- the device uploads alarms -----------------------------------------------------------------
-
-
-@device_bp.post("/alarms")
-@device_bp.auth_required(device_auth)
-@device_bp.input(AlarmIn, arg_name="data")
-@device_bp.output(AlarmOut, status_code=201)
-@device_bp.doc(
-    responses={
-        200: "a retried upload: counted once already",
-        201: "recorded",
-        202: "counted on its ticket only (the device uploads too fast)",
-    }
-)
-def upload_alarm(data: dict[str, Any]) -> Any:
-    """Upload an alarm, or its clearing (`event: clear`), with an id of the
-    device's choosing so a retry counts once. An alarm of a code whose ticket
-    is open adds to that ticket."""
-    result = tickets_alarms.receive_alarm(
-        session(), current_device(), data, current_settings().alarm_uploads_per_minute
-    )
-    body = {
-        "ticket_id": result.ticket.id if result.ticket else None,
-        "counted_only": None if result.stored else "rate limit: counted on the ticket",
-    }
-    status = 201 if result.created and result.stored else 202 if result.created else 200
-    return body, status
 
 
 # --- tickets ----------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.device_edge.updates import EventOut
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import session
 from upgrade_server.pagination import paginate
 from upgrade_server.releases import service as releases
 from upgrade_server.schemas import PageQuery, page_body
-from upgrade_server.updates.device_api import EventOut
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.updates.service import release_outcomes
 

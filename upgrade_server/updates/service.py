@@ -1,4 +1,4 @@
-"""Download authorisation and install reports (the update check is in hot.py).
+"""Download authorisation and install reports (the update check: device_edge/update_check.py).
 
 Errors raised: InvalidInputError, NotFoundError, PermissionDeniedError,
 ConflictError.
@@ -209,11 +209,11 @@ def available_update(
     session: Session, device: Device, memo: dict[tuple[Any, ...], Any] | None = None
 ) -> Available:
     """What the update check would answer this device, as releases: the same
-    candidates and the same rule (hot.py), read in this session. `memo` keeps
+    candidates and the same rule (offers.py), read in this session. `memo` keeps
     candidates across the devices of one page."""
     from types import SimpleNamespace
 
-    from upgrade_server.updates import hot
+    from upgrade_server.updates import offers
 
     if device.current_version is None:
         return Available(None, None)
@@ -226,13 +226,13 @@ def available_update(
     memo = {} if memo is None else memo
     key = (device.product_id, view.hardware, device.channel, device.current_version)
     if key not in memo:
-        memo[key] = hot.candidates(
+        memo[key] = offers.candidates(
             session.connection(), view, device.current_version, device.channel, 0, ""
         )
     found = memo[key]
-    chosen, missed = hot.pick(found, view)
+    chosen, missed = offers.pick(found, view)
 
-    def release(candidate: hot.Candidate | None) -> Release | None:
+    def release(candidate: offers.Candidate | None) -> Release | None:
         return session.get(Release, candidate.offer["release_id"]) if candidate else None
 
     return Available(release(chosen), release(missed))

@@ -8,7 +8,7 @@ Flask or from the update check served here without it.
 The update check (`POST /api/device/v1/update-check`) is answered before Flask
 dispatches it: Flask's request machinery (context push, hooks, routing,
 response objects) costs more than the check itself, and a fleet calls it
-hundreds of times a second. The Flask view runs the same UpdateCheck.
+hundreds of times a second. Its Flask view (updates.py) only documents it.
 
 A request is refused in one order on every device endpoint: first as a
 message, which costs no database read (413 by its declared length, 415 by its
@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from upgrade_server.device_edge.update_check import UpdateCheck
 from upgrade_server.errors import (
     HTTP_PROBLEMS,
     AppError,
@@ -37,7 +38,6 @@ from upgrade_server.errors import (
     problem_document,
     problem_for,
 )
-from upgrade_server.updates.hot import UpdateCheck
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ def declared_length(environ: dict[str, Any]) -> int:
     return length
 
 
-class UpdateCheckFastPath:
-    """The device edge in front of the app (the name says what it does first)."""
+class DeviceEdge:
+    """The device edge, in front of the app."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], check: UpdateCheck) -> None:
         self.app = app
@@ -99,7 +99,7 @@ class UpdateCheckFastPath:
         request_id = environ.get("HTTP_X_REQUEST_ID") or os.urandom(16).hex()
         environ["HTTP_X_REQUEST_ID"] = request_id
         if path == PATH and environ.get("REQUEST_METHOD") == "POST":
-            status, headers, body = self.respond(environ)
+            status, headers, body = respond(self.check, environ)
         else:
             try:
                 declared_length(environ)
@@ -118,28 +118,29 @@ class UpdateCheckFastPath:
         )
         return [body]
 
-    def respond(self, environ: dict[str, Any]) -> tuple[int, Headers, bytes]:
-        """The update check's (status, headers, body), problems included."""
-        try:
-            return self.check(
-                environ.get("HTTP_AUTHORIZATION", ""),
-                _read_body(environ),
-                environ.get("HTTP_IF_NONE_MATCH", ""),
-            )
-        except AppError as error:
-            return problem_answer(error, PATH)
-        except OperationalError:
-            log.error("database unreachable during an update check")
-            unavailable = ServiceUnavailableError("The database cannot be reached; retry later.")
-            return problem_answer(unavailable, PATH)
-        except Exception:
-            log.exception("unhandled error in the update check")
-            document = problem_document(HTTP_PROBLEMS[500], None, None, PATH)
-            return (
-                500,
-                [("Content-Type", "application/problem+json")],
-                json.dumps(document).encode(),
-            )
+
+def respond(check: UpdateCheck, environ: dict[str, Any]) -> tuple[int, Headers, bytes]:
+    """The update check's (status, headers, body), problems included."""
+    try:
+        return check(
+            environ.get("HTTP_AUTHORIZATION", ""),
+            _read_body(environ),
+            environ.get("HTTP_IF_NONE_MATCH", ""),
+        )
+    except AppError as error:
+        return problem_answer(error, PATH)
+    except OperationalError:
+        log.error("database unreachable during an update check")
+        unavailable = ServiceUnavailableError("The database cannot be reached; retry later.")
+        return problem_answer(unavailable, PATH)
+    except Exception:
+        log.exception("unhandled error in the update check")
+        document = problem_document(HTTP_PROBLEMS[500], None, None, PATH)
+        return (
+            500,
+            [("Content-Type", "application/problem+json")],
+            json.dumps(document).encode(),
+        )
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -1,24 +1,21 @@
-"""The device API (/api/device/v1): what a device itself calls, with its own token."""
+"""A device's own record and token on the device API (/device, /token)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from apiflask import APIBlueprint
-
 from upgrade_server.database import writes
+from upgrade_server.device_edge.auth import current_device, device_auth
+from upgrade_server.device_edge.blueprints import api
 from upgrade_server.devices import service
 from upgrade_server.devices.api import DeviceOut, ProvisionedOut
-from upgrade_server.devices.auth import current_device, device_auth
 from upgrade_server.extensions import session
 
-bp = APIBlueprint("device_api", __name__, url_prefix="/api/device/v1", tag="Device API")
 
-
-@bp.get("/device")
+@api.get("/device")
 @writes
-@bp.auth_required(device_auth)
-@bp.output(DeviceOut)
+@api.auth_required(device_auth)
+@api.output(DeviceOut)
 def whoami() -> Any:
     """The calling device's own record; marks it as seen."""
     device = current_device()
@@ -26,9 +23,9 @@ def whoami() -> Any:
     return device
 
 
-@bp.post("/token")
-@bp.auth_required(device_auth)
-@bp.output(ProvisionedOut, status_code=201)
+@api.post("/token")
+@api.auth_required(device_auth)
+@api.output(ProvisionedOut, status_code=201)
 def rotate_own_token() -> dict[str, Any]:
     """Rotate the calling device's token; the one used for this call stops working."""
     device = current_device()

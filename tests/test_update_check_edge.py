@@ -12,12 +12,14 @@ from sqlalchemy import create_engine, text
 from tests.gunicorn_server import provision, seed_publisher
 from upgrade_server import create_app, tokens
 from upgrade_server.accounts.principal import Principal
+from upgrade_server.compiled_queries import compiled
 from upgrade_server.config import Settings
+from upgrade_server.device_edge import update_check
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
 from upgrade_server.releases import versions
-from upgrade_server.updates import hot
+from upgrade_server.updates import offers
 
 CHECK = "/api/device/v1/update-check"
 
@@ -132,7 +134,7 @@ def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp
     with app.extensions["hot_connection"]() as conn:
         names = conn.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars().all()
         assert sum(n.startswith("upgrade_server_hot_") for n in names) == 2
-        device = hot.find_device(conn, token)
+        device = update_check.find_device(conn, token)
         values = {
             "product_id": device.product_id,
             "channel": "stable",
@@ -140,16 +142,16 @@ def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp
             "hardware_like": "%,rev-a,%",
         }
         for statement, params in (
-            (hot._DEVICE, {"token_hash": tokens.hash_secret(token)}),
-            (hot._RELEASE, values),
+            (update_check._DEVICE, {"token_hash": tokens.hash_secret(token)}),
+            (offers._RELEASE, values),
         ):
-            native = hot._query(statement, conn).rows(conn, params)
+            native = compiled(statement, conn).rows(conn, params)
             driver = conn.execute(statement, params).all()
             assert native and [tuple(r) for r in native] == [tuple(r) for r in driver]
         assert native[0].published_at.tzinfo is not None
         conn.exec_driver_sql("DISCARD ALL")  # what a pooling proxy may do
 
-    app.extensions["answer_cache"] = hot.AnswerCache()  # the release query runs again
+    app.extensions["answer_cache"] = offers.AnswerCache()  # the release query runs again
     again = _check(client, token)
     assert again.status_code == 200
     assert again.get_data() == first.get_data()
@@ -158,22 +160,29 @@ def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp
         assert sum(n.startswith("upgrade_server_hot_") for n in names) == 2
         known = conn.connection.info["upgrade_server_prepared"]
         known.clear()  # forgotten here but still prepared there: taken as prepared
-    app.extensions["answer_cache"] = hot.AnswerCache()
+    app.extensions["answer_cache"] = offers.AnswerCache()
     assert _check(client, token).get_data() == first.get_data()
     assert len(known) == 2
     with app.app_context():
         db.engine.dispose()
 
 
-def test_update_check_takes_exactly_the_fields_its_schema_documents():
-    """The hand-written parser of the hot path and the documented schema name
-    the same fields; any other field is a 422, as on every device endpoint."""
+def test_update_check_takes_exactly_the_fields_its_schema_documents(client):
+    """The body is specified once: the OpenAPI document shows the fields and
+    limits the hot path's parser validates by; any other field is a 422, as on
+    every device endpoint."""
     from upgrade_server.errors import InvalidInputError
-    from upgrade_server.updates.device_api import CheckIn
 
-    assert set(CheckIn().fields) == hot.CHECK_FIELDS
+    spec = client.get("/api/openapi.json").get_json()
+    operation = spec["paths"][CHECK]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    documented = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+    assert documented.keys() == update_check.BODY.keys()
+    for name, field in update_check.BODY.items():
+        assert documented[name].get("maxLength") == (field.limit or None), name
+        assert documented[name]["description"] == field.description
     with pytest.raises(InvalidInputError) as refused:
-        hot.parse_body({"current_version": "1.0.0", "colour": "red"})
+        update_check.parse_body({"current_version": "1.0.0", "colour": "red"})
     assert refused.value.extra["errors"] == [
         {"field": "colour", "message": "not a field of the update check"}
     ]

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Response, abort, request
+from flask import Response, abort, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from upgrade_server.device_edge.blueprints import tuf as bp
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import authenticate_device_token
 from upgrade_server.downloads import send_artifact
@@ -31,7 +32,6 @@ from upgrade_server.signing.repository import TufRepository
 from upgrade_server.signing.service import repository_for
 from upgrade_server.updates.service import may_download
 
-bp = Blueprint("tuf", __name__, url_prefix="/tuf")
 log = logging.getLogger(__name__)
 
 _VERSIONED = re.compile(r"^(\d{1,10})\.([a-z0-9-]+)\.json$")

@@ -1,40 +1,46 @@
-"""Device API (/api/device/v1): update check, release notes, download, install reports."""
+"""Updates on the device API: the update check (documented here, served by
+wsgi.py), release notes, the artifact download and install reports."""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, cast
 
-from apiflask import APIBlueprint, Schema
+from apiflask import Schema
 from apiflask.fields import DateTime, Dict, Integer, String
 from apiflask.validators import Length, OneOf
 from flask import Response, current_app, request
 
 from upgrade_server.database import read_only, writes
-from upgrade_server.devices.auth import current_device, device_auth
+from upgrade_server.device_edge.auth import current_device, device_auth
+from upgrade_server.device_edge.blueprints import api
+from upgrade_server.device_edge.update_check import BODY, Field
+from upgrade_server.device_edge.wsgi import respond
 from upgrade_server.downloads import send_artifact
 from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import session
 from upgrade_server.releases.models import Release
 from upgrade_server.schemas import Timestamp
-from upgrade_server.updates import hot, service
+from upgrade_server.updates import service
 from upgrade_server.updates.models import InstallStatus
 
-bp = APIBlueprint("device_updates", __name__, url_prefix="/api/device/v1", tag="Device API")
 
-
-class CheckIn(Schema):
-    current_version = String(
+def _check_field(field: Field) -> Any:
+    if not field.limit:
+        return Dict(load_default=None, metadata={"description": field.description})
+    return String(
         load_default=None,
         allow_none=True,
-        validate=Length(1, 64),
-        metadata={
-            "description": "the installed version; absent or null when the device does not"
-            " know it: the version the server knows is used (and kept)"
-        },
+        validate=Length(1, field.limit),
+        metadata={"description": field.description},
     )
-    hardware_revision = String(load_default=None, validate=Length(1, 64))
-    channel = String(load_default=None, validate=Length(1, 32))
-    attributes = Dict(load_default=None, metadata={"description": "free-form inventory"})
+
+
+# The documented body, made from the one specification the check validates by.
+CheckIn = cast(
+    type[Schema],
+    Schema.from_dict({name: _check_field(field) for name, field in BODY.items()}, name="CheckIn"),
+)
 
 
 class EventIn(Schema):
@@ -59,10 +65,10 @@ class EventOut(Schema):
     received_at = DateTime()
 
 
-@bp.post("/update-check")
+@api.post("/update-check")
 @read_only
-@bp.input(CheckIn, arg_name="data", validation=False)  # documents the body
-@bp.doc(
+@api.input(CheckIn, arg_name="data", validation=False)  # documents the body
+@api.doc(
     security="DeviceToken",
     responses={
         200: "the release to install now; with `newer_not_entitled` when a newer"
@@ -83,16 +89,11 @@ def update_check(data: Any) -> Response:
     stepping stone first), and that its coverage allows. Sends its version,
     hardware revision, channel and free-form attributes (kept as inventory).
     """
-    # Requests are answered by the device edge (fastpath.py) before Flask sees
-    # them; this view documents the endpoint and serves it when the edge is
-    # not in front of the app. Both run the same UpdateCheck, which refuses in
-    # the edge's order (not JSON, then the token, then the fields).
-    check: hot.UpdateCheck = current_app.extensions["update_check"]
-    status, headers, body = check(
-        request.headers.get("Authorization", ""),
-        request.get_data(cache=False),
-        request.headers.get("If-None-Match", ""),
-    )
+    # The device edge (wsgi.py) answers every update check before Flask
+    # dispatches it; were this view reached, it would answer the same way.
+    # (Flask's hooks may have read the body already: it is handed over again.)
+    environ = {**request.environ, "wsgi.input": io.BytesIO(request.get_data())}
+    status, headers, body = respond(current_app.extensions["update_check"], environ)
     return Response(body, status=status, headers=headers)
 
 
@@ -108,8 +109,8 @@ def _release_for_device(release_id: int, *, covered: bool = True) -> Release:
     return release
 
 
-@bp.get("/releases/<int:release_id>")
-@bp.auth_required(device_auth)
+@api.get("/releases/<int:release_id>")
+@api.auth_required(device_auth)
 def notes(release_id: int) -> dict[str, Any]:
     """A release's notes, guidance, requirements and parameter changes."""
     release = _release_for_device(release_id, covered=False)
@@ -126,10 +127,10 @@ def notes(release_id: int) -> dict[str, Any]:
     }
 
 
-@bp.get("/releases/<int:release_id>/artifact")
+@api.get("/releases/<int:release_id>/artifact")
 @writes
-@bp.auth_required(device_auth)
-@bp.doc(
+@api.auth_required(device_auth)
+@api.doc(
     responses={200: "the artifact", 206: "a range of it", 302: "presigned URL", 416: "bad range"}
 )
 def download(release_id: int) -> Response:
@@ -142,10 +143,10 @@ def download(release_id: int) -> Response:
     return send_artifact(release, max_age=0)
 
 
-@bp.post("/installs")
-@bp.auth_required(device_auth)
-@bp.input(EventIn, arg_name="data")
-@bp.output(EventOut, status_code=201)
+@api.post("/installs")
+@api.auth_required(device_auth)
+@api.input(EventIn, arg_name="data")
+@api.output(EventOut, status_code=201)
 def report_event(data: dict[str, Any]) -> Any:
     """Report an install step; the same event_id again is counted once (200)."""
     event, created = service.record_event(session(), current_device(), service.EventReport(**data))

@@ -1,4 +1,7 @@
-"""Bearer authentication for the device API (/api/device/v1): device tokens only."""
+"""Bearer authentication for the device API (/api/device/v1): device tokens only.
+
+The 401 it answers carries the edge's one `WWW-Authenticate` (wsgi.py).
+"""
 
 from __future__ import annotations
 
