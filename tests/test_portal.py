@@ -524,3 +524,27 @@ def test_every_refused_login_answers_alike_after_the_same_hash_work(
     assert len(set(answers.values())) == 1, answers
     status, body = answers["unknown"]
     assert status == 200 and "电子邮箱或密码错误" in body
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_page_as_on_the_api(client, portal, monkeypatch):
+    """One mapping of errors for every app (failures.answer_for): the portal
+    answered anything but a domain error with the API's problem+json."""
+    from sqlalchemy.exc import OperationalError
+
+    from upgrade_server.web import views
+
+    login(client, "ops@customer.test")
+
+    def unreachable(*_args):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(views.entitlements, "coverage_of_each", unreachable)
+    r = client.get("/portal/devices?lang=zh-CN")
+    assert r.status_code == 503 and r.mimetype == "text/html"
+    body = r.get_data(as_text=True)
+    assert "服务暂时不可用" in body and "connection refused" not in body
+    monkeypatch.setattr(views.entitlements, "coverage_of_each", lambda *_: 1 / 0)
+    r = client.get("/portal/devices?lang=en")
+    assert r.status_code == 500 and r.mimetype == "text/html"
+    assert "Something went wrong." in r.get_data(as_text=True)
+    assert "ZeroDivisionError" not in r.get_data(as_text=True)

@@ -18,18 +18,14 @@ from upgrade_server.device_edge.wsgi import MAX_BODY as DEVICE_MAX_BODY
 from upgrade_server.errors import (
     HTTP_PROBLEMS,
     PROBLEM_MIMETYPE,
-    PROBLEMS,
-    AppError,
     BadRequestError,
-    InvalidInputError,
     PayloadTooLargeError,
     Problem,
-    ServiceUnavailableError,
     UnsupportedMediaTypeError,
     all_problems,
     problem_document,
-    problem_for,
 )
+from upgrade_server.failures import answer_for
 from upgrade_server.jsonbody import unstorable_text
 
 if TYPE_CHECKING:
@@ -109,9 +105,6 @@ def _validation_errors(detail: Any) -> list[dict[str, Any]]:
 
 
 def init_app(app: APIFlask) -> None:
-    from sqlalchemy.exc import DataError, DBAPIError, OperationalError
-
-    from upgrade_server.database import refuses_writes
 
     @app.error_processor
     def _http_error(error: HTTPError) -> Response:
@@ -133,43 +126,11 @@ def init_app(app: APIFlask) -> None:
         detail = error.message if error.message and error.message.lower() not in generic else None
         return problem_response(problem, detail, None, headers)
 
-    @app.errorhandler(AppError)
-    def _app_error(error: AppError) -> Response:
-        problem = problem_for(error)
-        return problem_response(problem, error.detail, error.extra)
-
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    def _error(error: Exception) -> Response:
         # HTTPExceptions have their own, more specific handler (APIFlask's).
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(HTTP_PROBLEMS[500])
-
-    @app.errorhandler(DBAPIError)
-    def _database_error(error: DBAPIError) -> Response:
-        # Read-only is SQLite's OperationalError but PostgreSQL's InternalError.
-        if refuses_writes(error):
-            log.error("database refuses writes: %s", error.orig)
-            detail = "The database does not take writes now; retry later."
-        elif isinstance(error, OperationalError):
-            log.error("database error: %s", error.orig)
-            detail = "The database cannot be reached; retry later."
-        else:
-            return _unexpected(error)
-        return problem_response(PROBLEMS[ServiceUnavailableError], detail)
-
-    @app.errorhandler(DataError)
-    @app.errorhandler(OverflowError)
-    @app.errorhandler(UnicodeEncodeError)
-    def _unstorable_value(error: Exception) -> Response:
-        # What check_request and the schemas let through but a store refuses:
-        # a number past a column's range (PostgreSQL's DataError, SQLite's
-        # OverflowError at bind), a date past year 9999, text no codec writes.
-        log.info("value out of range on %s %s: %s", request.method, request.path, error)
-        return problem_response(
-            PROBLEMS[InvalidInputError],
-            "A value is out of the range this server can store.",
-            {"errors": []},
-        )
+        answer = answer_for(error, f"{request.method} {request.path}")
+        return problem_response(answer.problem, answer.detail, answer.extra)
 
     @app.get("/problems/<slug>")
     def problem_doc(slug: str) -> Response:

@@ -24,20 +24,17 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from upgrade_server.device_edge.update_check import UpdateCheck
 from upgrade_server.errors import (
-    HTTP_PROBLEMS,
     AppError,
     BadRequestError,
     PayloadTooLargeError,
-    ServiceUnavailableError,
     UnsupportedMediaTypeError,
     problem_document,
-    problem_for,
 )
+from upgrade_server.failures import answer_for
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +59,12 @@ def edge_headers(status: int, headers: Headers, request_id: str) -> Headers:
     return kept
 
 
-def problem_answer(error: AppError, path: str) -> tuple[int, Headers, bytes]:
-    problem = problem_for(error)
-    document = problem_document(problem, error.detail, error.extra, path)
+def problem_answer(error: Exception, path: str) -> tuple[int, Headers, bytes]:
+    """The problem answering `error`, by the mapping every app uses."""
+    answer = answer_for(error, path)
+    document = problem_document(answer.problem, answer.detail, answer.extra, path)
     return (
-        problem.status,
+        answer.problem.status,
         [("Content-Type", "application/problem+json")],
         json.dumps(document).encode(),
     )
@@ -127,20 +125,8 @@ def respond(check: UpdateCheck, environ: dict[str, Any]) -> tuple[int, Headers, 
             _read_body(environ),
             environ.get("HTTP_IF_NONE_MATCH", ""),
         )
-    except AppError as error:
+    except Exception as error:
         return problem_answer(error, PATH)
-    except OperationalError:
-        log.error("database unreachable during an update check")
-        unavailable = ServiceUnavailableError("The database cannot be reached; retry later.")
-        return problem_answer(unavailable, PATH)
-    except Exception:
-        log.exception("unhandled error in the update check")
-        document = problem_document(HTTP_PROBLEMS[500], None, None, PATH)
-        return (
-            500,
-            [("Content-Type", "application/problem+json")],
-            json.dumps(document).encode(),
-        )
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from upgrade_server.errors import AppError, problem_for
+from upgrade_server.failures import answer_for
 
 # A title per status: the page's heading.
 TITLES: dict[int, LazyString] = {
@@ -67,9 +67,10 @@ def title(status: int) -> str:
     return str(TITLES.get(status, TITLES[500]))
 
 
-def for_app_error(error: AppError) -> tuple[int, str]:
-    """The status and the sentence of a service's error."""
-    problem = problem_for(error)
+def for_error(error: Exception, where: str) -> tuple[int, str]:
+    """The status and the sentence of any error but an HTTP one, mapped as on
+    the API (errors.answer_for)."""
+    problem = answer_for(error, where).problem
     sentence = SENTENCES.get(problem.slug)
     return problem.status, str(sentence) if sentence else str(_("Something went wrong."))
 

@@ -116,11 +116,13 @@ def _headers(response: Response) -> Response:
     return response
 
 
-@bp.errorhandler(AppError)
-def _app_error(error: AppError) -> tuple[str, int]:
-    # The page says the problem type's sentence in the reader's language, not
-    # the service's English detail (that is for the API and the log).
-    status, sentence = problems.for_app_error(error)
+@bp.errorhandler(Exception)
+def _error(error: Exception) -> tuple[str, int]:
+    # Mapped as on the API (errors.answer_for: a permission error is 403, a
+    # database that cannot be reached 503); the page says the problem type's
+    # sentence in the reader's language, not the English detail (that is for
+    # the API and the log).
+    status, sentence = problems.for_error(error, f"{request.method} {request.path}")
     return _error_page(status, sentence)
 
 
