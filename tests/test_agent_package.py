@@ -225,4 +225,9 @@ def test_the_installed_agent_updates_a_device_through_the_environments_proxy(
         assert "timestamp.json" in paths
         assert any(path.endswith("targets.json") for path in paths)
         assert {auth for _, auth, _ in metadata} == {f"Bearer {token}"}
-        assert all(ua.startswith("upgrade-agent python-tuf/") for _, _, ua in metadata)
+        assert all(ua.startswith("upgrade-agent") for _, _, ua in seen)
+        assert any(ua.startswith("upgrade-agent python-tuf/") for _, _, ua in metadata)
+        # So did the update check, the download and the install reports.
+        calls = {path for path, _, _ in seen}
+        assert "/api/device/v1/update-check" in calls and "/api/device/v1/installs" in calls
+        assert any(path.endswith("/artifact") for path in calls)

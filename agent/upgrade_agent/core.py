@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,12 @@ from tuf.api.exceptions import LengthOrHashMismatchError, RepositoryError
 from tuf.ngclient import Updater
 
 from upgrade_agent.config import AgentConfig
-from upgrade_agent.fetcher import TokenFetcher
+from upgrade_agent.fetcher import EnvironmentProxies, TokenFetcher
+
+try:
+    USER_AGENT = f"upgrade-agent/{package_version('upgrade-agent')}"
+except PackageNotFoundError:  # run from a source tree
+    USER_AGENT = "upgrade-agent"
 
 _CHUNK = 1024 * 1024
 
@@ -112,7 +119,9 @@ class Agent:
     def __init__(self, config: AgentConfig, log: Callable[[str], None] = print) -> None:
         self.config = config
         self.log = log
-        self.http = urllib3.PoolManager(
+        # Every request (check, download, reports, alarms) through the
+        # environment's proxy, as the TUF client's metadata fetches.
+        self.http = EnvironmentProxies(
             timeout=urllib3.Timeout(connect=10.0, read=config.timeout_seconds),
             retries=urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504)),
         )
@@ -206,7 +215,11 @@ class Agent:
     # --- HTTP ------------------------------------------------------------------
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.config.token}", **(extra or {})}
+        return {
+            "Authorization": f"Bearer {self.config.token}",
+            "User-Agent": USER_AGENT,
+            **(extra or {}),
+        }
 
     def _url(self, path: str) -> str:
         return self.config.server.rstrip("/") + path
