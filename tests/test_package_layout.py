@@ -16,3 +16,30 @@ def test_no_module_of_the_server_is_over_500_lines():
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert too_long == {}, "split these along their sub-concepts (README, Development)"
+
+
+def _readme_layout() -> dict[str, set[str]]:
+    """The README's package layout: {package or module: its modules}, from the
+    block under "### Package layout" (`name/ module module … — what it is`)."""
+    text = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("### Package layout", 1)[1].split("```", 2)[1]
+    layout: dict[str, set[str]] = {}
+    for line in block.splitlines()[2:]:  # after "text" and "upgrade_server/"
+        names = line.split("—", 1)[0].split()
+        if names:
+            layout[names[0]] = set(names[1:])
+    return layout
+
+
+def _tree() -> dict[str, set[str]]:
+    tree: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.iterdir()):
+        if path.suffix == ".py":
+            tree[path.name] = set()
+        elif (path / "__init__.py").exists():
+            tree[f"{path.name}/"] = {p.stem for p in path.glob("*.py") if p.stem != "__init__"}
+    return tree
+
+
+def test_the_readme_names_every_package_and_module_of_the_server():
+    assert _readme_layout() == _tree()

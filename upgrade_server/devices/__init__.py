@@ -1,1 +1,1 @@
-"""Devices in the field, their tokens and the device-facing API."""
+"""Devices in the field: their records, tokens and provisioning."""
