@@ -2,8 +2,9 @@
 stored coverage follows, a ticket turns urgent and a notification is queued,
 whichever way the change comes in. The API's ways are in test_entitlements.py
 (dates, product terms, time zone: the update check's answer changes) and
-test_notifications.py (tickets opened and raised, device alarms); here the
-CLI, the portal, and a process that has only just started."""
+test_notifications.py (tickets opened and raised, device alarms); here
+provisioning (API and CLI), the portal, the CLI's tickets, and a process that
+has only just started."""
 
 from __future__ import annotations
 
@@ -60,6 +61,30 @@ def test_devices_provisioned_from_the_cli_have_their_coverage_stored(runner, fac
     )
     assert imported.exit_code == 0, imported.output
     for serial in ("EV-1", "EV-2", "EV-3"):
+        assert _stored_through(serial) == UPGRADES_THROUGH == _live_through(serial)
+
+
+def test_devices_provisioned_through_the_api_have_their_coverage_stored(client, factory):
+    org = factory.organisation()
+    product = factory.product()
+    admin = factory.caller("admin")
+    db.session.commit()
+    one = {"serial": "EV-4", "product": product.code, "hardware_revision": "rev-a",
+           "organisation": org.slug, "accepted_on": ACCEPTED}  # fmt: skip
+    r = client.post("/api/v1/devices", json=one, headers=admin.headers)
+    assert r.status_code == 201, r.get_json()
+    sheet = (
+        "serial,product,hardware_revision,organisation,accepted_on\n"
+        f"EV-5,{product.code},rev-a,{org.slug},{ACCEPTED}\n"
+    )
+    r = client.post(
+        "/api/v1/devices/import",
+        data=sheet.encode(),
+        content_type="text/csv",
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.get_json()
+    for serial in ("EV-4", "EV-5"):
         assert _stored_through(serial) == UPGRADES_THROUGH == _live_through(serial)
 
 
