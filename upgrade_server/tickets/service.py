@@ -209,7 +209,7 @@ def open_ticket(session: Session, actor: Principal, data: dict[str, Any], via: s
 
 
 def _urgency_changed(session: Session, ticket: Ticket) -> None:
-    """Tell the listeners (the notification outbox: an urgent ticket is sent)."""
+    """Publish the change; the notification outbox listens (an urgent ticket is sent)."""
     session.flush()
     events.ticket_urgency_changed.send(session, ticket=ticket)
 
