@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from tests.clock import today
 from tests.helpers.portal import login
-from upgrade_server import cli as commands
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
 from upgrade_server.audit.models import AuditEntry
+from upgrade_server.cli.main import cli
 from upgrade_server.clock import utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.extensions import db
@@ -294,7 +294,7 @@ def test_set_password_prompts_twice_or_reads_stdin_and_ends_the_users_sessions(
 
 def test_version_prints_this_servers_version():
     expected = f"upgrade-server {version('upgrade-server')}"
-    r = CliRunner().invoke(commands.cli(), ["--version"])
+    r = CliRunner().invoke(cli(), ["--version"])
     assert r.exit_code == 0 and r.output.strip() == expected
     installed = Path(sys.executable).with_name("upgrade-server")
     found = subprocess.run([installed, "--version"], capture_output=True, text=True, timeout=60)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.own_app
 
 def _upgrade_server(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from upgrade_server.cli import main; main()", *args],
+        [sys.executable, "-c", "from upgrade_server.cli.main import main; main()", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

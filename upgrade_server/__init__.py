@@ -190,7 +190,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
         background.every(app, settings.notify_interval_seconds, notify.run_once, "notifier")
 
-    from upgrade_server.cli import register_commands
+    from upgrade_server.cli.commands import register_commands
 
     register_commands(app)
     return app

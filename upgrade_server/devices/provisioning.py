@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from upgrade_server import tokens
+from upgrade_server import events, tokens
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.audit.service import record, record_change
 from upgrade_server.database import flush_unique
@@ -25,7 +25,6 @@ from upgrade_server.devices.service import (
     ProvisionedDevice,
     _check_channel,
     _check_version,
-    _refresh_coverage,
     _require_write,
     _shown,
     channel_names,
@@ -228,7 +227,7 @@ def create_device(session: Session, actor: Principal, data: dict[str, Any]) -> P
         raise InvalidInputError("the device description is invalid", errors)
     provisioned = _provision(session, actor, row, resolver)
     flush_unique(session, f"a device with serial {row.serial!r} exists")
-    _refresh_coverage(session, [provisioned.device])
+    events.devices_changed.send(session, devices=[provisioned.device])
     record_change(
         session,
         actor,
@@ -326,7 +325,7 @@ def import_devices_csv(session: Session, actor: Principal, data: bytes) -> list[
         resolver.site(row.organisation, row.site)
     provisioned = [_provision(session, actor, row, resolver) for row in rows]
     flush_unique(session, "a device in the file was created meanwhile; nothing was imported")
-    _refresh_coverage(session, [p.device for p in provisioned])
+    events.devices_changed.send(session, devices=[p.device for p in provisioned])
     record(
         session,
         actor,

@@ -15,7 +15,7 @@ import semver
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from upgrade_server import tokens
+from upgrade_server import events, tokens
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record, record_change
@@ -174,18 +174,11 @@ def update_device(
             "the change is invalid", [{"field": "accepted_on", "message": "before delivered_on"}]
         )
     session.flush()
-    _refresh_coverage(session, [device])
+    events.devices_changed.send(session, devices=[device])
     record_change(
         session, actor, "device.update", device, before, organisation_id=device.organisation_id
     )
     return device
-
-
-def _refresh_coverage(session: Session, devices: list[Device]) -> None:
-    # Coverage depends on devices, not the other way round: imported here.
-    from upgrade_server.entitlements import service as entitlements
-
-    entitlements.refresh(session, devices)
 
 
 def rotate_device_token(

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from upgrade_server import events
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
@@ -107,9 +108,5 @@ def update_organisation(
     session.flush()
     record_change(session, actor, "organisation.update", org, before, organisation_id=org.id)
     if org.timezone != before["timezone"]:
-        # Coverage days are this organisation's calendar days.
-        from upgrade_server.devices.models import Device
-        from upgrade_server.entitlements import service as entitlements
-
-        entitlements.refresh_where(session, Device.organisation_id == org.id)
+        events.organisation_timezone_changed.send(session, organisation=org)
     return org

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from upgrade_server import events
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
@@ -91,10 +92,7 @@ def update_product(
     session.flush()
     record_change(session, actor, "product.update", product, before)
     if term_keys:
-        from upgrade_server.devices.models import Device
-        from upgrade_server.entitlements import service as entitlements
-
-        entitlements.refresh_where(session, Device.product_id == product.id)
+        events.product_terms_changed.send(session, product=product)
     return product
 
 

@@ -1,37 +1,46 @@
-"""Sessions and service requests in the management API (/api/v1); the service
+"""Sessions and service requests in the management API (/api/v1). The service
 record and reminders (record_api.py), notices (notices_api.py) and contacts
-(contacts_api.py) add their routes to this module's blueprint."""
+(contacts_api.py) add their routes to the same blueprint (blueprint.py);
+importing this module brings them all."""
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, cast
+from typing import Any
 
-from apiflask import APIBlueprint, Schema
+from apiflask import Schema
 from apiflask.fields import DateTime, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from flask import Response, request
+from flask import Response
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.clock import utcnow
 from upgrade_server.csvfiles import csv_response
-from upgrade_server.downloads import send_stored
-from upgrade_server.errors import BadRequestError, NotFoundError, accepts
-from upgrade_server.extensions import artifact_store, session
+from upgrade_server.errors import accepts
+from upgrade_server.extensions import session
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import DEFAULT_ZONE, DayOrTimestamp, Timestamp, instant
-from upgrade_server.service import responses, service, service_requests
+from upgrade_server.service import (  # noqa: F401  (the *_api modules: their routes join bp)
+    access,
+    contacts_api,
+    notices_api,
+    record_api,
+    responses,
+    service,
+    service_requests,
+)
 from upgrade_server.service import sessions as service_sessions
+from upgrade_server.service.blueprint import (
+    CONFIRM,
+    MANAGE,
+    READ,
+    AttachmentOut,
+    bp,
+    received_file,
+    send_attachment,
+)
 from upgrade_server.service.models import Mode, ServiceRequest, ServiceSession, SessionKind
-
-bp = APIBlueprint("service", __name__, url_prefix="/api/v1", tag="Service record")
-
-READ = roles_for(Permission.DEVICE_READ)
-MANAGE = roles_for(Permission.SERVICE_MANAGE)
-CONFIRM = roles_for(Permission.SERVICE_CONFIRM)
-MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
-SAFE_TYPES = {"application/pdf", "image/png", "image/jpeg", "text/plain", "text/csv"}
 
 
 class ConfirmationOut(Schema):
@@ -47,13 +56,6 @@ class ConfirmationOut(Schema):
     end_confirmed_at = DateTime(allow_none=True)
     end_confirmed_by = String(allow_none=True)
     timezone = String(attribute="organisation.timezone")
-
-
-class AttachmentOut(Schema):
-    filename = String()
-    sha256 = String()
-    size = Integer()
-    content_type = String()
 
 
 class SessionOut(ConfirmationOut):
@@ -257,7 +259,7 @@ def create_session(data: dict[str, Any]) -> Any:
 @bp.output(SessionOut)
 def get_session(session_id: int) -> Any:
     """One session; another organisation's is a 404."""
-    return _session_view(service.get(session(), current_principal(), ServiceSession, session_id))
+    return _session_view(access.get(session(), current_principal(), ServiceSession, session_id))
 
 
 @bp.patch("/service-sessions/<int:session_id>")
@@ -317,44 +319,17 @@ def cancel_session(session_id: int, data: dict[str, Any]) -> Any:
 def add_attachment(session_id: int) -> Any:
     """Attach a file (a signed form, photos, a report) to an open session."""
     actor = current_principal()
-    entry = service.get(session(), actor, ServiceSession, session_id)
+    entry = access.get(session(), actor, ServiceSession, session_id)
     service.check_open(entry)
     service_sessions.add_attachment(session(), actor, entry, received_file())
     return _session_view(entry)
-
-
-def received_file() -> dict[str, Any]:
-    """The request's multipart part `file`, kept in the artifact store: the
-    attachment entry that names it."""
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadRequestError("send the file as the multipart part `file`")
-    stored = artifact_store().put(cast(BinaryIO, upload.stream), max_bytes=MAX_ATTACHMENT_BYTES)
-    return {
-        "filename": upload.filename[:200],
-        "sha256": stored.sha256,
-        "size": stored.size,
-        "content_type": upload.mimetype or "application/octet-stream",
-    }
-
-
-def send_attachment(attachments: list[dict[str, Any]], sha256: str, owner: str) -> Response:
-    """One of `attachments` (of `owner`, e.g. "session 3") as a download."""
-    found = next((a for a in attachments if a["sha256"] == sha256), None)
-    if found is None:
-        raise NotFoundError(f"no attachment {sha256} on {owner}")
-    # A type the uploader named is trusted only from a short list: never HTML.
-    mimetype = found["content_type"] if found["content_type"] in SAFE_TYPES else None
-    return send_stored(
-        found["sha256"], found["filename"], 0, mimetype or "application/octet-stream"
-    )
 
 
 @bp.get("/service-sessions/<int:session_id>/attachments/<sha256>")
 @bp.auth_required(token_auth, roles=READ)
 def get_attachment(session_id: int, sha256: str) -> Response:
     """Download an attachment of a session the caller may see."""
-    entry = service.get(session(), current_principal(), ServiceSession, session_id)
+    entry = access.get(session(), current_principal(), ServiceSession, session_id)
     return send_attachment(entry.attachments, sha256, f"session {session_id}")
 
 
@@ -388,7 +363,7 @@ def open_request(data: dict[str, Any]) -> Any:
 @bp.output(RequestOut)
 def get_request(request_id: int) -> Any:
     """One request, with the sessions that served it and the wait before work began."""
-    return _request_view(service.get(session(), current_principal(), ServiceRequest, request_id))
+    return _request_view(access.get(session(), current_principal(), ServiceRequest, request_id))
 
 
 @bp.post("/service-requests/<int:request_id>/respond")
@@ -459,8 +434,3 @@ def _step_route(model: Any, plural: str, out: type[Schema]) -> None:
 
 _step_route(ServiceSession, "service-sessions", SessionOut)
 _step_route(ServiceRequest, "service-requests", RequestOut)
-
-
-# Notices, representatives and the hotline, the record and the reminders add
-# their routes to this blueprint.
-from upgrade_server.service import contacts_api, notices_api, record_api  # noqa: E402, F401

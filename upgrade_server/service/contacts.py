@@ -30,7 +30,7 @@ from upgrade_server.errors import (
     NotFoundError,
 )
 from upgrade_server.organisations.models import Organisation
-from upgrade_server.service import service
+from upgrade_server.service import access
 from upgrade_server.service.models import (
     CustomerRepresentative,
     HotlineChange,
@@ -106,7 +106,7 @@ def add_representative(
 ) -> CustomerRepresentative:
     """Name a representative: a name, a phone number and the training session
     that trained them (optional: one given before this server knew)."""
-    service.require(actor, Permission.REPRESENTATIVES_MANAGE, "name representatives")
+    access.require(actor, Permission.REPRESENTATIVES_MANAGE, "name representatives")
     _organisation(session, actor, organisation_id)
     _check_training(session, organisation_id, data.get("training_session_id"))
     found = CustomerRepresentative(
@@ -134,7 +134,7 @@ def update_representative(
     representative_id: int,
     changes: dict[str, Any],
 ) -> CustomerRepresentative:
-    service.require(actor, Permission.REPRESENTATIVES_MANAGE, "change representatives")
+    access.require(actor, Permission.REPRESENTATIVES_MANAGE, "change representatives")
     found = _representative(session, actor, organisation_id, representative_id)
     if "training_session_id" in changes:
         _check_training(session, organisation_id, changes["training_session_id"])
@@ -157,7 +157,7 @@ def update_representative(
 def remove_representative(
     session: Session, actor: Principal, organisation_id: int, representative_id: int
 ) -> None:
-    service.require(actor, Permission.REPRESENTATIVES_MANAGE, "remove representatives")
+    access.require(actor, Permission.REPRESENTATIVES_MANAGE, "remove representatives")
     found = _representative(session, actor, organisation_id, representative_id)
     before = found.audit_view()
     session.delete(found)
@@ -201,7 +201,7 @@ def record_change_of_hotline(
 ) -> HotlineChange:
     """Staff record a new hotline number and when it took (or takes) effect;
     every customer is then due a written notice within 3 days of it."""
-    service.require(actor, Permission.SERVICE_MANAGE, "change the hotline")
+    access.require(actor, Permission.SERVICE_MANAGE, "change the hotline")
     now = utcnow()
     changed = data.get("changed_at") or now
     check_time(changed, now + ANNOUNCE_AHEAD, field="changed_at")
@@ -293,7 +293,7 @@ def record_told(
     recipient: str = "",
 ) -> HotlineNotice:
     """Record that a customer was told in writing (`at`, default now)."""
-    service.require(actor, Permission.SERVICE_MANAGE, "record hotline notices")
+    access.require(actor, Permission.SERVICE_MANAGE, "record hotline notices")
     change = get_change(session, change_id)
     organisation = session.get(Organisation, organisation_id)
     if organisation is None:
@@ -349,7 +349,7 @@ def send_by_email(
     """E-mail the change to every customer not yet told that has a contact
     address, recording each one sent; returns the slugs sent, skipped (no
     address) and failed (the mail server refused or could not be reached)."""
-    service.require(actor, Permission.SERVICE_MANAGE, "send hotline notices")
+    access.require(actor, Permission.SERVICE_MANAGE, "send hotline notices")
     change = get_change(session, change_id)
     told = {n.organisation_id for n in change.notices}
     result: dict[str, list[str]] = {"sent": [], "skipped": [], "failed": []}

@@ -16,7 +16,7 @@ from upgrade_server.errors import ConflictError
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.schemas import Timestamp
 from upgrade_server.service import contacts
-from upgrade_server.service.api import MANAGE, READ, bp
+from upgrade_server.service.blueprint import MANAGE, READ, bp
 
 REPRESENTATIVES = roles_for(Permission.REPRESENTATIVES_MANAGE)
 

@@ -34,7 +34,7 @@ from upgrade_server.errors import (
     PermissionDeniedError,
 )
 from upgrade_server.organisations.models import Organisation
-from upgrade_server.service import service
+from upgrade_server.service import access
 from upgrade_server.service.models import PreInstallationNotice
 from upgrade_server.service.responses import check_time
 
@@ -47,13 +47,13 @@ class Via(StrEnum):
 
 
 def get_notice(session: Session, actor: Principal, notice_id: int) -> PreInstallationNotice:
-    return service.get(session, actor, PreInstallationNotice, notice_id)
+    return access.get(session, actor, PreInstallationNotice, notice_id)
 
 
 def list_notices(
     session: Session, actor: Principal, organisation_id: int | None = None
 ) -> list[PreInstallationNotice]:
-    stmt = service.visible(actor, PreInstallationNotice)
+    stmt = access.visible(actor, PreInstallationNotice)
     if organisation_id is not None:
         stmt = stmt.where(PreInstallationNotice.organisation_id == organisation_id)
     return list(session.scalars(stmt.order_by(PreInstallationNotice.id.desc()).limit(1000)))
@@ -147,7 +147,7 @@ def create_notice(
 ) -> PreInstallationNotice:
     """Record a notice the vendor sent (`sent_at`, default now; never in the
     future). Without a `document`, the standard one is written in `language`."""
-    service.require(actor, Permission.SERVICE_MANAGE, "send pre-installation notices")
+    access.require(actor, Permission.SERVICE_MANAGE, "send pre-installation notices")
     organisation = session.get(Organisation, data.get("organisation_id"))
     if organisation is None:
         raise InvalidInputError(
@@ -225,7 +225,7 @@ def add_attachment(
     session: Session, actor: Principal, notice: PreInstallationNotice, attachment: dict[str, Any]
 ) -> None:
     """Record a file already in the artifact store (the signed letter, a site plan)."""
-    service.require(actor, Permission.SERVICE_MANAGE, "attach files to notices")
+    access.require(actor, Permission.SERVICE_MANAGE, "attach files to notices")
     _not_received(notice)
     before = notice.audit_view()
     notice.attachments = [

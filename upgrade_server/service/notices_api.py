@@ -14,7 +14,7 @@ from upgrade_server.errors import accepts
 from upgrade_server.extensions import session
 from upgrade_server.schemas import Timestamp
 from upgrade_server.service import notices
-from upgrade_server.service.api import (
+from upgrade_server.service.blueprint import (
     CONFIRM,
     MANAGE,
     READ,

@@ -15,7 +15,7 @@ from upgrade_server.csvfiles import csv_response
 from upgrade_server.extensions import session
 from upgrade_server.service import notices, reminders
 from upgrade_server.service import record as service_record
-from upgrade_server.service.api import READ, bp
+from upgrade_server.service.blueprint import READ, bp
 
 
 class RecordQuery(Schema):

@@ -15,8 +15,9 @@ from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import visible_devices
 from upgrade_server.entitlements import coverage
 from upgrade_server.entitlements import service as entitlements
+from upgrade_server.service.access import visible
 from upgrade_server.service.models import ServiceRequest, ServiceSession, SessionKind
-from upgrade_server.service.service import TRAINING_DAYS_PER_DELIVERY, noun, visible
+from upgrade_server.service.service import TRAINING_DAYS_PER_DELIVERY, noun
 
 
 def inspections_due(

@@ -25,6 +25,7 @@ from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
 from upgrade_server.clock import utcnow
 from upgrade_server.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from upgrade_server.service import access
 from upgrade_server.service.models import ServiceRequest, ServiceRequestBreach
 from upgrade_server.tickets.service import Deadline
 
@@ -60,11 +61,9 @@ def respond(
 ) -> ServiceRequest:
     """The vendor records its answer to a request (a call back, an e-mail):
     `at` (default now) is neither in the future nor before it was received."""
-    from upgrade_server.service import service  # service builds on this module
-
     if not actor.may(Permission.SERVICE_MANAGE):
         raise PermissionDeniedError("respond is for the vendor to do")
-    request = service.get(session, actor, ServiceRequest, request_id)
+    request = access.get(session, actor, ServiceRequest, request_id)
     if request.responded_at is not None:
         raise ConflictError(
             f"the request was answered at {request.responded_at.isoformat()}"
@@ -156,10 +155,8 @@ def response_report(
 ) -> list[dict[str, Any]]:
     """The response deadline of every request received in [start, end): met
     or missed, and by how long (one not yet due is left out, as for tickets)."""
-    from upgrade_server.service import service
-
     now = now or utcnow()
-    stmt = service.visible(actor, ServiceRequest).where(
+    stmt = access.visible(actor, ServiceRequest).where(
         ServiceRequest.received_at >= start, ServiceRequest.received_at < end
     )
     if organisation_id is not None:

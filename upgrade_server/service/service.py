@@ -19,16 +19,16 @@ from datetime import datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from upgrade_server import events
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
 from upgrade_server.clock import local_day, utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.devices.service import visible_devices
-from upgrade_server.entitlements import service as entitlements
 from upgrade_server.errors import (
     ConflictError,
     InvalidInputError,
@@ -36,9 +36,9 @@ from upgrade_server.errors import (
     PermissionDeniedError,
 )
 from upgrade_server.service import responses
+from upgrade_server.service.access import get, visible
 from upgrade_server.service.models import (
     Confirmed,
-    PreInstallationNotice,
     ServiceRequest,
     ServiceSession,
     SessionKind,
@@ -47,32 +47,9 @@ from upgrade_server.service.models import (
 TRAINING_DAYS_PER_DELIVERY = 3.0
 
 Entry = TypeVar("Entry", ServiceSession, ServiceRequest)
-# What `visible` and `get` read: an organisation's entries of the service record.
-Owned = TypeVar("Owned", ServiceSession, ServiceRequest, PreInstallationNotice)
-_NOUNS = {ServiceSession: "session", ServiceRequest: "service request"}
 
 
-def require(actor: Principal, permission: Permission, what: str) -> None:
-    if not actor.may(permission):
-        raise PermissionDeniedError(f"you may not {what}")
-
-
-# --- reading --------------------------------------------------------------------
-
-
-def visible(actor: Principal, model: type[Owned]) -> Select[Owned]:
-    stmt = select(model)
-    if not actor.is_vendor:
-        stmt = stmt.where(model.organisation_id == actor.organisation_id)
-    return stmt
-
-
-def get(session: Session, actor: Principal, model: type[Owned], entry_id: int) -> Owned:
-    found = session.scalars(visible(actor, model).where(model.id == entry_id)).first()
-    if found is None:
-        kind = _NOUNS.get(model, "pre-installation notice")
-        raise NotFoundError(f"no {kind} {entry_id}")
-    return found
+# --- reading (who reads which entries: access.py) -------------------------------
 
 
 def listing(
@@ -217,7 +194,7 @@ def _accept(session: Session, actor: Principal, entry: ServiceSession) -> None:
         record_change(
             session, actor, "device.accept", device, before, organisation_id=device.organisation_id
         )
-    entitlements.refresh(session, list(entry.devices))
+    events.devices_changed.send(session, devices=list(entry.devices))
 
 
 # --- requests ---------------------------------------------------------------------------

@@ -16,10 +16,11 @@ from upgrade_server.errors import (
 )
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.service import responses
+from upgrade_server.service.access import require
 from upgrade_server.service.models import (
     ServiceRequest,
 )
-from upgrade_server.service.service import _devices, require
+from upgrade_server.service.service import _devices
 
 
 def open_request(

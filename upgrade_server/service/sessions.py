@@ -17,6 +17,7 @@ from upgrade_server.errors import (
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.releases.models import Release
 from upgrade_server.service import responses
+from upgrade_server.service.access import get, require
 from upgrade_server.service.models import (
     RELEASE_KINDS,
     Mode,
@@ -28,8 +29,6 @@ from upgrade_server.service.service import (
     TRAINING_DAYS_PER_DELIVERY,
     _devices,
     _not_signed_off,
-    get,
-    require,
 )
 
 _SESSION_FIELDS = (

@@ -21,7 +21,7 @@ from upgrade_server.tickets.models import (
 from upgrade_server.tickets.service import (
     OPEN,
     _change_level,
-    _notify,
+    _urgency_changed,
     emergency_levels_of,
     place_of,
 )
@@ -84,10 +84,10 @@ def receive_alarm(
             None,
             organisation_id=ticket.organisation_id,
         )
-        _notify(session, ticket)
+        _urgency_changed(session, ticket)
     elif data["level"] < ticket.level:  # the fault got worse
         _change_level(ticket, data["level"], now)
-        _notify(session, ticket)
+        _urgency_changed(session, ticket)
     ticket.alarm_count += 1
     ticket.last_alarm_at = data["occurred_at"]
     stored = _store(session, device, data, ticket, now, per_minute)

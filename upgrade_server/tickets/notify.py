@@ -20,6 +20,7 @@ from flask import Flask
 from sqlalchemy import JSON, ForeignKey, String, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
+from upgrade_server import events
 from upgrade_server.clock import utcnow
 from upgrade_server.config import Settings
 from upgrade_server.database import UTCDateTime, write_intent
@@ -89,6 +90,7 @@ def enqueue(
     session.flush()
 
 
+@events.ticket_urgency_changed.connect
 def ticket_opened(session: Session, ticket: Ticket) -> None:
     """A ticket opened, raised or marked an emergency: once per emergency (from
     its start), else once per urgent level."""

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from upgrade_server import events
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.audit.service import record_change
@@ -203,16 +204,14 @@ def open_ticket(session: Session, actor: Principal, data: dict[str, Any], via: s
     session.add(ticket)
     session.flush()
     record_change(session, actor, "ticket.open", ticket, None, organisation_id=organisation.id)
-    _notify(session, ticket)
+    _urgency_changed(session, ticket)
     return ticket
 
 
-def _notify(session: Session, ticket: Ticket) -> None:
-    """An urgent ticket (level 1-2) goes into the notification outbox."""
-    from upgrade_server.tickets import notify  # notify builds on this module
-
+def _urgency_changed(session: Session, ticket: Ticket) -> None:
+    """Publish the change; the notification outbox listens (an urgent ticket is sent)."""
     session.flush()
-    notify.ticket_opened(session, ticket)
+    events.ticket_urgency_changed.send(session, ticket=ticket)
 
 
 def _change_level(ticket: Ticket, level: int, at: datetime) -> None:
@@ -228,7 +227,7 @@ def change_level(session: Session, actor: Principal, ticket_id: int, level: int)
     before = ticket.audit_view()
     if level != ticket.level:
         _change_level(ticket, level, utcnow())
-        _notify(session, ticket)
+        _urgency_changed(session, ticket)
     session.flush()
     record_change(
         session, actor, "ticket.level", ticket, before, organisation_id=ticket.organisation_id
@@ -263,5 +262,5 @@ def mark_emergency(
         organisation_id=ticket.organisation_id,
     )
     if emergency:
-        _notify(session, ticket)
+        _urgency_changed(session, ticket)
     return ticket

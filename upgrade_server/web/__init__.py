@@ -10,28 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, request, session
+from flask import Flask, request
 from flask_babel import Babel
-from flask_wtf.csrf import CSRFProtect
 
 from upgrade_server.releases.metadata import translated
-
-LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
-
-csrf = CSRFProtect()
-
-
-def current_language() -> str:
-    """ "zh-CN" or "en": the user's choice, else the browser's, else zh-CN."""
-    chosen = session.get("lang")
-    if chosen in LANGUAGES:
-        return str(chosen)
-    best = request.accept_languages.best_match(["zh-CN", "zh", "en"], default="zh-CN")
-    return "en" if best == "en" else "zh-CN"
-
-
-def _locale() -> str:
-    return LANGUAGES[current_language()]
+from upgrade_server.web.extensions import csrf, current_language, locale
 
 
 def init_app(app: Flask, cookie_secure: bool) -> None:
@@ -46,7 +29,7 @@ def init_app(app: Flask, cookie_secure: bool) -> None:
         BABEL_DEFAULT_LOCALE="zh_CN",
     )
     csrf.init_app(app)
-    Babel(app, locale_selector=_locale)
+    Babel(app, locale_selector=locale)
 
     from upgrade_server.web import (
         service_pages,  # noqa: F401  (its routes join bp)

@@ -41,7 +41,8 @@ from upgrade_server.releases.models import Release
 from upgrade_server.routing import MAX_ID
 from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
-from upgrade_server.web import LANGUAGES, csrf, current_language, problems
+from upgrade_server.web import problems
+from upgrade_server.web.extensions import LANGUAGES, csrf, current_language
 from upgrade_server.web.times import when
 
 bp = APIBlueprint("portal", __name__, url_prefix="/portal", enable_openapi=False)
