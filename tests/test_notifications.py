@@ -29,12 +29,14 @@ class Receiver:
         self.failures = 0
         self.hang = threading.Event()
         self.hang.set()
+        self.arrived = threading.Event()
         self.got = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived.set()
                 receiver.hang.wait(timeout=30)
                 if receiver.failures > 0:
                     receiver.failures -= 1
@@ -177,6 +179,33 @@ def test_the_notifier_runs_by_itself_in_a_serving_process(scratch_url, tmp_path,
         urllib.request.urlopen(f"{live.url}/healthz").read()  # the process serves
         assert receiver.got.wait(timeout=30), "the notifier never delivered"
         assert receiver.bodies[0]["ticket_id"] == r.get_json()["id"]
+
+
+@pytest.mark.own_app
+def test_while_a_receiver_hangs_the_notifier_holds_no_transaction(scratch_url, tmp_path, receiver):
+    """Claimed, then sent outside any transaction: on SQLite an open one would
+    hold the write lock, and every request that writes would wait for it."""
+    settings = {"notify_webhook_url": receiver.url, "notify_timeout_seconds": 30}
+    with live_server(scratch_url, tmp_path / "instance", **settings) as live:
+        client = live.app.test_client()
+        org = client.post(
+            "/api/v1/organisations", json={"slug": "acme", "name": "ACME"}, headers=live.headers
+        ).get_json()
+        ticket = {"title": "Down", "level": 2, "organisation_id": org["id"]}
+        opened = client.post("/api/v1/tickets", json=ticket, headers=live.headers)
+        assert opened.status_code == 201, opened.get_json()
+        receiver.hang.clear()
+        sending = threading.Thread(target=notify.run_once, args=(live.app,))
+        sending.start()
+        try:
+            assert receiver.arrived.wait(timeout=30)
+            other = {"slug": "other", "name": "Other"}
+            r = client.post("/api/v1/organisations", json=other, headers=live.headers)
+            assert r.status_code == 201, r.get_json()
+        finally:
+            receiver.hang.set()
+            sending.join(timeout=30)
+        assert [body["ticket_id"] for body in receiver.bodies] == [opened.get_json()["id"]]
 
 
 # --- stale notifications (issue 14, point 9): checked when due, not only when queued ------------

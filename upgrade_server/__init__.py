@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from apiflask import APIFlask
 
+    from upgrade_server.config import Settings
+
 __version__ = "0.1.0"
 
 log = logging.getLogger(__name__)
@@ -94,9 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         if settings.report_batch_seconds > 0:
             from upgrade_server.updates.reports import ReportWriter
 
-            writer = ReportWriter(db.engine, settings.report_batch_seconds)
-            app.extensions["report_writer"] = writer
-            app.extensions.setdefault("background_stops", []).append(writer.stopped)
+            app.extensions["report_writer"] = ReportWriter(db.engine, settings.report_batch_seconds)
     http_errors.init_app(app)
     openapi.init_app(app)
     from upgrade_server.audit import hooks as audit_hooks
@@ -166,7 +166,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
     device_edge.wrap(app)
 
+    _add_background_jobs(app, settings)
+
+    from upgrade_server.cli.commands import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _add_background_jobs(app: APIFlask, settings: Settings) -> None:
+    """Every job of the app, run by background.py in each serving process.
+    Added after every wsgi_app wrapper: they start with any request."""
     from upgrade_server import background
+
+    if "report_writer" in app.extensions:
+        app.extensions["report_writer"].run_in_background(app)
 
     if settings.tuf_upkeep_seconds > 0 and not app.testing:
         from upgrade_server.signing import upkeep
@@ -176,11 +190,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     if settings.staging_cleanup_seconds > 0 and not app.testing:
         # A worker killed mid-upload leaves staged bytes nothing finishes.
         max_age = timedelta(seconds=settings.staging_max_age_seconds)
-        background.every(
+        background.add(
             app,
+            "staging-cleaner",
             settings.staging_cleanup_seconds,
             lambda app: app.extensions["artifact_store"].clean_staging(max_age),
-            "staging-cleaner",
             at_start=True,
         )
 
@@ -188,12 +202,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         # Ticket upkeep: missed deadlines recorded, notifications sent.
         from upgrade_server.tickets import notify
 
-        background.every(app, settings.notify_interval_seconds, notify.run_once, "notifier")
-
-    from upgrade_server.cli.commands import register_commands
-
-    register_commands(app)
-    return app
+        background.add(app, "notifier", settings.notify_interval_seconds, notify.run_once)
 
 
 def _install_request_id_logging() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 from sqlalchemy import text
 
+from upgrade_server import background
 from upgrade_server.database import refuses_writes, writes
 from upgrade_server.errors import PROBLEMS, ServiceUnavailableError, StorageError
 from upgrade_server.extensions import session
@@ -29,18 +30,23 @@ def healthz() -> dict[str, Any]:
 @bp.get("/readyz")
 @writes  # on SQLite, queue for the write lock as a write does
 def readyz() -> dict[str, Any] | Response:
-    """Ready to serve: the database takes writes and the artifact store is usable."""
+    """Ready to serve: the database takes writes and the artifact store is
+    usable. This process's background jobs are shown, not checked: a node
+    whose upkeep fails still serves what it has."""
     checks: dict[str, str] = {"database": _database_state()}
     try:
         current_app.extensions["artifact_store"].check()
         checks["storage"] = "ok"
     except StorageError as exc:
         checks["storage"] = f"unusable: {exc.detail}"
+    jobs = background.jobs(current_app)
     if all(v == "ok" for v in checks.values()):
-        return {"status": "ready", "checks": checks}
+        return {"status": "ready", "checks": checks, "background": jobs}
     failing = ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
     return problem_response(
-        PROBLEMS[ServiceUnavailableError], f"not ready: {failing}", {"checks": checks}
+        PROBLEMS[ServiceUnavailableError],
+        f"not ready: {failing}",
+        {"checks": checks, "background": jobs},
     )
 
 

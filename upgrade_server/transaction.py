@@ -1,75 +1,54 @@
-"""The request's transaction boundary and what to undo outside the database.
+"""The request's unit of work, driven by the app's request hooks.
 
 Services only flush; the request commits once, after the view returned a
-success. Work done outside the database (an artifact moved to its final name)
-registers an undo with `on_failure`, which runs when the request fails or its
-commit does, so a failed publish leaves nothing behind.
+success, and rolls back after an error response. What the request did outside
+the database (registered with `on_failure`) is undone when the request fails
+or its commit does, so a failed publish leaves nothing behind. The unit itself
+is the one CLI commands and background jobs use (unit_of_work.py).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 from flask import Flask, Response, request
 
-from upgrade_server.database import write_intent
 from upgrade_server.extensions import db, session
+from upgrade_server.unit_of_work import UnitOfWork, on_failure
 
-log = logging.getLogger(__name__)
+__all__ = ["init_app", "on_failure"]
 
-
-def _hooks() -> list[Callable[[], None]]:
-    # Kept on the request, not on `g`: an app context can span several requests.
-    return request.environ.setdefault("upgrade_server.on_failure", [])
-
-
-def on_failure(undo: Callable[[], None]) -> None:
-    _hooks().append(undo)
+# Kept on the request, not on `g`: an app context can span several requests.
+_UNIT = "upgrade_server.unit_of_work"
 
 
-def _run_failure_hooks() -> None:
-    hooks = _hooks()
-    pending, hooks[:] = list(hooks), []
-    for undo in reversed(pending):
-        try:
-            undo()
-        except Exception:
-            log.exception("undo after a failed request failed")
+def _unit() -> UnitOfWork:
+    # A before_request handler that answered first (a refused body) kept ours
+    # from beginning the unit: the response still ends one.
+    unit: UnitOfWork = request.environ.setdefault(_UNIT, UnitOfWork(writes=None))
+    return unit
 
 
 def init_app(app: Flask) -> None:
     @app.before_request
-    def _declare_writes() -> None:
+    def _begin() -> None:
         view = app.view_functions.get(request.endpoint or "")
-        declared = getattr(view, "writes", None)
-        if declared is not None:
-            request.environ["upgrade_server.write_token"] = write_intent.set(declared)
+        # None (not declared): the request method decides.
+        unit = UnitOfWork(writes=getattr(view, "writes", None))
+        request.environ[_UNIT] = unit
+        unit.begin()
 
     @app.after_request
     def _commit(response: Response) -> Response:
+        unit = _unit()
         if not db.session.registry.has():
             # The request never opened a session (the update check's hot path).
-            _hooks().clear()
-            return response
-        if response.status_code >= 400:
-            session().rollback()
-            _run_failure_hooks()
-            return response
-        try:
-            session().commit()
-        except BaseException:
-            session().rollback()
-            _run_failure_hooks()
-            raise
-        _hooks().clear()
+            unit.discard()
+        elif response.status_code >= 400:
+            unit.fail(session())
+        else:
+            unit.commit(session())
         return response
 
     @app.teardown_request
-    def _undo(exc: BaseException | None) -> None:
-        token = request.environ.pop("upgrade_server.write_token", None)
-        if token is not None:
-            write_intent.reset(token)
-        # Reached with hooks still registered only when the view raised.
-        if _hooks():
-            _run_failure_hooks()
+    def _end(exc: BaseException | None) -> None:
+        # Undoes what is still registered only when the view raised.
+        _unit().end()

@@ -5,30 +5,20 @@ modules share.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import NoReturn
 
 import click
 from sqlalchemy.orm import Session
 
-from upgrade_server.database import write_intent
 from upgrade_server.errors import AppError
-from upgrade_server.extensions import session
+from upgrade_server.unit_of_work import unit_of_work
 
 
-@contextmanager
-def transaction() -> Iterator[Session]:
-    """One transaction per CLI command: commit on success, roll back on error."""
-    token = write_intent.set(True)
-    try:
-        yield session()
-        session().commit()
-    except BaseException:
-        session().rollback()
-        raise
-    finally:
-        write_intent.reset(token)
+def transaction() -> AbstractContextManager[Session]:
+    """One unit of work per CLI command: commit on success; on error, roll
+    back and undo what `on_failure` registered."""
+    return unit_of_work()
 
 
 def fail(error: AppError) -> NoReturn:

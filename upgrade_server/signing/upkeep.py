@@ -15,34 +15,31 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from upgrade_server import background
-from upgrade_server.database import write_intent
-from upgrade_server.extensions import db, session
 from upgrade_server.products.models import Product
 from upgrade_server.signing.service import repository_for
+from upgrade_server.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
 
 def refresh_all(app: Flask) -> dict[str, list[str]]:
-    """One pass over every product; returns what was re-signed per product."""
+    """One pass over every product, a unit of work each (one product's conflict
+    undoes no other's); returns what was re-signed per product."""
+    settings = app.config["SETTINGS"]
+    with unit_of_work(app, writes=False) as s:
+        product_ids = s.execute(select(Product.id).order_by(Product.id)).scalars().all()
     renewed: dict[str, list[str]] = {}
-    token = write_intent.set(True)
-    try:
-        with app.app_context():
-            settings = app.config["SETTINGS"]
-            s = session()
-            products = s.execute(select(Product).order_by(Product.id)).scalars().all()
-            for product in products:
-                repo = repository_for(s, product, settings)
-                try:
-                    if repo.exists():
-                        renewed[product.code] = repo.refresh_expiring()
-                    s.commit()
-                except (IntegrityError, OperationalError):
-                    s.rollback()  # another worker re-signed it first
-            db.session.remove()
-    finally:
-        write_intent.reset(token)
+    for product_id in product_ids:
+        try:
+            with unit_of_work(app) as s:
+                product = s.get(Product, product_id)
+                if product is None:
+                    continue  # deleted since
+                code, repo = product.code, repository_for(s, product, settings)
+                roles = repo.refresh_expiring() if repo.exists() else []
+        except (IntegrityError, OperationalError):
+            continue  # another worker re-signed it first (this unit rolled back)
+        renewed[code] = roles
     return {code: roles for code, roles in renewed.items() if roles}
 
 
@@ -54,4 +51,4 @@ def start(app: Flask, interval: float) -> None:
         if done:
             log.info("re-signed %s", done)
 
-    background.every(app, interval, work, "tuf-upkeep")
+    background.add(app, "tuf-upkeep", interval, work)

@@ -23,11 +23,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from upgrade_server import events
 from upgrade_server.clock import utcnow
 from upgrade_server.config import Settings
-from upgrade_server.database import UTCDateTime, write_intent
+from upgrade_server.database import UTCDateTime
 from upgrade_server.extensions import Base, db
 from upgrade_server.service import responses
 from upgrade_server.tickets import breaches, service
 from upgrade_server.tickets.models import Ticket
+from upgrade_server.unit_of_work import unit_of_work
 from upgrade_server.workdays.service import working_calendars
 
 log = logging.getLogger(__name__)
@@ -216,20 +217,33 @@ def send_mail(settings: Settings, to: list[str], subject: str, text: str) -> Non
 
 
 def deliver(session: Session, settings: Settings, now: datetime | None = None) -> int:
-    """Try every notification that is due; returns how many were completed."""
+    """Try every notification that is due; returns how many were completed.
+
+    Each is claimed, checked and recorded in units of work of its own, and
+    sent outside any: a receiver that hangs holds no transaction (nor, on
+    SQLite, the write lock). A claim is a lease: another worker takes the
+    notification only once the lease ran out without a record."""
     now = now or utcnow()
     completed = 0
     if not settings.notify_webhook_url and not (settings.smtp_host and settings.notify_email_to):
         return 0  # nowhere to send: they wait until a channel is configured
-    due = session.scalars(
-        select(Notification.id).where(
-            Notification.delivered_at.is_(None),
-            Notification.cancelled_at.is_(None),
-            Notification.next_attempt_at <= now,
-            or_(Notification.lease_until.is_(None), Notification.lease_until < now),
-        )
-    ).all()
+    with unit_of_work(session=session, writes=False):
+        due = session.scalars(
+            select(Notification.id).where(
+                Notification.delivered_at.is_(None),
+                Notification.cancelled_at.is_(None),
+                Notification.next_attempt_at <= now,
+                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+            )
+        ).all()
     for note_id in due:
+        if _deliver_one(session, settings, note_id, now):
+            completed += 1
+    return completed
+
+
+def _deliver_one(session: Session, settings: Settings, note_id: int, now: datetime) -> bool:
+    with unit_of_work(session=session):
         # Claim it, so another worker does not send it too.
         claimed = session.execute(
             update(Notification)
@@ -239,60 +253,56 @@ def deliver(session: Session, settings: Settings, now: datetime | None = None) -
             )
             .values(lease_until=now + LEASE)
         )
-        session.commit()
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    with unit_of_work(session=session):
         note = session.get(Notification, note_id)
         assert note is not None
         # Checked now, not only when queued: the ticket may have moved on since.
         stale = stale_because(session, settings, note, now)
         if stale is not None:
             note.cancelled_at, note.cancelled_reason, note.lease_until = now, stale, None
-            session.commit()
             log.info("notification %s cancelled: %s", note.key, stale)
+            return False
+        # Sent from a copy outside the session: its commit expires the row.
+        session.expunge(note)
+    errors, done = [], {}
+    channels = [
+        ("webhook_done_at", settings.notify_webhook_url, _webhook),
+        ("email_done_at", settings.smtp_host and settings.notify_email_to, _email),
+    ]
+    for column, configured, send in channels:
+        if not configured or getattr(note, column) is not None:
             continue
-        errors = []
-        channels = [
-            ("webhook_done_at", settings.notify_webhook_url, _webhook),
-            ("email_done_at", settings.smtp_host and settings.notify_email_to, _email),
-        ]
-        for column, configured, send in channels:
-            if not configured or getattr(note, column) is not None:
-                continue
-            try:
-                send(settings, note)
-                setattr(note, column, utcnow())
-            except Exception as exc:  # any failure of a receiver: retried
-                errors.append(f"{column.split('_')[0]}: {exc.__class__.__name__}: {exc}")
+        try:
+            send(settings, note)
+            done[column] = utcnow()
+        except Exception as exc:  # any failure of a receiver: retried
+            errors.append(f"{column.split('_')[0]}: {exc.__class__.__name__}: {exc}")
+    with unit_of_work(session=session):
+        note = session.get(Notification, note_id)
+        assert note is not None
+        for column, at in done.items():
+            setattr(note, column, at)
         note.attempts += 1
         note.lease_until = None
         if errors:
             note.last_error = "; ".join(errors)[:2000]
             note.next_attempt_at = now + min(MAX_BACKOFF, timedelta(seconds=10 * 2**note.attempts))
             log.warning("notification %s not delivered: %s", note.key, note.last_error)
-        else:
-            note.delivered_at = utcnow()
-            completed += 1
-        session.commit()
-    return completed
+            return False
+        note.delivered_at = utcnow()
+        return True
 
 
 def run_once(app: Flask, now: datetime | None = None) -> int:
     """One pass: record missed deadlines of open tickets and of service
     requests awaiting their response, enqueue deadlines due soon, deliver what
     is due; returns how many were delivered."""
-    token = write_intent.set(True)
-    try:
-        with app.app_context():
-            settings: Settings = app.config["SETTINGS"]
-            session = db.session()
-            try:
-                breaches.sweep_breaches(session, working_calendars(session, settings), now)
-                responses.sweep_breaches(session, now)  # service requests' response
-                due_soon(session, settings, now)
-                session.commit()
-                return deliver(session, settings, now)
-            finally:
-                db.session.remove()
-    finally:
-        write_intent.reset(token)
+    settings: Settings = app.config["SETTINGS"]
+    with unit_of_work(app) as session:
+        breaches.sweep_breaches(session, working_calendars(session, settings), now)
+        responses.sweep_breaches(session, now)  # service requests' response
+        due_soon(session, settings, now)
+    with app.app_context():  # its end removes the session
+        return deliver(db.session(), settings, now)

@@ -5,7 +5,7 @@ not decisions: losing the last second of them in a crash harms nothing, and
 the next check reports them again. Writing them one transaction per check
 would make every check a write (a commit and its fsync on PostgreSQL, the
 single write lock on SQLite). So each worker queues them and a background
-thread applies them every `interval` seconds in one transaction. Install
+job applies them every `interval` seconds in one transaction. Install
 events, which are decisions, are never batched.
 """
 
@@ -14,11 +14,10 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import threading
-import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ARRAY,
@@ -35,8 +34,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.orm import Session
 
+from upgrade_server import background
 from upgrade_server.devices.models import Device
+from upgrade_server.unit_of_work import unit_of_work
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +51,18 @@ class ReportWriter:
         self.engine = engine
         self.interval = interval
         self.max_pending = max_pending
-        # Set to end the thread (background.stop sets it with the app's other work).
-        self.stopped = threading.Event()
         self._pending: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        # Flushes at once when the queue is full (set by run_in_background).
+        self._wake: Callable[[], None] = lambda: None
         atexit.register(self._flush_at_exit)
+
+    def run_in_background(self, app: Flask) -> None:
+        """Flush every `interval` seconds in each process serving `app`, and at
+        once when the queue is full (unless writing fails: then the interval
+        is waited out)."""
+        job = background.add(app, "report-writer", self.interval, lambda _app: self.flush())
+        self._wake = job.wake
 
     def _flush_at_exit(self) -> None:
         try:
@@ -66,47 +75,8 @@ class ReportWriter:
             # Several checks of one device within the interval: keep the newest.
             self._pending.setdefault(device_id, {}).update(values)
             full = len(self._pending) >= self.max_pending
-        self._ensure_thread()
         if full:
-            self._wake.set()
-
-    def _ensure_thread(self) -> None:
-        # gunicorn forks workers after the app is built: start in each worker.
-        if self._thread is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="report-writer", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        failing_since: float | None = None
-        logged_at = 0.0
-        while not self.stopped.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:
-                now = time.monotonic()
-                if failing_since is None:
-                    failing_since = logged_at = now
-                    log.exception("writing device reports failed; they are retried")
-                elif now - logged_at >= _LOG_EVERY:
-                    logged_at = now
-                    log.error(
-                        "writing device reports fails since %.0f s; %d devices' reports wait",
-                        now - failing_since,
-                        len(self._pending),
-                    )
-                # A full queue wakes the thread at each report: while the
-                # database fails, wait the interval out instead.
-                self.stopped.wait(self.interval)
-            else:
-                if failing_since is not None:
-                    log.warning(
-                        "device reports written again after %.0f s",
-                        time.monotonic() - failing_since,
-                    )
-                    failing_since = None
+            self._wake()
 
     def flush(self) -> int:
         """Apply what is queued; returns how many devices were updated.
@@ -163,7 +133,8 @@ class ReportWriter:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for device_id, values in rows:
             groups.setdefault(tuple(sorted(values)), []).append({"_id": device_id, **values})
-        with self.engine.begin() as conn:
+        with Session(self.engine) as session, unit_of_work(session=session):
+            conn = session.connection()
             for columns, group in groups.items():
                 if conn.dialect.name == "postgresql":
                     for start in range(0, len(group), CHUNK):
@@ -187,9 +158,6 @@ def _refused_values(error: Exception) -> bool:
         return isinstance(error, DataError | IntegrityError)
     return isinstance(error, StatementError | ValueError | TypeError)
 
-
-# While writing fails, the failure is logged at most this often (seconds).
-_LOG_EVERY = 60.0
 
 # Rows per statement on PostgreSQL: one statement whatever the batch, but a
 # bounded one.
