@@ -35,6 +35,7 @@ from tests.helpers.nodes import Node, Shared, running_nodes
 from tests.helpers.publishing import streamed_publish
 from tests.helpers.tuf import publish_file, root_of, run_remote
 from tests.moto_server import s3_client
+from tests.tuf_client import Device
 from upgrade_agent.config import AgentConfig
 from upgrade_agent.core import Agent, Offer
 from upgrade_server import create_app
@@ -196,6 +197,10 @@ def test_a_publish_on_one_node_is_offered_and_served_by_the_other_at_once(
     offer = offered.json()
     assert offer["version"] == "1.0.0"
     assert _download(b.url, device, offer, deployment.store()) == firmware.read_bytes()
+    # The stock TUF client, through b too: metadata a signed, the target verified.
+    root = root_of(Via(b.url, deployment.publisher), "gw-one")
+    tuf = Device(b.url, "gw-one", root, tmp_path / "tuf")
+    assert tuf.fetch(offer["target_path"]) == firmware.read_bytes()
     assert _check(a.url, device).json()["release_id"] == offer["release_id"]
 
     run_remote(
