@@ -1,10 +1,11 @@
-"""Publishing a release through the API from a test client, and what a
-publish leaves behind."""
+"""Publishing a release through the API (from a test client, or streamed over
+HTTP), and what a publish leaves behind."""
 
 from __future__ import annotations
 
 import io
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy import func, select
@@ -64,3 +65,18 @@ def stored_state(app: Any, product: Any) -> dict[str, Any]:
         ).scalars()
     }
     return {"files": files, "counts": counts, "metadata": metadata}
+
+
+def streamed_publish(version: str, artifact: list[bytes]) -> tuple[str, int, list[bytes]]:
+    """The body of a publish (`artifact`, in the chunks given, as `fw.bin` on
+    the stable channel) for a client that sends it piece by piece, as the
+    publisher's CLI streams a file: its content type, length and pieces."""
+    boundary = uuid.uuid4().hex
+    metadata = json.dumps({"version": version, "channels": ["stable"]})
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{metadata}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="artifact"; filename="fw.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    pieces = [head, *artifact, f"\r\n--{boundary}--\r\n".encode()]
+    return f"multipart/form-data; boundary={boundary}", sum(map(len, pieces)), pieces
