@@ -206,6 +206,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
 
         background.every(app, settings.notify_interval_seconds, notify.run_once, "notifier")
 
+    from upgrade_server import metrics
+
+    # Last: its request metrics wrap every other layer.
+    metrics.init_app(app, settings)
+
     from upgrade_server.cli import register_commands
 
     register_commands(app)
