@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Flask
 
+from upgrade_server import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,7 @@ def every(
 ) -> None:
     """Run `work(app)` every `interval` seconds (`at_start`: and once as soon as
     the process serves); a failure is logged and retried."""
+    work = metrics.watched(name, work)
 
     stop = threading.Event()
     app.extensions.setdefault("background_stops", []).append(stop)

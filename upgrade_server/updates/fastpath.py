@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from upgrade_server import metrics
 from upgrade_server.errors import (
     HTTP_PROBLEMS,
     AppError,
@@ -100,6 +101,7 @@ class UpdateCheckFastPath:
         environ["HTTP_X_REQUEST_ID"] = request_id
         if path == PATH and environ.get("REQUEST_METHOD") == "POST":
             status, headers, body = self.respond(environ)
+            metrics.count_update_check(status, body)
         else:
             try:
                 declared_length(environ)
