@@ -118,9 +118,10 @@ class RequestMetrics:
         self.app = app
         self.url_map = url_map
         self.instruments = instruments
-        # Routes without arguments by (method, path): the update check, served
-        # without Flask, is found by one lookup. Bounded by the number of routes.
-        self._static: dict[tuple[str, str], str] = {}
+        # Requests Flask did not see (the update check, served without it) on
+        # routes without arguments: their series by (method, path, status), so
+        # that the update check costs one lookup. Bounded by the routes.
+        self._static: dict[tuple[str, str, str], Any] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = perf_counter()
@@ -134,28 +135,37 @@ class RequestMetrics:
         try:
             return self.app(environ, answer)
         finally:
+            elapsed = perf_counter() - started
             try:
-                method = environ.get("REQUEST_METHOD", "")
-                if method not in _METHODS:
-                    method = "other"
-                route = environ.get(ROUTE_KEY) or self.route(environ, method)
-                self.instruments.request_done(route, method, status, perf_counter() - started)
+                self.record(environ, status, elapsed)
             except Exception:  # never the request's failure
                 log.exception("metrics: a request was not counted")
 
-    def route(self, environ: dict[str, Any], method: str) -> str:
-        """The template of the route a request Flask did not see would match."""
-        key = (method, environ.get("PATH_INFO", ""))
-        found = self._static.get(key)
-        if found is not None:
-            return found
+    def record(self, environ: dict[str, Any], status: str, elapsed: float) -> None:
+        route = environ.get(ROUTE_KEY)
+        if route is None:
+            key = (environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), status)
+            series = self._static.get(key)
+            if series is None:
+                series = self._unseen(environ, key)
+            series.observe(elapsed)
+            return
+        method = environ.get("REQUEST_METHOD", "")
+        self.instruments.request_done(
+            route, method if method in _METHODS else "other", status, elapsed
+        )
+
+    def _unseen(self, environ: dict[str, Any], key: tuple[str, str, str]) -> Any:
+        """The series of a request Flask did not see, by the route it would match."""
+        method = key[0] if key[0] in _METHODS else "other"
         try:
             rule, arguments = self.url_map.bind_to_environ(environ).match(return_rule=True)
         except HTTPException:  # no such route, another method, a redirect
-            return UNMATCHED
+            return self.instruments.http.labels(UNMATCHED, method, key[2])
+        series = self.instruments.http.labels(rule.rule, method, key[2])
         if not arguments:
-            self._static[key] = rule.rule
-        return str(rule.rule)
+            self._static[key] = series
+        return series
 
 
 class TufExpiryCollector:
