@@ -9,6 +9,8 @@ what every worker served, and the token never reaches a log.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import urllib.error
 import urllib.request
@@ -408,6 +410,18 @@ def test_one_scrape_counts_every_worker(demo_database, tmp_path):
         assert _send(server, "/metrics", headers=_bearer("not-the-token-at-all")) == 401
         upkeep = "upgrade_server_background_job_runs_total"
         wait_until(lambda: value(_scrape(server), upkeep, job="tuf-upkeep") >= 2, timeout=30)
+        # A worker killed (gunicorn starts another): what it counted still counts.
+        folder = instance / "metrics"
+        pids = {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("histogram_*.db")}
+        os.kill(min(pids), signal.SIGKILL)
+        wait_until(
+            lambda: (
+                _send(server, "/healthz") == 200
+                and len(list(folder.glob("histogram_*.db"))) > len(pids)
+            ),
+            timeout=60,
+            what="a new worker served",
+        )
         found = _scrape(server)
 
     latency = "upgrade_server_http_request_duration_seconds_count"
@@ -420,7 +434,8 @@ def test_one_scrape_counts_every_worker(demo_database, tmp_path):
     assert value(found, "upgrade_server_download_bytes_total", backend="local") > 0
     assert value(found, "upgrade_server_install_reports_total", status="downloading") == 1
     job = {"job": "staging-cleaner"}
-    assert value(found, "upgrade_server_background_job_runs_total", **job) == 2  # one a worker
+    # Once in each worker as it started: the two, and the one that replaced the killed one.
+    assert value(found, "upgrade_server_background_job_runs_total", **job) == 3
     assert value(found, "upgrade_server_background_job_failures_total", **job) == 0
     last = value(found, "upgrade_server_background_job_last_success_timestamp_seconds", **job)
     assert last == pytest.approx(utcnow().timestamp(), abs=120)

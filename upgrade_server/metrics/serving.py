@@ -31,6 +31,7 @@ from upgrade_server.clock import utcnow
 from upgrade_server.errors import PROBLEMS, AuthenticationError
 from upgrade_server.extensions import session
 from upgrade_server.http_errors import problem_response
+from upgrade_server.metrics import multiprocess
 from upgrade_server.metrics.instruments import Instruments
 from upgrade_server.products.models import Product
 from upgrade_server.signing.models import MetadataFile, Repository
@@ -94,7 +95,7 @@ def scrape_registry(instruments: Instruments) -> CollectorRegistry:
     folder when there is one, else this process's), and the signing state read
     from the database at the scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(multiprocess.ENV):
         MultiProcessCollector(registry)
     else:
         registry.register(instruments.registry)
