@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clock import NOW
@@ -132,6 +132,27 @@ def test_with_metrics_off_nothing_is_recorded(monkeypatch):
     metrics.count_resigned("gw", ["timestamp"])
     assert metrics.watched("job", lambda: 7)() == 7
     assert not metrics.enabled()
+
+
+def test_gunicorn_gets_a_samples_folder_only_with_metrics_on(tmp_path, monkeypatch):
+    from upgrade_server.metrics import multiprocess
+
+    # Set first, so that monkeypatch puts the environment back as it found it.
+    monkeypatch.setenv(multiprocess.ENV, "")
+    monkeypatch.delenv(multiprocess.ENV)
+    off = Settings(instance_path=tmp_path)
+    assert multiprocess.choose_folder(off) is None
+    assert multiprocess.ENV not in os.environ
+    on = Settings(instance_path=tmp_path, metrics_token=TOKEN)
+    assert multiprocess.choose_folder(on) == tmp_path / "metrics"
+    assert os.environ[multiprocess.ENV] == str(tmp_path / "metrics")  # for the workers
+    given = tmp_path / "operator"
+    monkeypatch.setenv(multiprocess.ENV, str(given))
+    assert multiprocess.choose_folder(on) == given and given.is_dir()
+    (given / "counter_12.db").write_bytes(b"old")
+    (given / "notes.txt").write_text("the operator's")
+    multiprocess.empty(given)
+    assert [p.name for p in given.iterdir()] == ["notes.txt"]
 
 
 # --- the app without a token ----------------------------------------------------
@@ -335,6 +356,15 @@ def _scrape(url: str) -> dict[Any, float]:
         return samples(answer.read().decode())
 
 
+def _stale_count(folder: Path, answer: str, count: float) -> None:
+    """Update checks counted by a worker of an earlier run, as its file keeps them."""
+    stale = MmapedDict(str(folder / "counter_999999.db"))
+    name = "upgrade_server_update_checks"
+    key = mmap_key(name, f"{name}_total", ["answer"], [answer], "an earlier run")
+    stale.write_value(key, count, 0.0)
+    stale.close()
+
+
 def checks_per_worker(folder: Path) -> list[float]:
     """Update checks each worker counted, from its own file in the
     multi-process folder (histogram_<pid>.db; a bucket each)."""
@@ -373,7 +403,8 @@ def demo_database(
 def test_one_scrape_counts_every_worker(demo_database, tmp_path):
     url, shown, release, files = demo_database
     instance = tmp_path / "instance"
-    instance.mkdir()
+    (instance / "metrics").mkdir(parents=True)
+    _stale_count(instance / "metrics", "offered", 1000)  # an earlier run's
     device = shown["device DEMO-0001"]
     sent = {"checks": 0}
     lock = threading.Lock()
@@ -440,8 +471,9 @@ def test_one_scrape_counts_every_worker(demo_database, tmp_path):
     last = value(found, "upgrade_server_background_job_last_success_timestamp_seconds", **job)
     assert last == pytest.approx(utcnow().timestamp(), abs=120)
     assert value(found, "upgrade_server_tuf_metadata_expiry_seconds", role="timestamp") > 0
-    # The multi-process folder gunicorn_conf.py chose, in the instance folder.
-    assert list((instance / "metrics").glob("counter_*.db"))
+    # The multi-process folder gunicorn_conf.py chose, in the instance folder,
+    # emptied of the earlier run's samples when gunicorn started.
+    assert not (instance / "metrics" / "counter_999999.db").exists()
     logs = (instance / "gunicorn.log").read_text() + (instance / "access.log").read_text()
     assert "/metrics" in logs  # the scrapes were logged...
     assert TOKEN not in logs  # ...never with the token
