@@ -223,7 +223,13 @@ def _demo(database_url: str, instance: Path, **settings: Any) -> tuple[Any, dict
 @pytest.fixture(scope="module")
 def served(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("metrics")
-    with scratch_database(database_url, folder) as url, time_machine.travel(NOW, tick=True):
+    with (
+        scratch_database(database_url, folder) as url,
+        time_machine.travel(NOW, tick=True),
+        # Recording goes off again after this module, as in the apps of other tests.
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(metrics, "_on", metrics._on)
         app, shown, release = _demo(url, folder / "instance", metrics_token=TOKEN)
         yield Served(app, shown, release)
         from upgrade_server.extensions import db
