@@ -165,6 +165,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     transaction.init_app(app)
 
     device_edge.wrap(app)
+    if settings.metrics_token:
+        # Its request metrics wrap every layer that answers (the device edge
+        # too); without a token, prometheus_client is not even imported.
+        from upgrade_server.metrics import serving as metrics_serving
+
+        metrics_serving.init_app(app, settings)
 
     _add_background_jobs(app, settings)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Flask
 
+from upgrade_server import metrics
 from upgrade_server.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def add(
     """Run `work(app)` every `interval` seconds (`at_start`: and once as soon
     as the process serves) in each process serving the app."""
     runner = _runner(app)
-    job = Job(app, name, interval, work, at_start)
+    job = Job(app, name, interval, metrics.watched(name, work), at_start)
     with runner.lock:
         runner.jobs.append(job)
         serving = runner.pid == os.getpid()

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="Devices' update-check reports (last seen, version) are written in "
         "batches this often; 0 writes each one in its request.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="Serve /metrics (Prometheus) to `Authorization: Bearer <this>` only;"
+        " unset: no metrics, /metrics is a 404. At least 16 characters; never logged.",
+    )
     token_ttl_days: int = Field(default=90, description="Default lifetime of API tokens.")
     log_level: str = Field(default="INFO")
     public_url: str | None = Field(

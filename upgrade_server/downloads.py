@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from flask import Response, send_file
 
+from upgrade_server import metrics
 from upgrade_server.extensions import artifact_store, current_settings
 from upgrade_server.releases.models import Release
 
 
 def send_artifact(release: Release, max_age: int) -> Response:
-    return send_stored(release.artifact_sha256, release.filename, max_age)
+    response = send_stored(release.artifact_sha256, release.filename, max_age)
+    backend = artifact_store().name
+    metrics.count_download(
+        backend, response.status_code, response.content_length, release.artifact_size
+    )
+    return response
 
 
 def send_stored(

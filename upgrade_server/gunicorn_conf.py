@@ -9,12 +9,16 @@ import multiprocessing
 import os
 
 from upgrade_server.config import Settings
+from upgrade_server.metrics import multiprocess as metrics_folder
 from upgrade_server.migrate import quiet_alembic
 
 # Before any worker imports alembic (they are forked from this process).
 quiet_alembic()
 
 _settings = Settings()
+# With metrics on, where every worker keeps its samples (before any imports
+# prometheus_client, which reads it then; a preloaded app included).
+_metrics = metrics_folder.choose_folder(_settings)
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -50,3 +54,14 @@ def when_ready(server):
     from upgrade_server.migrate import log_schema_state
 
     log_schema_state(_settings.resolved_database_url(), server.log)
+
+
+def on_starting(server):
+    """Once per start, in the master: no samples of an earlier run are counted."""
+    if _metrics is not None:
+        metrics_folder.empty(_metrics)
+
+
+def child_exit(server, worker):
+    if _metrics is not None:
+        metrics_folder.worker_exited(_metrics, worker.pid)

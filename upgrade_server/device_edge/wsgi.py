@@ -26,6 +26,7 @@ from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
 
+from upgrade_server import metrics
 from upgrade_server.device_edge.update_check import UpdateCheck
 from upgrade_server.errors import (
     AppError,
@@ -98,6 +99,7 @@ class DeviceEdge:
         environ["HTTP_X_REQUEST_ID"] = request_id
         if path == PATH and environ.get("REQUEST_METHOD") == "POST":
             status, headers, body = respond(self.check, environ)
+            metrics.count_update_check(status, body)
         else:
             try:
                 declared_length(environ)

@@ -36,6 +36,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import CanonicalJSONSerializer
 
+from upgrade_server import metrics
 from upgrade_server.clock import utcnow
 from upgrade_server.errors import (
     ConflictError,
@@ -217,6 +218,7 @@ class TufRepository(MetadataStore):
             else:
                 self._new_timestamp(outcome)
             renewed += outcome.stored
+            metrics.count_resigned(self.product.code, outcome.stored)
             if role == "snapshot":
                 break  # the new snapshot came with a new timestamp
         return renewed

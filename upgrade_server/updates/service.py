@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from upgrade_server import metrics
 from upgrade_server.clock import utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import service as entitlements
@@ -163,6 +164,7 @@ def record_event(
     if status is InstallStatus.INSTALLED:
         device.current_version = version
     session.flush()
+    metrics.count_install_report(status.value)
     return event, True
 
 
