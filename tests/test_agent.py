@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from tests.agent_helpers import installed, write_config
 from tests.helpers.tuf import run_remote
@@ -17,6 +18,7 @@ from upgrade_agent.core import Agent, AgentError
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.devices import provisioning
 from upgrade_server.extensions import db
+from upgrade_server.tickets.models import Alarm
 
 pytestmark = pytest.mark.own_app
 BIG = 3 * 1024 * 1024
@@ -430,3 +432,24 @@ def test_operator_actions_read_in_the_configured_language(ops):
     assert describe_actions(offer, agent.config.language) == [
         "watchdog_timeout: default 30 s -> 60 s; action: 确认监控系统能容忍更长的超时。"
     ]
+
+
+def test_an_alarm_a_proxy_answers_502_for_is_sent_again_and_counted_once(world):
+    """Its node went down behind the proxy: the same alarm id goes again."""
+    proxy = world["proxy"]
+    agent, _ = agent_for(world)
+    bounced = []
+
+    def bad_gateway_once(environ):
+        if not bounced:
+            bounced.append(environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+            return 502, {"Content-Type": "text/plain"}, [b"node down"]
+        return proxy.forward(environ)
+
+    proxy.overrides[("POST", "/api/device/v1/alarms")] = bad_gateway_once
+    ticket = agent.alarm("E-TEMP", 2, "too hot")
+    assert bounced and ticket is not None
+    with world["live"].app.app_context():
+        alarms = db.session.execute(select(Alarm).where(Alarm.code == "E-TEMP")).scalars().all()
+        assert len(alarms) == 1
+        assert alarms[0].alarm_id == json.loads(bounced[0])["alarm_id"]

@@ -115,10 +115,10 @@ def describe_actions(offer: Offer, language: str = "en") -> list[str]:
     return lines
 
 
-# An install step carries an event_id the server counts once, so it may be
-# sent again when a proxy answers 502-504 (its node went down) or the answer
-# is lost; urllib3 retries no POST unless told.
-_REPORT_RETRIES = urllib3.Retry(
+# An install step (event_id) and an alarm (alarm_id) carry an id the server
+# counts once, so they may be sent again when a proxy answers 502-504 (its node
+# went down) or the answer is lost; urllib3 retries no POST unless told.
+_IDEMPOTENT_POST_RETRIES = urllib3.Retry(
     total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods=None
 )
 
@@ -255,7 +255,7 @@ class Agent:
                 self._url("/api/device/v1/installs"),
                 body=json.dumps(body).encode(),
                 headers=self._headers({"Content-Type": "application/json"}),
-                retries=_REPORT_RETRIES,
+                retries=_IDEMPOTENT_POST_RETRIES,
             )
             if response.status >= 400:
                 self.log(f"report {status} refused: {response.status} {response.data[:200]!r}")
@@ -289,6 +289,7 @@ class Agent:
                     self._url("/api/device/v1/alarms"),
                     body=json.dumps(body).encode(),
                     headers=self._headers({"Content-Type": "application/json"}),
+                    retries=_IDEMPOTENT_POST_RETRIES,
                 )
             except urllib3.exceptions.HTTPError as exc:
                 self.log(f"alarm {code} not delivered (attempt {attempt + 1}): {exc}")
