@@ -466,6 +466,7 @@ def test_one_scrape_counts_every_worker(demo_database, tmp_path):
             what="a new worker served",
         )
         found = _scrape(server)
+        server_now = _server_now(server)
 
     latency = "upgrade_server_http_request_duration_seconds_count"
     assert value(found, latency, route=CHECK, status="200") == sent["checks"]
