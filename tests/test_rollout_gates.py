@@ -77,9 +77,13 @@ def test_failures_over_the_stop_threshold_halt_notify_and_withdraw_the_offer(
     report(wave0[0], f.release_id, "installed", now)
     for device in wave0[1:]:
         report(device, f.release_id, "failed", now)
+    db.session.refresh(f.product)
+    generation = f.product.release_generation
     (decision,) = evaluation.evaluate_all(db.session(), now + timedelta(minutes=1))
     assert decision.action == "halt"
     rollout = _rollout(body)
+    db.session.refresh(f.product)
+    assert f.product.release_generation > generation  # the update check sees it at once
     assert rollout.state == "halted" and "3 of 4 devices" in rollout.halted_reason
     (entry,) = _entries("rollout.halt")
     assert entry.after["figures"]["failed"] == 3 and entry.after["figures"]["reported"] == 4

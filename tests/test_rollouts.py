@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.helpers.problems import assert_problem
+from tests.helpers.publishing import publish
 from tests.helpers.rollouts import fleet, report
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.clock import utcnow
@@ -293,3 +294,20 @@ def test_pins_and_exclusions_of_devices_and_hardware(client, factory):
         "rollout.exclude-hardware",
         "rollout.include-hardware",
     } <= actions
+
+
+def test_an_emergency_rollout_of_a_security_fix_is_audited_with_its_reason(client, factory):
+    f = fleet(client, factory, 1, 0)
+    r = publish(client, f.publisher.headers, f.product.id, "1.2.0", b"fw3", security_fix=True)
+    url = f"/api/v1/releases/{r.get_json()['id']}/rollouts"
+    body = {"channel": "stable", "waves": [{"share": 10000}], "emergency": True}
+    assert_problem(client.post(url, json=body, headers=f.publisher.headers), 422, "invalid-input")
+    body["override_reason"] = "CVE-2026-0001 is exploited in the field"
+    started = client.post(url, json=body, headers=f.publisher.headers)
+    assert started.status_code == 201, started.get_json()
+    assert started.get_json()["emergency"] is True
+    (entry,) = _audit("rollout.start")
+    assert entry.after["override_reason"] == "CVE-2026-0001 is exploited in the field"
+    assert any("emergency" in reason for reason in entry.after["reasons"])
+    active = load_active(db.session.connection(), f.product.id)
+    assert active.by_release[r.get_json()["id"]].emergency is True
