@@ -13,20 +13,27 @@ a wave advances only when its success rate (Wilson score bound) and its alarm
 ratio (log-normal bound of a Poisson rate ratio) clear their gates by
 `Gates.confidence_z` standard errors, and it halts as soon as the observed rate
 crosses a stop threshold with enough evidence behind it (`min_reported_to_halt`,
-`min_failures_to_halt`, `min_device_days_to_judge_alarms`). A wave whose every
-offered device has reported and whose success gate still fails cannot learn
-more: it halts too, for a person to look.
+`min_failures_to_halt`, `min_alarms_to_halt`, `min_device_days_to_judge_alarms`).
+A wave that can never advance halts too, for a person to look: one clearly
+below its success gate or clearly above its alarm gate, and one whose every
+offered device has reported while its success gate still fails. A wave too
+small for any bound to be confident is judged on its observed rates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
+
+from upgrade_server.rollouts.bounds import (
+    rate_ratio_interval,
+    smallest_confident_sample,
+    wilson_interval,
+)
 
 BUCKETS = 10_000
 """Buckets a device can fall in; a wave's share is in the same unit (basis points)."""
@@ -182,13 +189,17 @@ class Gates:
     unlucky devices among the first reports do not stop a good release."""
     stop_alarm_ratio: float = 3.0
     """Halt when the alarm ratio reaches this (once there is enough exposure)."""
+    min_alarms_to_halt: int = 5
+    """Alarms of updated devices needed before the alarm ratio may halt the rollout."""
     min_device_days_to_judge_alarms: float = 100.0
     """Device-days of exposure of updated devices before the alarm ratio is
-    judged, either way: until then the alarm gate waits."""
-    confidence_z: float = 1.0
+    judged, either way (or a day per device of a smaller wave): until then the
+    alarm gate waits. 100 device-days is a day of a 1 % wave of 10,000 devices."""
+    confidence_z: float = 2.0
     """Standard errors by which the success rate and alarm ratio must clear
-    their advance gates (about 84 % one-sided confidence at 1.0; 0 judges the
-    observed rates alone). At 1.0, 20 clean reports clear 95 %."""
+    their advance gates (about 97.7 % one-sided confidence at 2.0; 0 judges
+    the observed rates alone). At 2.0 a wave needs 76 clean reports to clear
+    95 %: a smaller wave is judged on its observed rates."""
     auto_advance: bool = True
     """Advance when the gates hold; when False a person approves each wave."""
 
@@ -201,6 +212,7 @@ class Gates:
             "min_reported",
             "min_reported_to_halt",
             "min_failures_to_halt",
+            "min_alarms_to_halt",
             "min_device_days_to_judge_alarms",
             "confidence_z",
         ):
@@ -285,30 +297,6 @@ class Decision:
     figures: dict[str, Any]
 
 
-def wilson_lower(successes: int, total: int, z: float) -> float:
-    """Lower Wilson score bound of a proportion (0 without observations)."""
-    if total <= 0:
-        return 0.0
-    p = successes / total
-    z2 = z * z
-    centre = p + z2 / (2 * total)
-    spread = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total))
-    return max(0.0, (centre - spread) / (1 + z2 / total))
-
-
-def alarm_ratio_upper(stats: WaveStats, z: float) -> float | None:
-    """Upper bound of the alarm ratio: log-normal interval of a Poisson rate ratio.
-
-    Half an alarm is added on each side so that no alarm yet is not a ratio of 0.
-    """
-    if stats.exposure_treated <= 0 or stats.exposure_control <= 0:
-        return None
-    treated = stats.alarms_treated + 0.5
-    control = stats.alarms_control + 0.5
-    ratio = (treated / stats.exposure_treated) / (control / stats.exposure_control)
-    return ratio * math.exp(z * math.sqrt(1 / treated + 1 / control))
-
-
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f} %"
 
@@ -327,9 +315,28 @@ def evaluate(
     """
     soaked = (now - wave_started_at).total_seconds()
     ratio = stats.alarm_ratio
-    judge_alarms = stats.exposure_treated >= gates.min_device_days_to_judge_alarms * 24
-    success_bound = wilson_lower(stats.installed, stats.reported, gates.confidence_z)
-    ratio_bound = alarm_ratio_upper(stats, gates.confidence_z)
+    # A wave with no device of its own (a small share of a small fleet) has
+    # nothing to judge but its soak.
+    empty = stats.eligible == 0 and stats.offered == 0
+    # A wave smaller than min_reported is judged on what it observed: no bound
+    # can be confident about a handful of devices.
+    smallest = smallest_confident_sample(gates.min_success_rate, gates.confidence_z)
+    small = 0 < stats.eligible < max(gates.min_reported, smallest)
+    alarm_hours = gates.min_device_days_to_judge_alarms * 24
+    if stats.eligible:
+        alarm_hours = min(alarm_hours, stats.eligible * 24.0)  # or a day per device
+    judge_alarms = stats.exposure_treated >= alarm_hours
+    success_bound, success_upper = wilson_interval(
+        stats.installed, stats.reported, gates.confidence_z
+    )
+    ratio_interval = rate_ratio_interval(
+        stats.alarms_treated,
+        stats.exposure_treated,
+        stats.alarms_control,
+        stats.exposure_control,
+        gates.confidence_z,
+    )
+    ratio_bound = None if ratio_interval is None else ratio_interval[1]
     figures: dict[str, Any] = {
         "eligible": stats.eligible,
         "offered": stats.offered,
@@ -339,38 +346,19 @@ def evaluate(
         "rolled_back": stats.rolled_back,
         "reported": stats.reported,
         "success_rate": stats.success_rate,
-        "success_rate_lower_bound": success_bound if stats.reported else None,
+        "success_rate_bounds": [success_bound, success_upper] if stats.reported else None,
         "failure_rate": stats.failure_rate,
         "alarms_treated": stats.alarms_treated,
         "exposure_treated_hours": round(stats.exposure_treated, 2),
         "alarms_control": stats.alarms_control,
         "exposure_control_hours": round(stats.exposure_control, 2),
         "alarm_ratio": ratio,
-        "alarm_ratio_upper_bound": ratio_bound,
+        "alarm_ratio_bounds": None if ratio_interval is None else list(ratio_interval),
         "soak_seconds": int(soaked),
         "last_wave": last_wave,
     }
 
-    halts = []
-    failure_rate = stats.failure_rate
-    if (
-        failure_rate is not None
-        and stats.reported >= gates.min_reported_to_halt
-        and stats.failures >= gates.min_failures_to_halt
-        and failure_rate >= gates.stop_failure_rate
-    ):
-        halts.append(
-            f"{stats.failures} of {stats.reported} devices that reported failed or rolled back "
-            f"({_percent(failure_rate)}), at or above the stop threshold of "
-            f"{_percent(gates.stop_failure_rate)}."
-        )
-    if judge_alarms and ratio is not None and ratio >= gates.stop_alarm_ratio:
-        halts.append(
-            f"Updated devices raised {stats.alarms_treated} alarms in "
-            f"{stats.exposure_treated:.0f} device-hours, {ratio:.2f} times the rate of devices "
-            f"still on the previous release, at or above the stop ratio of "
-            f"{gates.stop_alarm_ratio:.2f}."
-        )
+    halts = _halts(gates, stats, judge_alarms, success_upper, ratio_interval)
     if halts:
         return Decision("halt", tuple(halts), figures)
 
@@ -379,15 +367,17 @@ def evaluate(
         waits.append(
             f"The wave has soaked {int(soaked)} s of the {gates.min_soak_seconds} s required."
         )
-    required = min(gates.min_reported, stats.eligible) if stats.eligible else gates.min_reported
-    required = max(required, 1)
+    if empty:
+        return _after_gates(gates, stats, waits, figures, last_wave, soaked)
+
+    required = max(1, min(gates.min_reported, stats.eligible or gates.min_reported))
     if stats.reported < required:
         waits.append(f"{stats.reported} of the {required} required devices have reported.")
 
-    success_holds = stats.reported > 0 and success_bound >= gates.min_success_rate
-    if stats.reported < gates.min_reported:
-        # A wave smaller than min_reported is judged on what it observed.
-        success_holds = stats.reported > 0 and (stats.success_rate or 0.0) >= gates.min_success_rate
+    if small:
+        success_holds = (stats.success_rate or 0.0) >= gates.min_success_rate
+    else:
+        success_holds = stats.reported > 0 and success_bound >= gates.min_success_rate
     if stats.reported and not success_holds:
         settled = stats.downloading == 0 and stats.reported >= stats.offered
         sentence = (
@@ -406,8 +396,11 @@ def evaluate(
     if not judge_alarms:
         waits.append(
             f"Updated devices have {stats.exposure_treated / 24:.1f} of the "
-            f"{gates.min_device_days_to_judge_alarms:g} device-days needed to judge alarms."
+            f"{alarm_hours / 24:g} device-days needed to judge alarms."
         )
+    elif small or alarm_hours == 0:
+        if ratio is not None and ratio > gates.max_alarm_ratio:
+            waits.append(f"The alarm ratio is {ratio:.2f}, above {gates.max_alarm_ratio:.2f}.")
     elif ratio_bound is None or ratio_bound > gates.max_alarm_ratio:
         shown = "n/a" if ratio is None else f"{ratio:.2f}"
         bound = "n/a" if ratio_bound is None else f"{ratio_bound:.2f}"
@@ -415,9 +408,70 @@ def evaluate(
             f"The alarm ratio is {shown} (upper bound {bound}), not clearly at or below "
             f"{gates.max_alarm_ratio:.2f}."
         )
+    return _after_gates(gates, stats, waits, figures, last_wave, soaked)
 
+
+def _halts(
+    gates: Gates,
+    stats: WaveStats,
+    judge_alarms: bool,
+    success_upper: float,
+    ratio_interval: tuple[float, float] | None,
+) -> list[str]:
+    """The stop thresholds the wave has crossed, each as a sentence with its figures.
+
+    Besides the stop thresholds, a wave clearly below its success gate or
+    clearly above its alarm gate halts: it could never advance.
+    """
+    halts = []
+    failure_rate = stats.failure_rate
+    if (
+        failure_rate is not None
+        and stats.reported >= gates.min_reported_to_halt
+        and stats.failures >= gates.min_failures_to_halt
+    ):
+        if failure_rate >= gates.stop_failure_rate:
+            halts.append(
+                f"{stats.failures} of {stats.reported} devices that reported failed or rolled "
+                f"back ({_percent(failure_rate)}), at or above the stop threshold of "
+                f"{_percent(gates.stop_failure_rate)}."
+            )
+        elif success_upper < gates.min_success_rate:
+            halts.append(
+                f"The success rate is {_percent(stats.success_rate)} of {stats.reported} "
+                f"reports (upper bound {_percent(success_upper)}), clearly below the gate of "
+                f"{_percent(gates.min_success_rate)}: this wave cannot advance."
+            )
+    ratio = stats.alarm_ratio
+    if judge_alarms and ratio is not None and stats.alarms_treated >= gates.min_alarms_to_halt:
+        if ratio >= gates.stop_alarm_ratio:
+            halts.append(
+                f"Updated devices raised {stats.alarms_treated} alarms in "
+                f"{stats.exposure_treated:.0f} device-hours, {ratio:.2f} times the rate of "
+                f"devices still on the previous release, at or above the stop ratio of "
+                f"{gates.stop_alarm_ratio:.2f}."
+            )
+        elif ratio_interval is not None and ratio_interval[0] > gates.max_alarm_ratio:
+            halts.append(
+                f"Updated devices raised {stats.alarms_treated} alarms in "
+                f"{stats.exposure_treated:.0f} device-hours, {ratio:.2f} times the control "
+                f"rate (lower bound {ratio_interval[0]:.2f}), clearly above the gate of "
+                f"{gates.max_alarm_ratio:.2f}: this wave cannot advance."
+            )
+    return halts
+
+
+def _after_gates(
+    gates: Gates,
+    stats: WaveStats,
+    waits: list[str],
+    figures: dict[str, Any],
+    last_wave: bool,
+    soaked: float,
+) -> Decision:
     if waits:
         return Decision("wait", tuple(waits), figures)
+    ratio = stats.alarm_ratio
     held = (
         f"Gates hold: {stats.installed} of {stats.reported} installed "
         f"({_percent(stats.success_rate)}), alarm ratio "
