@@ -143,6 +143,22 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/tickets/<int:ticket_id>/report/deliver"): {"admin", "support"},
     ("GET", "/api/v1/tickets/<int:ticket_id>/report"): EVERYONE,
     ("GET", "/api/v1/tickets/deadline-report"): EVERYONE,
+    # Rollouts are the vendor's: customers never see them.
+    ("POST", "/api/v1/releases/<int:release_id>/rollouts"): {"admin", "publisher"},
+    ("GET", "/api/v1/rollouts"): VENDOR,
+    ("GET", "/api/v1/rollouts/<int:rollout_id>"): VENDOR,
+    ("GET", "/api/v1/rollouts/<int:rollout_id>/progress.csv"): VENDOR,
+    ("POST", "/api/v1/rollouts/<int:rollout_id>/pause"): {"admin", "publisher"},
+    ("POST", "/api/v1/rollouts/<int:rollout_id>/resume"): {"admin", "publisher"},
+    ("POST", "/api/v1/rollouts/<int:rollout_id>/abort"): {"admin", "publisher"},
+    ("POST", "/api/v1/rollouts/<int:rollout_id>/advance"): {"admin", "publisher"},
+    ("POST", "/api/v1/rollouts/<int:rollout_id>/devices/<int:device_id>"): {"admin", "publisher"},
+    ("DELETE", "/api/v1/rollouts/<int:rollout_id>/devices/<int:device_id>"): {"admin", "publisher"},
+    ("POST", "/api/v1/rollouts/<int:rollout_id>/excluded-hardware"): {"admin", "publisher"},
+    ("DELETE", "/api/v1/rollouts/<int:rollout_id>/excluded-hardware/<code>"): {
+        "admin",
+        "publisher",
+    },
 }
 DEVICE_ENDPOINTS = {
     ("GET", "/api/device/v1/device"),
@@ -216,6 +232,7 @@ def _fill(rule: str, world) -> str:
         "notice_id": 999_999,
         "representative_id": 999_999,
         "change_id": 999_999,
+        "rollout_id": 999_999,
     }
     return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule)
 

@@ -39,6 +39,8 @@ FRAMEWORK_FREE = (
     "upgrade_server.releases.versions",
     "upgrade_server.releases.metadata",
     "upgrade_server.signing.keys",
+    "upgrade_server.rollouts.plan",
+    "upgrade_server.rollouts.windows",
 )
 
 

@@ -115,6 +115,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.products.api import bp as products_bp
     from upgrade_server.releases.api import bp as releases_bp
     from upgrade_server.releases.signing_api import bp as signing_bp
+    from upgrade_server.rollouts.api import bp as rollouts_bp
     from upgrade_server.service.api import bp as service_bp
     from upgrade_server.sites.api import bp as sites_bp
     from upgrade_server.tickets.api import bp as tickets_bp
@@ -136,6 +137,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         audit_bp,
         releases_bp,
         signing_bp,
+        rollouts_bp,
         updates_bp,
     ):
         app.register_blueprint(blueprint)
@@ -209,6 +211,12 @@ def _add_background_jobs(app: APIFlask, settings: Settings) -> None:
         from upgrade_server.tickets import notify
 
         background.add(app, "notifier", settings.notify_interval_seconds, notify.run_once)
+
+    if settings.rollout_evaluate_seconds > 0 and not app.testing:
+        # The gates: running rollouts advanced, completed or halted.
+        from upgrade_server.rollouts import evaluation
+
+        background.add(app, "rollouts", settings.rollout_evaluate_seconds, evaluation.run_once)
 
 
 def _install_request_id_logging() -> None:

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         description="How often each worker records missed ticket deadlines and sends due"
         " notifications (0: never).",
     )
+    rollout_evaluate_seconds: float = Field(
+        default=300.0,
+        description="How often each worker applies the gates to running rollouts (0: never).",
+    )
     notify_timeout_seconds: float = Field(
         default=10.0, description="Longest wait on the webhook or the SMTP server."
     )

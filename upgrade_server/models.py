@@ -7,6 +7,7 @@ from upgrade_server.entitlements.models import Contract, CoverageOverride
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
+from upgrade_server.rollouts.models import Rollout, RolloutDecision, RolloutDevice
 from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
 from upgrade_server.sites.models import Site
@@ -41,6 +42,9 @@ __all__ = [
     "Release",
     "ReleaseChannel",
     "Repository",
+    "Rollout",
+    "RolloutDecision",
+    "RolloutDevice",
     "ServiceRequest",
     "ServiceSession",
     "SigningKey",

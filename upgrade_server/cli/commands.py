@@ -15,6 +15,7 @@ from upgrade_server.cli import (
     inventory,
     keys,
     remote,
+    remote_rollouts,
     service,
     tickets,
     tuf,
@@ -22,6 +23,7 @@ from upgrade_server.cli import (
 
 
 def register_commands(app: Flask) -> None:
+    remote.remote_group.add_command(remote_rollouts.rollout_group)
     for group in (
         database.db_group,
         accounts.admin_group,

@@ -52,6 +52,9 @@ def cli() -> FlaskGroup:
         help="Print this server's version and exit.",
     )
     from upgrade_server.cli.remote import remote_group
+    from upgrade_server.cli.remote_rollouts import rollout_group
+
+    remote_group.add_command(rollout_group)
 
     group = FlaskGroup(
         create_app=_create_app,

@@ -42,6 +42,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Enqueued once per key (a ticket opened, a deadline due soon).
     key: Mapped[str] = mapped_column(String(200), unique=True)
+    # "ticket" (about ticket_id), or another subject, e.g. "rollout" (a halt).
+    kind: Mapped[str] = mapped_column(String(16), default="ticket", server_default="ticket")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(String(300))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -57,6 +59,20 @@ class Notification(Base):
     # ticket resolved or closed, the deadline met), found when it was due.
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+def enqueue_note(
+    session: Session, key: str, kind: str, subject: str, payload: dict[str, Any]
+) -> bool:
+    """Add a notification about something other than a ticket (`kind`, e.g.
+    "rollout") unless one with this key exists; True if it was added."""
+    if session.scalars(select(Notification.id).where(Notification.key == key)).first():
+        return False
+    session.add(
+        Notification(key=key, kind=kind, subject=subject, payload=payload, next_attempt_at=utcnow())
+    )
+    session.flush()
+    return True
 
 
 def enqueue(
@@ -152,7 +168,9 @@ def stale_because(
 ) -> str | None:
     """Why a notification must not go out any more, if so: its ticket was
     resolved or closed (or deleted), or the deadline it warns of was met or
-    moved."""
+    moved. Notifications about other things than tickets always go out."""
+    if note.kind != "ticket":
+        return None
     ticket = session.get(Ticket, note.ticket_id) if note.ticket_id is not None else None
     if ticket is None:
         return "the ticket no longer exists"

@@ -1,0 +1,1 @@
+"""Staged rollouts: waves, health gates, automatic halts, maintenance windows, approval."""

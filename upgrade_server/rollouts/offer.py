@@ -1,0 +1,114 @@
+"""What the update check asks of rollouts: is this release offered to this
+device now?
+
+`load_active` reads everything the hot path needs for one product in one
+query (cache it per product and release generation: every rollout change
+bumps the generation); `offered` answers from that plain data, with no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from upgrade_server.rollouts.models import Rollout, RolloutDevice, RolloutState
+from upgrade_server.rollouts.plan import Target, Wave, in_wave
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """One release's latest rollout, as the update check needs it."""
+
+    rollout_id: int
+    state: str
+    salt: str
+    # The waves up to the current one (those not yet reached play no part).
+    waves: tuple[Wave, ...]
+    pinned: frozenset[int] = frozenset()
+    excluded_devices: frozenset[int] = frozenset()
+    excluded_hardware: frozenset[str] = frozenset()
+    emergency: bool = False
+
+
+@dataclass(frozen=True)
+class ActiveRollouts:
+    """{release_id: its latest rollout} for one product."""
+
+    by_release: Mapping[int, RolloutView] = field(default_factory=dict)
+
+
+def offered(active: ActiveRollouts, release_id: int, target: Target) -> bool | None:
+    """None: the release is under no rollout (or its rollout completed), it is
+    offered as any release is. Else whether the device is offered it now: a
+    running or paused rollout offers it to the devices of the waves reached; a
+    halted or aborted one to no one."""
+    view = active.by_release.get(release_id)
+    if view is None or view.state == RolloutState.COMPLETED:
+        return None
+    if view.state not in (RolloutState.RUNNING, RolloutState.PAUSED) or not view.waves:
+        return False
+    return in_wave(
+        view.waves,
+        len(view.waves) - 1,
+        view.salt,
+        target,
+        view.pinned,
+        view.excluded_devices,
+        view.excluded_hardware,
+    )
+
+
+_LOAD = (
+    select(
+        Rollout.id,
+        Rollout.release_id,
+        Rollout.state,
+        Rollout.salt,
+        Rollout.waves,
+        Rollout.current_wave,
+        Rollout.excluded_hardware,
+        Rollout.emergency,
+        RolloutDevice.device_id,
+        RolloutDevice.kind,
+    )
+    .outerjoin(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
+    .order_by(Rollout.id)
+)
+
+
+def load_active(conn: Connection, product_id: int) -> ActiveRollouts:
+    """The latest rollout of each of the product's releases, in one query.
+    Completed rollouts are kept as such (a newer completed rollout lifts an
+    older aborted one's withdrawal)."""
+    rows = conn.execute(_LOAD.where(Rollout.product_id == product_id)).all()
+    return build(rows)
+
+
+def build(rows: Iterable[Any]) -> ActiveRollouts:
+    """ActiveRollouts from _LOAD's rows (in rollout id order)."""
+    latest: dict[int, Any] = {}
+    members: dict[int, dict[str, set[int]]] = {}
+    for row in rows:
+        latest[row.release_id] = row  # a later rollout replaces an earlier one
+        kinds = members.setdefault(row.id, {"pin": set(), "exclude": set()})
+        if row.device_id is not None:
+            kinds[row.kind].add(row.device_id)
+    views = {}
+    for release_id, row in latest.items():
+        kinds = members[row.id]
+        waves = tuple(Wave.from_json(w) for w in (row.waves or ())[: row.current_wave + 1])
+        views[release_id] = RolloutView(
+            rollout_id=row.id,
+            state=row.state,
+            salt=row.salt,
+            waves=waves,
+            pinned=frozenset(kinds["pin"]),
+            excluded_devices=frozenset(kinds["exclude"]),
+            excluded_hardware=frozenset(row.excluded_hardware or ()),
+            emergency=bool(row.emergency),
+        )
+    return ActiveRollouts(views)
