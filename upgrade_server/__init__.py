@@ -115,6 +115,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.products.api import bp as products_bp
     from upgrade_server.releases.api import bp as releases_bp
     from upgrade_server.releases.signing_api import bp as signing_bp
+    from upgrade_server.rollouts.settings_api import bp as update_settings_bp
     from upgrade_server.service.api import bp as service_bp
     from upgrade_server.sites.api import bp as sites_bp
     from upgrade_server.tickets.api import bp as tickets_bp
@@ -137,6 +138,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         releases_bp,
         signing_bp,
         updates_bp,
+        update_settings_bp,
     ):
         app.register_blueprint(blueprint)
     from upgrade_server import device_edge
