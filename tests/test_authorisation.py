@@ -21,6 +21,18 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/organisations/<int:organisation_id>"): {"admin"},
     ("GET", "/api/v1/organisations/<int:organisation_id>/sites"): EVERYONE,
     ("POST", "/api/v1/organisations/<int:organisation_id>/sites"): {"admin"},
+    ("GET", "/api/v1/organisations/<int:organisation_id>/maintenance-windows"): EVERYONE,
+    ("PUT", "/api/v1/organisations/<int:organisation_id>/maintenance-windows"): {
+        "admin",
+        "customer-admin",
+    },
+    ("GET", "/api/v1/organisations/<int:organisation_id>/update-approval"): EVERYONE,
+    ("PUT", "/api/v1/organisations/<int:organisation_id>/update-approval"): {
+        "admin",
+        "customer-admin",
+    },
+    ("GET", "/api/v1/organisations/<int:organisation_id>/approvals"): EVERYONE,
+    ("POST", "/api/v1/organisations/<int:organisation_id>/approvals"): {"admin", "customer-admin"},
     ("GET", "/api/v1/sites/<int:site_id>"): EVERYONE,
     ("PATCH", "/api/v1/sites/<int:site_id>"): {"admin"},
     ("DELETE", "/api/v1/sites/<int:site_id>"): {"admin"},

@@ -116,6 +116,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server.releases.api import bp as releases_bp
     from upgrade_server.releases.signing_api import bp as signing_bp
     from upgrade_server.rollouts.api import bp as rollouts_bp
+    from upgrade_server.rollouts.settings_api import bp as update_settings_bp
     from upgrade_server.service.api import bp as service_bp
     from upgrade_server.sites.api import bp as sites_bp
     from upgrade_server.tickets.api import bp as tickets_bp
@@ -139,6 +140,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
         signing_bp,
         rollouts_bp,
         updates_bp,
+        update_settings_bp,
     ):
         app.register_blueprint(blueprint)
     from upgrade_server import device_edge

@@ -8,6 +8,7 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.rollouts.models import Rollout, RolloutDecision, RolloutDevice
+from upgrade_server.rollouts.settings_models import MaintenanceWindowSetting, ReleaseApproval
 from upgrade_server.service.models import ServiceRequest, ServiceSession
 from upgrade_server.signing.models import MetadataFile, Repository, SigningKey, SigningRequest
 from upgrade_server.sites.models import Site
@@ -35,11 +36,13 @@ __all__ = [
     "HardwareRevision",
     "IncidentReport",
     "InstallEvent",
+    "MaintenanceWindowSetting",
     "MetadataFile",
     "Notification",
     "Organisation",
     "Product",
     "Release",
+    "ReleaseApproval",
     "ReleaseChannel",
     "Repository",
     "Rollout",

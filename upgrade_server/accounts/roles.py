@@ -44,6 +44,7 @@ class Permission(StrEnum):
     SERVICE_CONFIRM = "service:confirm"
     SERVICE_REQUEST = "service:request"
     REPRESENTATIVES_MANAGE = "service:representatives"
+    UPDATES_APPROVE = "updates:approve"
 
 
 _ALL = frozenset(Role)
@@ -77,6 +78,9 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.SERVICE_REQUEST: frozenset({Role.ADMIN, Role.SUPPORT}) | CUSTOMER_ROLES,
     # The customer names its trained representatives for phone consultation.
     Permission.REPRESENTATIVES_MANAGE: frozenset({Role.ADMIN, Role.CUSTOMER_ADMIN}),
+    # An organisation's maintenance windows, whether its updates wait for
+    # approval, and approving releases for its devices.
+    Permission.UPDATES_APPROVE: frozenset({Role.ADMIN, Role.CUSTOMER_ADMIN}),
 }
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from upgrade_server.clock import utcnow
@@ -29,6 +29,11 @@ class Organisation(Base):
     region: Mapped[str] = mapped_column(String(16), default=Region.OTHER.value)
     contact_email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Updates for its devices wait for a customer-admin's approval (rollouts/approvals.py).
+    updates_need_approval: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Bumped on every change of its maintenance windows, the approval setting
+    # or an approval: the key a per-process cache of them is kept under.
+    update_settings_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def audit_view(self) -> dict[str, object]:
         return {

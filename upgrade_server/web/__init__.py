@@ -32,6 +32,7 @@ def init_app(app: Flask, cookie_secure: bool) -> None:
     Babel(app, locale_selector=locale)
 
     from upgrade_server.web import (
+        approval_pages,  # noqa: F401  (its routes join bp)
         service_pages,  # noqa: F401  (its routes join bp)
         ticket_pages,  # noqa: F401  (its routes join bp)
     )

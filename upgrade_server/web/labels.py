@@ -117,6 +117,16 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "portal": _("portal"),
         "fax": _("fax"),
     },
+    # ISO weekdays, as maintenance windows keep them.
+    "weekday": {
+        "1": _("Monday"),
+        "2": _("Tuesday"),
+        "3": _("Wednesday"),
+        "4": _("Thursday"),
+        "5": _("Friday"),
+        "6": _("Saturday"),
+        "7": _("Sunday"),
+    },
     "hotline-status": {
         "told": _("told in time"),
         "told-late": _("told late"),
