@@ -34,6 +34,7 @@ from upgrade_server.audit.checkpoints import FILE_NAME, CheckpointFile
 from upgrade_server.config import Settings
 from upgrade_server.extensions import db
 from upgrade_server.migrate import upgrade
+from upgrade_server.rollouts.gatekeeper import Gatekeeper
 from upgrade_server.updates.offers import AnswerCache
 
 # Background work (metadata upkeep, the ticket notifier, the staging cleaner)
@@ -144,6 +145,7 @@ def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
         # Ids and release generations come back after each test's rollback:
         # answers cached by an earlier test must not answer this one.
         app.extensions["answer_cache"] = AnswerCache()
+        app.extensions["gatekeeper"] = Gatekeeper()
         # The audit log is rolled back too: so goes the checkpoint of its head.
         checkpoints = app.extensions["audit_checkpoints"]
         app.extensions["audit_checkpoints"] = CheckpointFile(

@@ -256,6 +256,17 @@ def test_the_agent_cli(world):
     assert installed(home) == ["1.1.0"]
     # The next step of the path is offered now.
     assert "offered 2.0.0" in runner.invoke(main, ["--config", config, "check"]).output
+    # Outside its organisation's maintenance window the server says to wait.
+    until = "2027-01-03T17:00:00+00:00"  # only echoed: any instant will do
+    wait = {"reason": "maintenance-window", "until": until}
+    body = json.dumps({"poll_seconds": 1800, "wait": wait}).encode()
+    world["proxy"].overrides[("POST", "/api/device/v1/update-check")] = lambda environ: (
+        200,
+        {"Content-Type": "application/json", "ETag": '"w"'},
+        [body],
+    )
+    out = runner.invoke(main, ["--config", config, "check"]).output
+    assert f"waiting: outside the maintenance window until {until}" in out, out
 
 
 # --- a device's version, and updates that wait for the operator ----------------

@@ -53,7 +53,11 @@ def check(agent: Agent) -> None:
         offer = agent.check()
     except AgentError as error:
         raise click.ClickException(str(error)) from error
-    if offer is None:
+    wait = agent.waiting()
+    if wait:
+        until = wait.get("until") or "its next opening"
+        click.echo(f"waiting: outside the maintenance window until {until}")
+    elif offer is None:
         click.echo(f"up to date ({agent.current_version})")
     else:
         click.echo(f"offered {offer.version} ({offer.length} bytes); now {agent.current_version}")

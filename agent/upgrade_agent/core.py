@@ -214,6 +214,13 @@ class Agent:
         data = self.state().get("offer")
         return Offer.from_json(data) if data and "version" in data else None
 
+    def waiting(self) -> dict[str, Any] | None:
+        """Set when the last check said to wait (outside the maintenance window):
+        the reason and until when."""
+        data = self.state().get("offer") or {}
+        wait: dict[str, Any] | None = data.get("wait")
+        return wait
+
     def not_entitled(self) -> dict[str, Any] | None:
         """What the last check said of a newer release coverage does not include."""
         data = self.state().get("offer") or {}

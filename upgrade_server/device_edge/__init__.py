@@ -32,9 +32,11 @@ def init_app(app: Flask, settings: Settings) -> None:
     from upgrade_server.device_edge.blueprints import api
     from upgrade_server.device_edge.blueprints import tuf as tuf_bp
     from upgrade_server.device_edge.update_check import UpdateCheck
+    from upgrade_server.rollouts.gatekeeper import Gatekeeper
     from upgrade_server.updates.offers import AnswerCache
 
     app.extensions["answer_cache"] = AnswerCache()
+    app.extensions["gatekeeper"] = Gatekeeper()
     with app.app_context():
         app.extensions["hot_connection"] = KeptConnections(db.engine)
     app.extensions["update_check"] = UpdateCheck(app.extensions, settings.update_poll_seconds)

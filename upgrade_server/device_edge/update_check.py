@@ -30,8 +30,10 @@ from upgrade_server.clock import utcnow
 from upgrade_server.compiled_queries import compiled
 from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError
+from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
-from upgrade_server.updates.offers import Answer, AnswerCache, candidates, choose
+from upgrade_server.rollouts.gatekeeper import Gatekeeper, wait_answer
+from upgrade_server.updates.offers import Answer, AnswerCache, candidates, choose, pick
 from upgrade_server.updates.reports import ReportWriter, report_values
 
 _DEVICE = (
@@ -46,9 +48,12 @@ _DEVICE = (
         HardwareRevision.code.label("hardware"),
         Product.release_generation,
         Product.security_fixes_free,
+        Organisation.update_settings_generation,
+        Organisation.timezone,
     )
     .select_from(DeviceToken)
     .join(Device, Device.id == DeviceToken.device_id)
+    .join(Organisation, Organisation.id == Device.organisation_id)
     .join(HardwareRevision, HardwareRevision.id == Device.hardware_revision_id)
     .join(Product, Product.id == Device.product_id)
     .where(DeviceToken.token_hash == bindparam("token_hash"), DeviceToken.revoked_at.is_(None))
@@ -105,6 +110,7 @@ class UpdateCheck:
 
     def _answer(self, raw: str, data: Any) -> Answer:
         with self.extensions["hot_connection"]() as conn:
+            now = utcnow()
             device = find_device(conn, raw)
             if device is None:
                 raise AuthenticationError("a valid device token is required")
@@ -128,11 +134,19 @@ class UpdateCheck:
                     conn, device, version, channel, self.poll_seconds, self.URL_PREFIX
                 )
                 cache.put(key, found)
-            answer = choose(found, device, self.poll_seconds)
+            gate: Gatekeeper = self.extensions["gatekeeper"]
+            admitted = gate.admit(conn, found, device, now)
+            answer = choose(admitted.found, device, self.poll_seconds)
+            if admitted.closed is not None and answer.body is not None:
+                # Outside its organisation's maintenance window: told to wait,
+                # never offered an install (unless an emergency rollout says so).
+                chosen, _ = pick(admitted.found, device)
+                if chosen is not None and not gate.emergency(admitted, chosen):
+                    answer = wait_answer(self.poll_seconds, admitted.closed)
             inventory = dict(attributes or {})
             if hardware:
                 inventory["hardware_revision"] = hardware
-            values = report_values(device, utcnow(), version, channel, inventory)
+            values = report_values(device, now, version, channel, inventory)
             writer: ReportWriter | None = self.extensions.get("report_writer")
             if writer is None:
                 record_report(conn, device.id, values)

@@ -101,7 +101,7 @@ class Candidate:
     """A release a device of some hardware, channel and version could be
     offered; its offer is serialised when first chosen."""
 
-    __slots__ = ("_answer", "offer", "published", "security_fix", "version")
+    __slots__ = ("_answer", "offer", "published", "release_id", "security_fix", "version")
 
     def __init__(
         self, version: str, published: float, security_fix: bool, offer: dict[str, Any]
@@ -110,6 +110,7 @@ class Candidate:
         self.published = published  # POSIX seconds
         self.security_fix = security_fix
         self.offer = offer
+        self.release_id: int = offer["release_id"]
         self._answer: Answer | None = None
 
     @property
