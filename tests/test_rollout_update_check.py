@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from tests.clock import NOW, first_of_month, today
@@ -180,3 +181,31 @@ def test_an_emergency_rollout_of_a_security_fix_ignores_the_window(client, facto
     }
     _start(client, world, **body)
     assert _offered(client, world) == [True, True]
+
+
+def test_a_check_under_a_rollout_with_approval_and_windows_is_still_one_statement(
+    client, factory, app
+):
+    """What a rollout, approval and windows add is read once per generation,
+    not per check: a repeated check runs the device query alone."""
+    world = _world(client, factory, 4)
+    url = f"/api/v1/organisations/{world.organisation.id}"
+    headers = world.admin.headers
+    client.put(f"{url}/update-approval", json={"updates_need_approval": True}, headers=headers)
+    client.post(f"{url}/approvals", json={"release_id": world.release_id}, headers=headers)
+    earlier = (NOW - timedelta(minutes=30)).astimezone(SHANGHAI).replace(second=0, microsecond=0)
+    _window(client, world, earlier, 120)
+    _start(client, world, waves=[{"share": 5000}, {"share": 10000}])
+    token = world.devices[0][1]
+    assert _check(client, token).status_code in (200, 204)  # fills the caches
+    with app.extensions["hot_connection"]() as conn:
+        raw = conn.connection.dbapi_connection
+        if not hasattr(raw, "set_trace_callback"):
+            pytest.skip("counted by SQLite's trace hook")
+        statements: list[str] = []
+        raw.set_trace_callback(statements.append)
+        try:
+            assert _check(client, token).status_code in (200, 204)
+        finally:
+            raw.set_trace_callback(None)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1, statements
