@@ -19,6 +19,7 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
 from upgrade_server.releases.models import Channel, Release, ReleaseChannel
 from upgrade_server.releases.versions import sort_key
+from upgrade_server.rollouts.models import Rollout
 
 BATCH = 20_000
 
@@ -39,11 +40,12 @@ def device_secret(i: int) -> str:
     return f"{tokens.DEVICE_TOKEN_PREFIX}bench-{i:08d}"
 
 
-def seed(url: str, devices: int, releases: int) -> None:
+def seed(url: str, devices: int, releases: int, rollout: bool = False) -> None:
     """Migrate an empty database; add one product with `releases` published
     releases, one a day up to today, and `devices` devices on 1.0.0 accepted
     over the last 1,216 days: nine in ten are covered and offered the newest;
-    the rest, expired up to 120 days ago, get an older release and the hint."""
+    the rest, expired up to 120 days ago, get an older release and the hint.
+    `rollout`: the newest release is rolled out, its first wave (10 %) open."""
     upgrade(url)
     engine = create_engine(url)
     now = datetime.now(UTC)
@@ -146,6 +148,29 @@ def seed(url: str, devices: int, releases: int) -> None:
                         "created_at": now,
                     }
                     for i in block
+                ],
+            )
+        if rollout and releases:
+            conn.execute(
+                insert(Rollout),
+                [
+                    {
+                        "id": 1,
+                        "product_id": 1,
+                        "release_id": releases,
+                        "channel_id": 3,
+                        "salt": "bench",
+                        "state": "running",
+                        "current_wave": 0,
+                        "wave_started_at": now,
+                        "gates": {},
+                        "waves": [{"share": 1000}, {"share": 10000}],
+                        "excluded_hardware": [],
+                        "created_by": "bench",
+                        "created_at": now,
+                        "updated_at": now,
+                        "emergency": False,
+                    }
                 ],
             )
     engine.dispose()

@@ -106,7 +106,13 @@ def _wrk(url: str, etag: str, seconds: int) -> dict[str, float]:
 
 
 def measure(
-    db_url: str, label: str, instance: Path, seconds: int, tokens: Path, rounds: int
+    db_url: str,
+    label: str,
+    instance: Path,
+    seconds: int,
+    tokens: Path,
+    rounds: int,
+    rollout_url: str | None = None,
 ) -> None:
     """The server, the floor (and on PostgreSQL the floor plus one round trip),
     all up at once and measured in turn, `rounds` times: a ratio compares runs
@@ -123,6 +129,10 @@ def measure(
         url, _ = stack.enter_context(gunicorn("wsgi:app", env))
         body, etag = _answer(url, device_secret(3))
         servers = {"server": (url, etag)}
+        if rollout_url:
+            # The same fleet with the newest release under a rollout (10 %).
+            rolled = stack.enter_context(gunicorn("wsgi:app", {**env, "DATABASE_URL": rollout_url}))
+            servers["rollout"] = (rolled[0], _answer(rolled[0], device_secret(3))[1])
         floor_env = {"FLOOR_BODY_BYTES": str(len(body))}
         if db_url.startswith("postgresql"):
             # The same floor plus one `SELECT 1` round trip to this PostgreSQL:
@@ -160,6 +170,12 @@ def measure(
         f"{label}: 304 answers {rps('server', '304'):.0f}/s | floor {rps('floor', '304'):.0f}/s"
         f" | ratio {ratio('server', '304')} (target >= 0.8x)"
     )
+    if "rollout" in servers:
+        print(
+            f"{label}: under a rollout (newest release, first wave 10 %): update check"
+            f" {rps('rollout', 'check'):.0f}/s = {ratio('rollout', 'check')}; 304s"
+            f" {rps('rollout', '304'):.0f}/s = {ratio('rollout', '304')} (target >= 0.8x)"
+        )
     if "trip" in servers:
         print(
             f"{label}: floor + one SELECT 1 round trip {rps('trip', 'check'):.0f}/s = "
@@ -214,7 +230,14 @@ def main() -> int:
             f"SQL statements per update check: {cached}, {uncached} when its answer is not"
             " cached yet (target <= 3)"
         )
-        measure(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds)
+        rollout_url = f"sqlite:///{tmp / 'fleet-rollout.db'}"
+        seed(rollout_url, args.devices, args.releases, rollout=True)
+        uncached, cached = statements_per_check(rollout_url, tmp / "i")
+        print(
+            f"under a rollout: {cached}, {uncached} when its answer and the rollout are not"
+            " cached yet (target <= 2)"
+        )
+        measure(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds, rollout_url)
         pg_url = postgres_database("bench_update_check")
         if pg_url:
             seed(pg_url, args.devices, args.releases)

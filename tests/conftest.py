@@ -37,13 +37,14 @@ from upgrade_server.migrate import upgrade
 from upgrade_server.rollouts.gatekeeper import Gatekeeper
 from upgrade_server.updates.offers import AnswerCache
 
-# Background work (metadata upkeep, the ticket notifier, the staging cleaner)
+# Background work (metadata upkeep, the ticket notifier, the staging cleaner, the rollouts' gates)
 # stays off in apps the tests build: a thread outliving its test would use a
 # later test's session, or another test's files.
 # The tests of that work turn it on explicitly.
 os.environ.setdefault("UPGRADE_SERVER_TUF_UPKEEP_SECONDS", "0")
 os.environ.setdefault("UPGRADE_SERVER_NOTIFY_INTERVAL_SECONDS", "0")
 os.environ.setdefault("UPGRADE_SERVER_STAGING_CLEANUP_SECONDS", "0")
+os.environ.setdefault("UPGRADE_SERVER_ROLLOUT_EVALUATE_SECONDS", "0")
 
 
 def _database_url(tmp: Path) -> str:

@@ -251,7 +251,8 @@ def _codes() -> set[str]:
     from upgrade_server.updates.models import InstallStatus
     from upgrade_server.web.labels import LABELS
 
-    codes = {code for table in LABELS.values() for code in table}
+    # A number (an ISO weekday's code) is no word a page could leave untranslated.
+    codes = {code for table in LABELS.values() for code in table if not code.isdigit()}
     for enum in (Kind, ReleaseStatus, Mode, SessionKind, InstallStatus):
         codes |= {member.value for member in enum}
     return codes | set(COVERAGE_STATUSES) | set(GUIDANCE_KINDS) | set(TICKET_STATUSES)
