@@ -135,7 +135,7 @@ class UpdateCheck:
                 )
                 cache.put(key, found)
             gate: Gatekeeper = self.extensions["gatekeeper"]
-            admitted = gate.admit(conn, found, device, now)
+            admitted = gate.admit(conn, found, device, now, key)
             answer = choose(admitted.found, device, self.poll_seconds)
             if admitted.closed is not None and answer.body is not None:
                 # Outside its organisation's maintenance window: told to wait,

@@ -46,6 +46,11 @@ class Approvals:
     every_device: frozenset[int] = frozenset()  # releases approved for all devices
     devices: dict[int, frozenset[int]] = field(default_factory=dict)  # release -> devices
 
+    def allowed_for(self, device_id: int) -> frozenset[int]:
+        """The releases approved for `device_id` (when approval is needed)."""
+        chosen = {release for release, ids in self.devices.items() if device_id in ids}
+        return self.every_device | chosen if chosen else self.every_device
+
     def approved(self, release_id: int, device_id: int) -> bool:
         """May `release_id` be offered to `device_id` as far as approval goes?"""
         if not self.needed or release_id in self.every_device:

@@ -64,6 +64,11 @@ class Admitted:
     active: ActiveRollouts
 
 
+# Filtered candidate lists kept (a few per rollout and answer-cache key); past
+# this many they are dropped and made again as devices ask.
+MAX_FILTERED = 20_000
+
+
 def wait_answer(poll_seconds: int, closed: WindowState) -> Answer:
     """Nothing to install before the organisation's window opens (and when)."""
     until = closed.opens_at.isoformat() if closed.opens_at else None
@@ -80,6 +85,7 @@ class Gatekeeper:
         self._lock = threading.Lock()
         self._rollouts: dict[int, tuple[int, ActiveRollouts]] = {}
         self._organisations: dict[int, _Organisation] = {}
+        self._filtered: dict[tuple[Any, ...], tuple[Candidate, ...]] = {}
 
     def rollouts(self, conn: Connection, product_id: int, generation: int) -> ActiveRollouts:
         kept = self._rollouts.get(product_id)
@@ -105,10 +111,16 @@ class Gatekeeper:
         return kept
 
     def admit(
-        self, conn: Connection, found: tuple[Candidate, ...], device: Any, now: datetime
+        self,
+        conn: Connection,
+        found: tuple[Candidate, ...],
+        device: Any,
+        now: datetime,
+        key: tuple[Any, ...],
     ) -> Admitted:
-        """`found` less the releases a rollout or approval keeps from this
-        device; and the closed window, if its organisation's window is closed."""
+        """`found` (the candidates cached under `key`) less the releases a
+        rollout or approval keeps from this device; and the closed window, if
+        its organisation's window is closed."""
         active = self.rollouts(conn, device.product_id, device.release_generation)
         organisation = self.organisation(
             conn, device.organisation_id, device.update_settings_generation, device.timezone
@@ -116,12 +128,29 @@ class Gatekeeper:
         approvals = organisation.approvals
         if found and (active.by_release or approvals.needed):
             target = Target(device.id, device.organisation_id, device.hardware)
-            found = tuple(
-                c
-                for c in found
-                if offered(active, c.release_id, target) is not False
-                and approvals.approved(c.release_id, device.id)
+            # A handful of rollouts and approvals, however many candidates:
+            # devices that share them share the filtered candidates too.
+            blocked = frozenset(
+                release
+                for release in active.by_release
+                if offered(active, release, target) is False
             )
+            allowed = approvals.allowed_for(device.id) if approvals.needed else None
+            if blocked or allowed is not None:
+                memo = (key, blocked, allowed)
+                kept = self._filtered.get(memo)
+                if kept is None:
+                    kept = tuple(
+                        c
+                        for c in found
+                        if c.release_id not in blocked
+                        and (allowed is None or c.release_id in allowed)
+                    )
+                    with self._lock:
+                        if len(self._filtered) >= MAX_FILTERED:
+                            self._filtered.clear()
+                        self._filtered[memo] = kept
+                found = kept
         state = organisation.window(now) if found else None
         closed = state if state is not None and not state.open else None
         return Admitted(found, closed, active)
