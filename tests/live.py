@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import make_server
-
+from tests.helpers.serving import served
 from upgrade_server import background, create_app
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
@@ -51,15 +49,11 @@ def live_server(database_url: str, instance: Path, **settings: Any) -> Iterator[
         )
         token = accounts.create_api_token(db.session, cli, name="live", user_id=admin.id).secret
         db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     try:
-        yield Live(app, f"http://127.0.0.1:{server.server_port}", token)
+        with served(app) as url:
+            yield Live(app, url, token)
     finally:
-        server.shutdown()
         background.stop(app)
-        thread.join(timeout=10)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

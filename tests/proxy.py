@@ -3,13 +3,13 @@ that can answer anything itself."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import urllib3
-from werkzeug.serving import make_server
+
+from tests.helpers.serving import served
 
 Answer = tuple[int, dict[str, str], Iterable[bytes]]
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "host"}
@@ -61,12 +61,5 @@ class Proxy:
 @contextmanager
 def proxy_of(upstream: str) -> Iterator[Proxy]:
     proxy = Proxy(upstream)
-    server = make_server("127.0.0.1", 0, proxy, threaded=True)
-    proxy.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with served(proxy) as proxy.url:
         yield proxy
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 
 import pytest
 from flask import Flask, send_from_directory
-from werkzeug.serving import make_server
 
 from tests.agent_helpers import installed, write_config
+from tests.helpers.serving import served
 from tests.helpers.tuf import publish_file
 from tests.live import add_product, live_server
 from tests.proxy import proxy_of
@@ -33,17 +32,15 @@ class StaticServer:
         def serve(name):
             return send_from_directory(root, name, max_age=0)
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._serving = served(app)
+        self.url = ""
 
     def __enter__(self):
-        self.thread.start()
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
+        self._serving.__exit__(*exc)
 
 
 @pytest.fixture

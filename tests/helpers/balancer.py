@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from werkzeug.serving import make_server
+from tests.helpers.serving import served
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
 _CHUNK = 256 * 1024
@@ -107,12 +107,5 @@ def _bad_gateway(start_response: Callable[..., Any], detail: str) -> Iterable[by
 @contextmanager
 def balancer_of(nodes: list[str]) -> Iterator[Balancer]:
     balancer = Balancer(nodes)
-    server = make_server("127.0.0.1", 0, balancer, threaded=True)
-    balancer.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with served(balancer) as balancer.url:
         yield balancer
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
