@@ -22,7 +22,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -53,9 +53,9 @@ class _Organisation:
         return self.state
 
 
-@dataclass(frozen=True)
-class Admitted:
-    """The candidates this device may be offered now, and whether it must wait."""
+class Admitted(NamedTuple):
+    """The candidates this device may be offered now, and whether it must wait.
+    (A named tuple: made on every check, where a frozen dataclass costs more.)"""
 
     found: tuple[Candidate, ...]
     # Set when the organisation's window is closed: offer nothing but the wait
@@ -126,6 +126,8 @@ class Gatekeeper:
             conn, device.organisation_id, device.update_settings_generation, device.timezone
         )
         approvals = organisation.approvals
+        if not (active.by_release or approvals.needed or organisation.windows):
+            return Admitted(found, None, active)  # most checks: nothing to ask
         if found and (active.by_release or approvals.needed):
             target = Target(device.id, device.organisation_id, device.hardware)
             # A handful of rollouts and approvals, however many candidates:
