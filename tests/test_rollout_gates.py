@@ -71,12 +71,14 @@ def test_failures_over_the_stop_threshold_halt_notify_and_withdraw_the_offer(
     client, factory, app, monkeypatch, mailbox
 ):
     f = fleet(client, factory, 6, 0)
-    wave0 = f.devices[:4]
+    wave0 = f.devices[:5]
     body = _start(client, f, wave0)
     now = utcnow()
     report(wave0[0], f.release_id, "installed", now)
-    for device in wave0[1:]:
+    for device in wave0[1:4]:
         report(device, f.release_id, "failed", now)
+    downloading = wave0[4]  # part-way through when the rollout halts
+    report(downloading, f.release_id, "downloading", now)
     db.session.refresh(f.product)
     generation = f.product.release_generation
     (decision,) = evaluation.evaluate_all(db.session(), now + timedelta(minutes=1))
@@ -87,12 +89,16 @@ def test_failures_over_the_stop_threshold_halt_notify_and_withdraw_the_offer(
     assert rollout.state == "halted" and "3 of 4 devices" in rollout.halted_reason
     (entry,) = _entries("rollout.halt")
     assert entry.after["figures"]["failed"] == 3 and entry.after["figures"]["reported"] == 4
+    assert rollout.in_progress == [downloading.id] and entry.after["figures"]["in_progress"] == 1
+    shown = client.get(f"/api/v1/rollouts/{body['id']}", headers=f.publisher.headers)
+    assert shown.get_json()["in_progress"] == [downloading.id]
+    # The offer stops for the devices that had not started, not for the one
+    # downloading it (cut off half-way, it would retry forever).
     active = load_active(db.session.connection(), f.product.id)
-    for device in f.devices:
-        assert (
-            offered(active, f.release_id, Target(device.id, device.organisation_id, "rev-a"))
-            is False
-        )
+    assert [
+        offered(active, f.release_id, Target(device.id, device.organisation_id, "rev-a"))
+        for device in f.devices
+    ] == [device is downloading for device in f.devices]
     # Nothing more to evaluate while it is halted.
     assert evaluation.evaluate_all(db.session(), now + timedelta(hours=3)) == []
 
@@ -112,6 +118,7 @@ def test_failures_over_the_stop_threshold_halt_notify_and_withdraw_the_offer(
         f"/api/v1/rollouts/{body['id']}/resume", json={}, headers=f.publisher.headers
     )
     assert resumed.get_json()["state"] == "running" and resumed.get_json()["halted_reason"] is None
+    assert _rollout(body).in_progress == []
 
 
 def test_updated_devices_raising_alarms_over_the_stop_ratio_halt(client, factory):

@@ -44,6 +44,14 @@ def test_a_reached_device_is_offered_while_the_rollout_runs_or_pauses(state, exp
     assert offered(_view(state), 10, A) is expected
 
 
+def test_a_halted_rollout_offers_only_to_the_devices_part_way_through():
+    late = _not_in_first_waves()
+    halted = _view("halted", in_progress=frozenset({late.device_id}))
+    assert (offered(halted, 10, A), offered(halted, 10, late)) == (False, True)
+    aborted = _view("aborted", in_progress=frozenset({late.device_id}))
+    assert offered(aborted, 10, late) is False
+
+
 def test_a_device_is_offered_once_its_wave_is_reached():
     late = _not_in_first_waves()
     assert [offered(_view(reached=n), 10, late) for n in (1, 2, 3)] == [False, False, True]
@@ -58,17 +66,18 @@ def test_pins_and_exclusions():
 
 Row = namedtuple(
     "Row",
-    "id release_id state salt waves current_wave excluded_hardware emergency device_id kind",
+    "id release_id state salt waves current_wave excluded_hardware emergency in_progress"
+    " device_id kind",
 )
 
 
 def test_the_latest_rollout_of_a_release_counts_with_its_pins_and_exclusions():
     waves = [w.to_json() for w in WAVES]
     rows = [
-        Row(1, 10, "aborted", "s1", waves, 0, [], False, None, None),
-        Row(2, 10, "running", "s2", waves, 1, ["rev-c"], True, 5, "pin"),
-        Row(2, 10, "running", "s2", waves, 1, ["rev-c"], True, 6, "exclude"),
-        Row(3, 11, "completed", "s3", waves, 2, [], False, None, None),
+        Row(1, 10, "aborted", "s1", waves, 0, [], False, [], None, None),
+        Row(2, 10, "running", "s2", waves, 1, ["rev-c"], True, [], 5, "pin"),
+        Row(2, 10, "running", "s2", waves, 1, ["rev-c"], True, [], 6, "exclude"),
+        Row(3, 11, "completed", "s3", waves, 2, [], False, [], None, None),
     ]
     active = build(rows)
     view = active.by_release[10]

@@ -115,6 +115,13 @@ class RolloutSummary(Schema):
     pinned = List(Integer())
     excluded_devices = List(Integer())
     halted_reason = String(allow_none=True)
+    in_progress = List(
+        Integer(),
+        metadata={
+            "description": "halted: the devices part-way through the install when it halted,"
+            " which keep the offer"
+        },
+    )
     emergency = Boolean()
     override_reason = String(allow_none=True)
     created_by = String()
@@ -153,6 +160,7 @@ def _summary(rollout: Rollout) -> dict[str, Any]:
         "pinned": sorted(rollout.pinned),
         "excluded_devices": sorted(rollout.excluded),
         "halted_reason": rollout.halted_reason,
+        "in_progress": list(rollout.in_progress),
         "emergency": rollout.emergency,
         "override_reason": rollout.override_reason,
         "created_by": rollout.created_by,

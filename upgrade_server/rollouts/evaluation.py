@@ -27,7 +27,8 @@ def evaluate_rollout(session: Session, rollout: Rollout, now: datetime) -> Rollo
     wait is not recorded, a wait for approval once per wave)."""
     if rollout.state != RolloutState.RUNNING or rollout.wave_started_at is None:
         return None
-    stats = progress.progress(session, rollout, now).stats()
+    seen = progress.progress(session, rollout, now)
+    stats = seen.stats()
     last = rollout.current_wave + 1 >= len(rollout.waves)
     decision = evaluate(gates_of(rollout), stats, rollout.wave_started_at, now, last)
     figures = {**progress.figures(stats), **decision.figures}
@@ -45,6 +46,8 @@ def evaluate_rollout(session: Session, rollout: Rollout, now: datetime) -> Rollo
     if decision.action == "halt":
         rollout.state = RolloutState.HALTED.value
         rollout.halted_reason = "; ".join(reasons)[:2000] or "the stop thresholds were crossed"
+        rollout.in_progress = seen.in_progress()
+        figures["in_progress"] = len(rollout.in_progress)
         made = decide(session, GATES, rollout, "halt", reasons, figures, now)
         _notify_halt(session, rollout, made)
         return made

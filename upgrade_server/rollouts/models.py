@@ -20,7 +20,9 @@ class RolloutState(StrEnum):
     PLANNED = "planned"
     RUNNING = "running"
     PAUSED = "paused"  # by a person: the reached waves keep their offer, none is added
-    HALTED = "halted"  # by the gates: offered to no one until a person resumes
+    # By the gates: offered to no one who had not started the install (those
+    # part-way through keep the offer) until a person resumes.
+    HALTED = "halted"
     ABORTED = "aborted"  # the offer withdrawn for good
     COMPLETED = "completed"  # every wave reached: offered as any release is
 
@@ -66,6 +68,10 @@ class Rollout(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     halted_reason: Mapped[str | None] = mapped_column(String(2000))
+    # Devices part-way through the install when the rollout halted: a halt
+    # stops offering the release to devices that have not started, not to
+    # those downloading or installing it (cut off, they would retry forever).
+    in_progress: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
     # An emergency security release: maintenance windows do not hold it back.
     emergency: Mapped[bool] = mapped_column(default=False)
     override_reason: Mapped[str | None] = mapped_column(String(2000))
@@ -96,6 +102,7 @@ class Rollout(Base):
             "pinned": sorted(self.pinned),
             "excluded_devices": sorted(self.excluded),
             "halted_reason": self.halted_reason,
+            "in_progress": self.in_progress,
             "emergency": self.emergency,
             "override_reason": self.override_reason,
         }

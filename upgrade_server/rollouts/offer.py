@@ -32,6 +32,8 @@ class RolloutView:
     excluded_devices: frozenset[int] = frozenset()
     excluded_hardware: frozenset[str] = frozenset()
     emergency: bool = False
+    # A halted rollout's devices part-way through the install (they keep the offer).
+    in_progress: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,13 @@ def offered(active: ActiveRollouts, release_id: int, target: Target) -> bool | N
     """None: the release is under no rollout (or its rollout completed), it is
     offered as any release is. Else whether the device is offered it now: a
     running or paused rollout offers it to the devices of the waves reached; a
-    halted or aborted one to no one."""
+    halted one only to those that were part-way through the install when it
+    halted; an aborted one to no one."""
     view = active.by_release.get(release_id)
     if view is None or view.state == RolloutState.COMPLETED:
         return None
+    if view.state == RolloutState.HALTED:
+        return target.device_id in view.in_progress
     if view.state not in (RolloutState.RUNNING, RolloutState.PAUSED) or not view.waves:
         return False
     return in_wave(
@@ -72,6 +77,7 @@ _LOAD = (
         Rollout.current_wave,
         Rollout.excluded_hardware,
         Rollout.emergency,
+        Rollout.in_progress,
         RolloutDevice.device_id,
         RolloutDevice.kind,
     )
@@ -110,5 +116,6 @@ def build(rows: Iterable[Any]) -> ActiveRollouts:
             excluded_devices=frozenset(kinds["exclude"]),
             excluded_hardware=frozenset(row.excluded_hardware or ()),
             emergency=bool(row.emergency),
+            in_progress=frozenset(row.in_progress or ()),
         )
     return ActiveRollouts(views)

@@ -109,6 +109,19 @@ class Progress:
             **_counts(reached, True),
         }
 
+    def in_progress(self) -> list[int]:
+        """Devices of the waves reached that are part-way through the install
+        (downloading it, or installing): those a halt does not cut off. A
+        device waiting for its operator has not started."""
+        return sorted(
+            m.device_id
+            for m in self.members
+            if m.wave is not None
+            and m.wave <= self.rollout.current_wave
+            and m.status in STARTED
+            and m.status != InstallStatus.WAITING
+        )
+
     def stats(self) -> WaveStats:
         """The current wave's figures for the gates. The control group is every
         eligible device still on the previous release (not started on this

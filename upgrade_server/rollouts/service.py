@@ -299,6 +299,7 @@ def _move(
     if target == RolloutState.RUNNING:
         rollout.wave_started_at = now
         rollout.halted_reason = None
+        rollout.in_progress = []
     decide(session, actor, rollout, action, [f"{action} by {actor.label}", reason], None, now)
     return rollout
 
