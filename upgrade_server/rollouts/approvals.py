@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
@@ -28,7 +27,6 @@ from upgrade_server.releases.models import Release, ReleaseStatus
 from upgrade_server.rollouts.maintenance import bump, require_approver
 from upgrade_server.rollouts.settings_models import ReleaseApproval, approval_devices
 from upgrade_server.service import service_requests
-from upgrade_server.updates.service import available_update
 
 MAX_DEVICES = 10_000
 LISTED_APPROVALS = 200
@@ -127,37 +125,6 @@ def set_required(
 
 
 # --- pending and given approvals -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A release offered to some of the organisation's devices that waits for approval."""
-
-    release: Release
-    devices: list[Device]
-
-
-def pending_releases(session: Session, actor: Principal, organisation_id: int) -> list[Pending]:
-    """Releases the update check would offer the organisation's devices but
-    for approval, each with the devices it concerns; none while approval is off.
-    The same candidates and rule as the update check (updates.service)."""
-    organisation = get_organisation(session, actor, organisation_id)
-    if not organisation.updates_need_approval:
-        return []
-    granted = load_approvals(session.connection(), organisation.id)
-    waiting: dict[int, list[Device]] = defaultdict(list)
-    releases: dict[int, Release] = {}
-    memo: dict[tuple[Any, ...], Any] = {}
-    own = session.scalars(
-        select(Device).where(Device.organisation_id == organisation.id).order_by(Device.serial)
-    )
-    for device in own:
-        offered = available_update(session, device, memo).offered
-        if offered is None or granted.approved(offered.id, device.id):
-            continue
-        releases[offered.id] = offered
-        waiting[offered.id].append(device)
-    return [Pending(releases[rid], waiting[rid]) for rid in sorted(releases, reverse=True)]
 
 
 def approvals_given(

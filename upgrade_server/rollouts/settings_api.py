@@ -19,7 +19,7 @@ from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.clock import utcnow
 from upgrade_server.extensions import session
 from upgrade_server.organisations.models import Organisation
-from upgrade_server.rollouts import approvals, maintenance
+from upgrade_server.rollouts import approvals, availability, maintenance
 from upgrade_server.rollouts.settings_models import (
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
@@ -202,7 +202,7 @@ def list_approvals(organisation_id: int) -> dict[str, Any]:
     each concerns, and the approvals given."""
     actor = current_principal()
     organisation = approvals.get_setting(session(), actor, organisation_id)
-    waiting = approvals.pending_releases(session(), actor, organisation_id)
+    waiting = availability.pending_releases(session(), actor, organisation_id, utcnow())
     return {
         "updates_need_approval": organisation.updates_need_approval,
         "pending": [

@@ -6,6 +6,7 @@ ConflictError.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -208,11 +209,15 @@ class Available:
 
 
 def available_update(
-    session: Session, device: Device, memo: dict[tuple[Any, ...], Any] | None = None
+    session: Session,
+    device: Device,
+    memo: dict[tuple[Any, ...], Any] | None = None,
+    keep: Callable[[Any], bool] | None = None,
 ) -> Available:
     """What the update check would answer this device, as releases: the same
     candidates and the same rule (offers.py), read in this session. `memo` keeps
-    candidates across the devices of one page."""
+    candidates across the devices of one page; `keep` leaves out the
+    candidates it refuses (rollouts.availability: rollouts and approval)."""
     from types import SimpleNamespace
 
     from upgrade_server.updates import offers
@@ -232,6 +237,8 @@ def available_update(
             session.connection(), view, device.current_version, device.channel, 0, ""
         )
     found = memo[key]
+    if keep is not None:
+        found = tuple(c for c in found if keep(c))
     chosen, missed = offers.pick(found, view)
 
     def release(candidate: offers.Candidate | None) -> Release | None:

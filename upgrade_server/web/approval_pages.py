@@ -16,7 +16,7 @@ from upgrade_server.accounts.roles import Permission
 from upgrade_server.clock import utcnow
 from upgrade_server.extensions import session as db_session
 from upgrade_server.releases.models import Release
-from upgrade_server.rollouts import approvals, maintenance
+from upgrade_server.rollouts import approvals, availability, maintenance
 from upgrade_server.rollouts.settings_models import MaintenanceWindowSetting, WindowKind
 from upgrade_server.web.labels import label
 from upgrade_server.web.views import bp, current_user, picked_device_ids, require_login
@@ -38,7 +38,7 @@ def approvals_page() -> str:
     return render_template(
         "portal/approvals.html",
         organisation=organisation,
-        pending=approvals.pending_releases(db_session(), actor, organisation_id),
+        pending=availability.pending_releases(db_session(), actor, organisation_id, utcnow()),
         approved=approvals.approvals_given(db_session(), actor, organisation_id),
         windows=[_window_words(row) for row in rows],
         state=state,

@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
 from upgrade_server.accounts.principal import Principal
+from upgrade_server.clock import utcnow
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.downloads import send_artifact
@@ -38,8 +39,8 @@ from upgrade_server.notes import documents
 from upgrade_server.notes.markdown import render
 from upgrade_server.products.models import Product
 from upgrade_server.releases.models import Release
+from upgrade_server.rollouts import availability
 from upgrade_server.routing import MAX_ID
-from upgrade_server.updates import service as updates
 from upgrade_server.updates.models import InstallEvent
 from upgrade_server.web import problems
 from upgrade_server.web.extensions import LANGUAGES, csrf, current_language
@@ -217,18 +218,19 @@ def device_list() -> str:
         db_session().scalars(devices.visible_devices(actor).order_by(Device.serial).limit(500))
     )
     coverage = entitlements.coverage_of_each(db_session(), found)
-    memo: dict[tuple[Any, ...], Any] = {}
+    memo = availability.Memo()
     rows = [_device_row(device, coverage[device.id], memo) for device in found]
     return render_template("portal/devices.html", rows=rows, user=current_user())
 
 
 def _device_row(
-    device: Device, coverage: dict[str, Any], memo: dict[tuple[Any, ...], Any]
+    device: Device, coverage: dict[str, Any], memo: availability.Memo
 ) -> dict[str, Any]:
     return {
         "device": device,
         "coverage": next(k for k in coverage["kinds"] if k["kind"] == "upgrades"),
-        "available": updates.available_update(db_session(), device, memo),
+        # What the device gets: rollouts, approval and the window applied.
+        "available": availability.availability(db_session(), device, utcnow(), memo),
     }
 
 
@@ -237,7 +239,7 @@ def device_page(device_id: int) -> str:
     actor = require_login()
     device = devices.get_device(db_session(), actor, device_id)
     coverage = entitlements.coverage_of(db_session(), device)
-    row = _device_row(device, coverage, {})
+    row = _device_row(device, coverage, availability.Memo())
     history = list(
         db_session().scalars(
             select(InstallEvent)
