@@ -2,7 +2,8 @@
 
 Wall-clock ratios drift ±10% with whatever else the machine runs; the number of
 instructions a request costs does not. Each app (the server's `wsgi:app` and
-the floor, `bench/floor_app.py`) is called in-process through its WSGI callable,
+the floor, `bench/floor_app.py`; and the server again with the newest release
+under a rollout) is called in-process through its WSGI callable,
 exactly what gunicorn calls, once with N1 and once with N2 requests under
 callgrind; (I(N2) - I(N1)) / (N2 - N1) is the cost of one request, start-up and
 warm-up cancelled. A ratio is floor / server, so higher is better, as in
@@ -80,7 +81,7 @@ def child(target: str, kind: str, requests: int) -> None:
     """Run inside callgrind: build the app, warm it up, make `requests` calls."""
     from bench.seed import device_secret
 
-    if target == "server":
+    if target in ("server", "rollout"):
         from wsgi import app
     else:
         from bench.floor_app import app
@@ -159,19 +160,29 @@ def main() -> int:
         }
         # The floor answers JSON of the server's size.
         env["FLOOR_BODY_BYTES"] = str(_answer_size(env))
+        # The same fleet with its newest release under a rollout (first wave 10 %).
+        rollout_url = f"sqlite:///{tmp / 'fleet-rollout.db'}"
+        seed(rollout_url, args.devices, args.releases, rollout=True)
+        envs = {"server": env, "floor": env, "rollout": {**env, "DATABASE_URL": rollout_url}}
         per_request: dict[tuple[str, str], float] = {}
         for kind in KINDS:
-            for target in ("server", "floor"):
-                low, high = (instructions(target, kind, n, env, tmp) for n in COUNTS)
+            for target in ("server", "floor", "rollout"):
+                low, high = (instructions(target, kind, n, envs[target], tmp) for n in COUNTS)
                 per_request[target, kind] = (high - low) / (COUNTS[1] - COUNTS[0])
         figures = {}
         for kind in KINDS:
             server, floor = per_request["server", kind], per_request["floor", kind]
-            figures[kind] = {"server": round(server), "floor": round(floor)}
+            rolled = per_request["rollout", kind]
+            figures[kind] = {
+                "server": round(server),
+                "floor": round(floor),
+                "rollout": round(rolled),
+            }
             label = "update check" if kind == "check" else "304 answers"
             print(
                 f"SQLite {label}: {server:,.0f} instructions per request | floor {floor:,.0f}"
-                f" | ratio {floor / server:.2f}x"
+                f" | ratio {floor / server:.2f}x | under a rollout {rolled:,.0f}"
+                f" = {floor / rolled:.2f}x"
             )
         print(json.dumps(figures))
     return 0

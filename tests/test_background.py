@@ -240,3 +240,22 @@ def test_upkeep_signs_each_product_in_its_own_unit(scratch_url, tmp_path, monkey
         assert upkeep.refresh_all(live.app) == {"hub": ["timestamp"]}
         monkeypatch.undo()
         assert upkeep.refresh_all(live.app) == {"gw": ["timestamp"]}
+
+
+def test_the_process_id_kept_is_the_forked_childs_own():
+    """Kept connections and jobs belong to the process that made them; the id
+    they are checked against follows a fork (gunicorn's workers)."""
+    from upgrade_server import process
+
+    parent = process.pid()
+    assert parent == os.getpid()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, f"{process.pid()} {os.getpid()}".encode())
+        os._exit(0)
+    os.close(write)
+    seen, real = os.read(read, 64).decode().split()
+    os.waitpid(child, 0)
+    os.close(read)
+    assert seen == real and int(seen) != parent

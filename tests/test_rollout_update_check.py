@@ -92,6 +92,33 @@ def test_the_first_wave_is_offered_to_its_buckets_and_named_devices_only(client,
     assert all(_offered(client, world))  # the last wave: everyone, at the next check
 
 
+def test_a_rollout_into_a_channel_promotes_the_release_staged_in_one_step(client, factory):
+    """Published to beta (the fleet follows stable), then rolled out to
+    stable: no stable device is offered it before or outside its wave."""
+    world = _world(client, factory, 12)
+    beta = publish(
+        client,
+        world.publisher.headers,
+        world.devices[0][0].product_id,
+        "1.2.0",
+        b"three",
+        channels=["beta"],
+    ).get_json()
+    world.release_id = beta["id"]
+    assert not any(_offered(client, world))
+    pinned = world.devices[0][0]
+    bad = {"channel": "stable", "waves": [{"share": 100, "devices": [10**9]}, {"share": 10000}]}
+    r = client.post(
+        f"/api/v1/releases/{beta['id']}/rollouts", json=bad, headers=world.publisher.headers
+    )
+    assert r.status_code == 422  # refused: nothing promoted either
+    assert not any(_offered(client, world))
+    _start(client, world, waves=[{"share": 0, "devices": [pinned.id]}, {"share": 10000}])
+    release = client.get(f"/api/v1/releases/{beta['id']}", headers=world.publisher.headers)
+    assert release.get_json()["channels"] == ["beta", "stable"]
+    assert _offered(client, world) == [d is pinned for d, _ in world.devices]
+
+
 def test_an_aborted_rollout_offers_the_release_to_no_one(client, factory):
     world = _world(client, factory, 6)
     rollout = _start(client, world, waves=[{"share": 10000}])

@@ -94,7 +94,7 @@ def test_other_refusals(client, factory):
     url = f"/api/v1/releases/{f.release_id}/rollouts"
     waves = [{"share": 10000}]
     cases = [
-        ({"channel": "beta", "waves": waves}, 422, "invalid-input"),  # not in that channel
+        ({"channel": "nightly", "waves": waves}, 422, "invalid-input"),  # no such channel
         (
             {
                 "channel": "stable",

@@ -14,7 +14,6 @@ which `jobs(app)` returns and /readyz shows.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ from typing import Any
 
 from flask import Flask
 
-from upgrade_server import metrics
+from upgrade_server import metrics, process
 from upgrade_server.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -156,9 +155,9 @@ class _Runner:
 
     def start_here(self) -> None:
         with self.lock:
-            if self.pid == os.getpid():
+            if self.pid == process.pid():
                 return
-            self.pid = os.getpid()
+            self.pid = process.pid()
             for job in self.jobs:
                 job.start()
 
@@ -182,7 +181,7 @@ def add(
     job = Job(app, name, interval, metrics.watched(name, work), at_start)
     with runner.lock:
         runner.jobs.append(job)
-        serving = runner.pid == os.getpid()
+        serving = runner.pid == process.pid()
     if serving:  # added after this process started its jobs
         job.start()
     if not runner.wrapped:
@@ -195,7 +194,7 @@ def _start_with_first_request(app: Flask, runner: _Runner) -> None:
     inner = app.wsgi_app
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if runner.pid != os.getpid():
+        if runner.pid != process.pid():
             runner.start_here()
         return inner(environ, start_response)
 

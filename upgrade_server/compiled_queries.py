@@ -12,7 +12,6 @@ libpq itself (_LibpqStatement).
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Select, create_engine
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
+
+from upgrade_server import process
 
 
 class CompiledQuery:
@@ -185,8 +186,8 @@ class KeptConnections:
     def __call__(self) -> Iterator[Connection]:
         local = self._local
         # A connection made before gunicorn forked belongs to the parent.
-        if getattr(local, "pid", None) != os.getpid() or local.conn is None:
-            local.conn, local.pid = self.engine.connect(), os.getpid()
+        if getattr(local, "pid", None) != process.pid() or local.conn is None:
+            local.conn, local.pid = self.engine.connect(), process.pid()
         conn: Connection = local.conn
         try:
             yield conn

@@ -45,6 +45,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: the OS's page cache backs it
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
@@ -58,6 +61,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     # WAL lets readers (update checks) go on while one writer commits.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # Pages read through a memory map rather than a read() call each: an
+    # update check reads a random page or two of a large fleet's tables,
+    # which SQLite's own cache (2 MB per connection) rarely still holds.
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
 

@@ -15,7 +15,7 @@ from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, Role, roles_for
 from upgrade_server.clock import utcnow
 from upgrade_server.csvfiles import csv_response
-from upgrade_server.extensions import session
+from upgrade_server.extensions import current_settings, session
 from upgrade_server.pagination import paginate
 from upgrade_server.releases import service as releases
 from upgrade_server.rollouts import progress, service
@@ -23,6 +23,7 @@ from upgrade_server.rollouts.models import Rollout, RolloutState
 from upgrade_server.rollouts.plan import BUCKETS
 from upgrade_server.routing import MAX_ID
 from upgrade_server.schemas import PageQuery, page_schema
+from upgrade_server.signing.service import repository_for
 
 bp = APIBlueprint("rollouts", __name__, url_prefix="/api/v1", tag="Rollouts")
 
@@ -207,10 +208,13 @@ def _rollout(rollout_id: int, *, lock: bool = False) -> Rollout:
     "revisions). One rollout per release at a time."
 )
 def start(release_id: int, data: dict[str, Any]) -> Any:
-    """Start a rollout of a published release in one of its channels."""
+    """Start a rollout of a published release in a channel: one it is in, or
+    one it is promoted to by this start, in the same transaction (so the
+    channel's devices are never offered it unstaged)."""
     actor = current_principal()
     release = releases.get_release(session(), actor, release_id)
-    return _detail(service.start_rollout(session(), actor, release, data)), 201
+    repository = repository_for(session(), release.product, current_settings())
+    return _detail(service.start_rollout(session(), actor, release, data, repository)), 201
 
 
 @bp.get("/rollouts")

@@ -28,8 +28,7 @@ from sqlalchemy.engine import Connection
 
 from upgrade_server.rollouts.approvals import Approvals, load_approvals
 from upgrade_server.rollouts.maintenance import load_windows
-from upgrade_server.rollouts.offer import ActiveRollouts, load_active, offered
-from upgrade_server.rollouts.plan import Target
+from upgrade_server.rollouts.offer import ActiveRollouts, load_active
 from upgrade_server.rollouts.windows import MaintenanceWindow, WindowState, window_state
 from upgrade_server.updates.offers import Answer, Candidate, etag_of
 
@@ -122,21 +121,20 @@ class Gatekeeper:
         rollout or approval keeps from this device; and the closed window, if
         its organisation's window is closed."""
         active = self.rollouts(conn, device.product_id, device.release_generation)
-        organisation = self.organisation(
+        settings = self.organisation(
             conn, device.organisation_id, device.update_settings_generation, device.timezone
         )
-        approvals = organisation.approvals
-        if not (active.by_release or approvals.needed or organisation.windows):
+        approvals = settings.approvals
+        if not (active.by_release or approvals.needed or settings.windows):
             return Admitted(found, None, active)  # most checks: nothing to ask
         if found and (active.by_release or approvals.needed):
-            target = Target(device.id, device.organisation_id, device.hardware)
             # A handful of rollouts and approvals, however many candidates:
             # devices that share them share the filtered candidates too.
-            blocked = frozenset(
-                release
-                for release in active.by_release
-                if offered(active, release, target) is False
-            )
+            device_id, organisation, hardware = device.id, device.organisation_id, device.hardware
+            blocked: tuple[int, ...] = ()  # in the rollouts' order: one key per set
+            for release, view in active.by_release.items():
+                if view.offers(device_id, organisation, hardware) is False:
+                    blocked += (release,)
             allowed = approvals.allowed_for(device.id) if approvals.needed else None
             if blocked or allowed is not None:
                 memo = (key, blocked, allowed)
@@ -153,7 +151,7 @@ class Gatekeeper:
                             self._filtered.clear()
                         self._filtered[memo] = kept
                 found = kept
-        state = organisation.window(now) if found else None
+        state = settings.window(now) if found else None
         closed = state if state is not None and not state.open else None
         return Admitted(found, closed, active)
 

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from upgrade_server.rollouts.models import Rollout, RolloutDevice, RolloutState
-from upgrade_server.rollouts.plan import Target, Wave, in_wave
+from upgrade_server.rollouts.plan import Target, Wave, bucket_of
+
+_OFFERING = (RolloutState.RUNNING, RolloutState.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,44 @@ class RolloutView:
     emergency: bool = False
     # A halted rollout's devices part-way through the install (they keep the offer).
     in_progress: frozenset[int] = frozenset()
+    # The waves reached, folded once (the update check asks per device): the
+    # largest share, the named sets' union, and the salt as the hash's prefix.
+    share: int = field(init=False, default=0)
+    devices: frozenset[int] = field(init=False, default=frozenset())
+    organisations: frozenset[int] = field(init=False, default=frozenset())
+    hardware: frozenset[str] = field(init=False, default=frozenset())
+    prefix: bytes = field(init=False, default=b"")
+
+    def __post_init__(self) -> None:
+        fold = object.__setattr__  # frozen: set once, here
+        fold(self, "share", max((w.share for w in self.waves), default=0))
+        fold(self, "devices", frozenset().union(*(w.devices for w in self.waves)))
+        fold(self, "organisations", frozenset().union(*(w.organisations for w in self.waves)))
+        fold(self, "hardware", frozenset().union(*(w.hardware for w in self.waves)))
+        fold(self, "prefix", f"{self.salt}:".encode())
+
+    def offers(self, device_id: int, organisation_id: int, hardware: str) -> bool | None:
+        """`offered` for this release's rollout, from plain values (the hot path):
+        plan.in_wave over the waves reached, with the folded sets."""
+        state = self.state
+        if state == RolloutState.COMPLETED:
+            return None
+        if state == RolloutState.HALTED:
+            return device_id in self.in_progress
+        if state not in _OFFERING or not self.waves:
+            return False
+        if device_id in self.excluded_devices or hardware in self.excluded_hardware:
+            return False
+        if device_id in self.pinned:
+            return True
+        share = self.share
+        if share and bucket_of(self.prefix, device_id) < share:
+            return True
+        return (
+            device_id in self.devices
+            or organisation_id in self.organisations
+            or hardware in self.hardware
+        )
 
 
 @dataclass(frozen=True)
@@ -50,21 +90,9 @@ def offered(active: ActiveRollouts, release_id: int, target: Target) -> bool | N
     halted one only to those that were part-way through the install when it
     halted; an aborted one to no one."""
     view = active.by_release.get(release_id)
-    if view is None or view.state == RolloutState.COMPLETED:
+    if view is None:
         return None
-    if view.state == RolloutState.HALTED:
-        return target.device_id in view.in_progress
-    if view.state not in (RolloutState.RUNNING, RolloutState.PAUSED) or not view.waves:
-        return False
-    return in_wave(
-        view.waves,
-        len(view.waves) - 1,
-        view.salt,
-        target,
-        view.pinned,
-        view.excluded_devices,
-        view.excluded_hardware,
-    )
+    return view.offers(target.device_id, target.organisation_id, target.hardware)
 
 
 _LOAD = (

@@ -35,6 +35,8 @@ from upgrade_server.rollouts.bounds import (
     wilson_interval,
 )
 
+_sha256 = hashlib.sha256
+
 BUCKETS = 10_000
 """Buckets a device can fall in; a wave's share is in the same unit (basis points)."""
 
@@ -46,7 +48,12 @@ def bucket(salt: str, device_id: int) -> int:
 
     The rollout's own random salt makes each rollout pick different devices first.
     """
-    digest = hashlib.sha256(f"{salt}:{device_id}".encode()).digest()
+    return bucket_of(f"{salt}:".encode(), device_id)
+
+
+def bucket_of(prefix: bytes, device_id: int) -> int:
+    """`bucket` with the salt already encoded as `salt:` (the update check's path)."""
+    digest = _sha256(prefix + b"%d" % device_id).digest()
     # 64 bits modulo 10,000: the bias is below 1e-15, far under any share.
     return int.from_bytes(digest[:8], "big") % BUCKETS
 

@@ -35,7 +35,7 @@ from upgrade_server.errors import (
 )
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.releases.models import Release, ReleaseStatus
-from upgrade_server.releases.service import bump_generation
+from upgrade_server.releases.service import bump_generation, channels, promote_release
 from upgrade_server.rollouts import progress as figures_of
 from upgrade_server.rollouts.models import (
     ACTIVE_STATES,
@@ -45,6 +45,7 @@ from upgrade_server.rollouts.models import (
     RolloutState,
 )
 from upgrade_server.rollouts.plan import BUCKETS, Gates
+from upgrade_server.signing.repository import TufRepository
 
 # Who takes the gates' decisions in the audit log.
 GATES = Principal(kind="system", id=None, label="rollout-gates")
@@ -168,18 +169,30 @@ def _check_devices(
 
 
 def start_rollout(
-    session: Session, actor: Principal, release: Release, data: dict[str, Any]
+    session: Session,
+    actor: Principal,
+    release: Release,
+    data: dict[str, Any],
+    repository: TufRepository | None = None,
 ) -> Rollout:
-    """Start a rollout of a published release in one of its channels, at its
-    first wave. One rollout per release at a time (running, paused or halted)."""
+    """Start a rollout of a published release in a channel, at its first
+    wave. One rollout per release at a time (running, paused or halted).
+
+    A channel the release is not in yet is added (promotion, re-signed with
+    `repository`) in the same transaction as the rollout, so no device of
+    that channel is ever offered the release unstaged: publish to a channel
+    the fleet does not follow (dev, beta), then roll out to stable."""
     _require(actor, Permission.RELEASE_PUBLISH)
     if release.status != ReleaseStatus.PUBLISHED.value:
         raise ConflictError(f"the release is {release.status}, not published")
-    channel = next((c for c in release.channels if c.name == data.get("channel")), None)
-    if channel is None:
+    name = data.get("channel")
+    known = {c.name for c in channels(session, release.product)}
+    channel = next((c for c in release.channels if c.name == name), None)
+    if channel is None and (repository is None or name not in known):
+        choices = release.channel_names if repository is None else sorted(known)
         raise InvalidInputError(
-            "the release is not in that channel",
-            [{"field": "channel", "message": f"one of {', '.join(release.channel_names)}"}],
+            "no such channel" if repository is not None else "the release is not in that channel",
+            [{"field": "channel", "message": f"one of {', '.join(choices)}"}],
         )
     emergency = bool(data.get("emergency"))
     reason = (data.get("override_reason") or "").strip() or None
@@ -204,6 +217,10 @@ def start_rollout(
     ).first()
     if active is not None:
         raise ConflictError(f"rollout {active} of this release is still active")
+    if channel is None:
+        assert repository is not None and name is not None
+        promote_release(session, actor, release, name, repository)
+        channel = next(c for c in release.channels if c.name == name)
     now = utcnow()
     rollout = Rollout(
         product_id=release.product_id,
