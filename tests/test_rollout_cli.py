@@ -110,3 +110,23 @@ def test_bad_arguments_are_refused_before_any_call(cli, client, factory):
         f.publisher.token, "rollout", "start", f.product.code, "1.1.0", "--waves", "10,50"
     )
     assert refused.exit_code == 1 and "422" in refused.output
+
+
+def test_exclude_hardware_and_pin_or_exclude_devices(cli, client, factory):
+    f = fleet(client, factory, 2, 1)
+    token = f.publisher.token
+    rollout_id = str(f.start(client)["id"])
+    left_out = cli(token, "rollout", "exclude-hardware", rollout_id, "rev-b")
+    assert left_out.exit_code == 0, left_out.output
+    assert f"rollout {rollout_id}: hardware left out: rev-b" in left_out.output
+    back = cli(token, "rollout", "exclude-hardware", rollout_id, "rev-b", "--undo")
+    assert "hardware left out: none" in back.output
+    unknown = cli(token, "rollout", "exclude-hardware", rollout_id, "rev-z")
+    assert unknown.exit_code != 0 and "no such hardware revision" in unknown.output
+    first, second = (str(d.id) for d in f.devices[:2])
+    pinned = cli(token, "rollout", "device", rollout_id, first, "--as", "pin")
+    assert f"pinned [{first}], excluded none" in pinned.output, pinned.output
+    excluded = cli(token, "rollout", "device", rollout_id, second, "--as", "exclude")
+    assert f"pinned [{first}], excluded [{second}]" in excluded.output
+    cleared = cli(token, "rollout", "device", rollout_id, first, "--as", "none")
+    assert f"pinned none, excluded [{second}]" in cleared.output

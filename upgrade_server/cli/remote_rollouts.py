@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import click
 
@@ -50,7 +51,11 @@ def _gate(pairs: tuple[str, ...]) -> dict[str, Any]:
     return gates
 
 
-@click.group("rollout", help="Staged rollouts: start, status (--watch), pause, resume, abort.")
+@click.group(
+    "rollout",
+    help="Staged rollouts: start, status (--watch), pause, resume, abort, advance;"
+    " exclude-hardware, device (pin or exclude).",
+)
 def rollout_group() -> None:
     pass
 
@@ -207,3 +212,41 @@ _act("pause", "Hold a rollout at its wave.")
 _act("resume", "Run a paused or halted rollout again.")
 _act("abort", "End a rollout and withdraw its offer.")
 _act("advance", "Approve the next wave now.")
+
+
+@rollout_group.command("exclude-hardware", help="Leave a hardware revision out of a rollout.")
+@click.argument("rollout_id", type=int)
+@click.argument("code")
+@click.option("--undo", is_flag=True, help="Take the revision back in.")
+@pass_server
+def exclude_hardware(server: Server, rollout_id: int, code: str, undo: bool) -> None:
+    path = f"/api/v1/rollouts/{rollout_id}/excluded-hardware"
+    if undo:
+        rollout = server.call("DELETE", f"{path}/{quote(code, safe='')}")
+    else:
+        rollout = server.call("POST", path, {"code": code})
+    excluded = ", ".join(rollout["excluded_hardware"]) or "none"
+    click.echo(f"rollout {rollout['id']}: hardware left out: {excluded}")
+
+
+@rollout_group.command("device", help="Pin a device into a rollout, exclude it, or neither.")
+@click.argument("rollout_id", type=int)
+@click.argument("device_id", type=int)
+@click.option(
+    "--as",
+    "kind",
+    type=click.Choice(["pin", "exclude", "none"]),
+    required=True,
+    help="pin: offered from the first wave; exclude: never offered; none: by its bucket.",
+)
+@pass_server
+def device(server: Server, rollout_id: int, device_id: int, kind: str) -> None:
+    path = f"/api/v1/rollouts/{rollout_id}/devices/{device_id}"
+    if kind == "none":
+        rollout = server.call("DELETE", path)
+    else:
+        rollout = server.call("POST", f"{path}?kind={kind}")
+    click.echo(
+        f"rollout {rollout['id']}: pinned {rollout['pinned'] or 'none'},"
+        f" excluded {rollout['excluded_devices'] or 'none'}"
+    )
