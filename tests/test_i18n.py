@@ -1,4 +1,4 @@
-"""Every text the portal shows has its Chinese translation, and the compiled
+"""Every text the portal and the console show has its Chinese translation, and the compiled
 catalogue the server loads says what the .po file says."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "upgrade_server" / "translations" / "zh_Hans_CN" / "LC_MESSAGES"
 METHODS = [
     ("upgrade_server/web/**.py", "python"),
+    ("upgrade_server/console/**.py", "python"),
     ("upgrade_server/templates/**.html", "jinja2"),
 ]
 

@@ -105,6 +105,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     from upgrade_server import web
 
     web.init_app(app, settings.session_cookie_secure)
+    from upgrade_server import console
+
+    console.init_app(app)
 
     from upgrade_server import health
     from upgrade_server.accounts.api import tokens_bp, users_bp

@@ -127,6 +127,22 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "6": _("Saturday"),
         "7": _("Sunday"),
     },
+    "role": {
+        "admin": _("administrator"),
+        "publisher": _("publisher"),
+        "support": _("support engineer"),
+        "viewer": _("viewer"),
+        "customer-admin": _("customer administrator"),
+        "customer-viewer": _("customer viewer"),
+    },
+    "rollout-state": {
+        "planned": _("planned"),
+        "running": _("running"),
+        "paused": _("paused"),
+        "halted": _("halted by the gates"),
+        "aborted": _("aborted"),
+        "completed": _("completed"),
+    },
     "hotline-status": {
         "told": _("told in time"),
         "told-late": _("told late"),

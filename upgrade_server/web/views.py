@@ -160,18 +160,24 @@ def login() -> Any:
             # would tell which accounts exist.
             error = _("Wrong email or password.")
         else:
-            lang = session.get("lang")
-            session.clear()  # a new session: no fixation
-            session["user_id"] = user.id
-            session["generation"] = user.session_generation
-            if lang:
-                session["lang"] = lang
-            return redirect(_local_path(request.args.get("next", "")) or url_for("portal.index"))
+            start_session(user)
+            return redirect(local_path(request.args.get("next", "")) or url_for("portal.index"))
     # A failed login is a 200 with the message, so the count of failures commits.
     return render_template("portal/login.html", error=error, user=None)
 
 
-def _local_path(target: str) -> str | None:
+def start_session(user: User) -> None:
+    """Log `user` in: a new session (never the one from before the login:
+    no fixation), the language chosen kept. The portal and the console share it."""
+    lang = session.get("lang")
+    session.clear()
+    session["user_id"] = user.id
+    session["generation"] = user.session_generation
+    if lang:
+        session["lang"] = lang
+
+
+def local_path(target: str) -> str | None:
     r"""`target` if a browser would read it as a path of this site, else None.
 
     Browsers drop tabs and newlines from a URL, trim control characters and
