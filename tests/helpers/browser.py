@@ -68,3 +68,18 @@ def console_login(page: Any, base: str, email: str, lang: str = "en") -> None:
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "/console/login" not in url)
+
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "console"
+
+
+def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+    """A full-page PNG of the page as the test sees it: into docs/console/
+    (the README's pictures) when CONSOLE_SCREENSHOTS=1, else into tmp_path."""
+    import os
+
+    folder = SCREENSHOTS if os.environ.get("CONSOLE_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

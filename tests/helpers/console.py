@@ -40,3 +40,28 @@ def page(client: Any, path: str, status: int = 200) -> str:
     r = client.get(path)
     assert r.status_code == status, (r.status_code, r.get_data(as_text=True)[:2000])
     return str(r.get_data(as_text=True))
+
+
+class Statements:
+    """Counts the SQL statements run on the test's connection while in use:
+    `with Statements() as sql: ...; assert sql.count <= 12`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seen: list[str] = []
+
+    def _listener(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.count += 1
+        self.seen.append(statement)
+
+    def __enter__(self) -> Statements:
+        from sqlalchemy import event
+
+        self.connection = db.session.connection()
+        event.listen(self.connection, "before_cursor_execute", self._listener)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.connection, "before_cursor_execute", self._listener)
