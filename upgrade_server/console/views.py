@@ -8,6 +8,7 @@ not do, `require(permission)` in a view refuses it, and the services check again
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -128,10 +129,43 @@ def sections() -> list[tuple[str, Any]]:
     ]
 
 
+def countdown(due: datetime, now: datetime) -> str:
+    """ "2 h 05 min left" or "overdue by 40 min": the time to a deadline, as
+    the page first shows it (countdown.js keeps it current in the browser)."""
+    seconds = int((due - now).total_seconds())
+    minutes = abs(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    day, hour, minute = countdown_words()["units"].split(",")
+    if days:
+        span = f"{days} {day} {hours} {hour}"
+    elif hours:
+        span = f"{hours} {hour} {mins:02d} {minute}"
+    else:
+        span = f"{mins} {minute}"
+    words = countdown_words()
+    return (words["left"] if seconds >= 0 else words["overdue"]).replace("{}", span)
+
+
+def countdown_words() -> dict[str, str]:
+    """The words countdown.js needs, in the page's language (data attributes)."""
+    return {
+        "left": _("%(span)s left", span="{}"),
+        "overdue": _("overdue by %(span)s", span="{}"),
+        "units": _("d,h,min"),
+    }
+
+
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     # Every console page: the reader, what they may do, the sections.
-    return {"can": can, "console_sections": sections, "user": current_user()}
+    return {
+        "can": can,
+        "console_sections": sections,
+        "user": current_user(),
+        "countdown": countdown,
+        "countdown_words": countdown_words,
+    }
 
 
 @bp.errorhandler(Exception)
