@@ -236,3 +236,28 @@ def test_a_check_under_a_rollout_with_approval_and_windows_is_still_one_statemen
         finally:
             raw.set_trace_callback(None)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1, statements
+
+
+def test_a_rollout_never_offers_a_release_to_a_device_not_covered_for_it(client, factory):
+    """Pinned into the first wave, a device whose upgrade coverage ended is
+    still not offered the release; it is told why (the renewal hint)."""
+    from tests.clock import ExpiredDevice
+
+    world = _world(client, factory, 2)
+    dates = ExpiredDevice.relative_to(today())
+    expired, token = factory.device(
+        world.organisation,
+        world.devices[0][0].product,
+        current_version="1.0.0",
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
+    )
+    covered = world.devices[0][0]
+    waves = [{"share": 0, "devices": [expired.id, covered.id]}, {"share": 10000}]
+    _start(client, world, waves=waves)
+    assert _offered(client, world) == [True, False]  # the covered device, in the wave
+    r = _check(client, token)
+    body = r.get_json() if r.status_code == 200 else {}
+    assert body.get("release_id") != world.release_id
+    assert body["newer_not_entitled"]["version"] == "1.1.0"
+    assert body["newer_not_entitled"]["coverage_ends_on"] == dates.ended_on.isoformat()
