@@ -133,6 +133,30 @@ def test_an_aborted_rollout_offers_the_release_to_no_one(client, factory):
     assert all(_check(client, token).status_code == 204 for _, token in world.devices)
 
 
+def test_a_completed_rollout_still_leaves_out_the_revision_and_devices_it_excluded(client, factory):
+    world = _world(client, factory, 3)
+    accepted = first_of_month(today(), -11).isoformat()
+    rev_b = factory.device(
+        world.organisation,
+        world.devices[0][0].product,
+        hardware_revision="rev-b",
+        current_version="1.0.0",
+        accepted_on=accepted,
+    )
+    world.devices.append(rev_b)
+    left_out = world.devices[1][0]
+    rollout = _start(client, world, waves=[{"share": 10000}], excluded_hardware=["rev-b"])
+    url, headers = f"/api/v1/rollouts/{rollout['id']}", world.publisher.headers
+    r = client.post(f"{url}/devices/{left_out.id}?kind=exclude", headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert _offered(client, world) == [True, False, True, False]
+    r = client.post(f"{url}/advance", json={}, headers=headers)
+    assert r.get_json()["state"] == "completed"
+    # Offered as any release is, but never to what the rollout left out (the
+    # revision it fails on, say): completing the rollout does not lift that.
+    assert _offered(client, world) == [True, False, True, False]
+
+
 def test_a_release_waits_for_the_customers_approval_device_by_device(client, factory):
     world = _world(client, factory, 3)
     url = f"/api/v1/organisations/{world.organisation.id}"
