@@ -178,3 +178,26 @@ def test_the_background_pass_evaluates_in_units_of_work_of_its_own(client, facto
     db.session.commit()
     assert evaluation.run_once(app, now + timedelta(hours=2)) == 1
     assert _rollout(body).current_wave == 1
+
+
+def test_resumed_without_the_failing_revision_the_wave_is_judged_on_the_rest(client, factory):
+    f = fleet(client, factory, 4, 2)
+    wave0 = [f.devices[0], f.devices[1], f.devices[4]]  # two rev-a, one rev-b
+    body = _start(client, f, wave0, min_failures_to_halt=1)
+    now = utcnow()
+    report(wave0[0], f.release_id, "installed", now)
+    report(wave0[1], f.release_id, "installed", now)
+    report(wave0[2], f.release_id, "failed", now)
+    (halt,) = evaluation.evaluate_all(db.session(), now + timedelta(minutes=1))
+    assert halt.action == "halt" and halt.figures["failed"] == 1
+
+    url, headers = f"/api/v1/rollouts/{body['id']}", f.publisher.headers
+    r = client.post(f"{url}/excluded-hardware", json={"code": "rev-b"}, headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    r = client.post(f"{url}/resume", json={}, headers=headers)
+    current = r.get_json()["progress"]["current"]
+    # The failed rev-b device is no longer the wave's: its failure no longer counts.
+    assert (current["eligible"], current["installed"], current["failed"]) == (2, 2, 0)
+    (decision,) = evaluation.evaluate_all(db.session(), utcnow() + timedelta(hours=1))
+    assert decision.action == "advance" and decision.figures["failed"] == 0
+    assert _rollout(body).current_wave == 1
