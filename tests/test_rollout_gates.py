@@ -18,6 +18,7 @@ from upgrade_server.rollouts.offer import load_active, offered
 from upgrade_server.rollouts.plan import Target
 from upgrade_server.tickets import notify
 from upgrade_server.tickets.notify import Notification
+from upgrade_server.updates import service
 
 # Small waves judged quickly: two reports, alarms judged from the start.
 QUICK = {
@@ -99,6 +100,20 @@ def test_failures_over_the_stop_threshold_halt_notify_and_withdraw_the_offer(
         offered(active, f.release_id, Target(device.id, device.organisation_id, "rev-a"))
         for device in f.devices
     ] == [device is downloading for device in f.devices]
+    # Once it reports how the install ended, it is not part-way any more: the
+    # offer stops for it too (a failed device would retry at every check).
+    generation = f.product.release_generation
+    service.record_event(
+        db.session(),
+        downloading,
+        service.EventReport("ev-outcome", "failed", release_id=f.release_id, error_code="E1"),
+    )
+    assert _rollout(body).in_progress == []
+    db.session.refresh(f.product)
+    assert f.product.release_generation > generation
+    active = load_active(db.session.connection(), f.product.id)
+    target = Target(downloading.id, downloading.organisation_id, "rev-a")
+    assert offered(active, f.release_id, target) is False
     # Nothing more to evaluate while it is halted.
     assert evaluation.evaluate_all(db.session(), now + timedelta(hours=3)) == []
 
