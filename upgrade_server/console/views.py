@@ -130,19 +130,19 @@ def sections() -> list[tuple[str, Any]]:
 
 
 def countdown(due: datetime, now: datetime) -> str:
-    """ "2 h 05 min left" or "overdue by 40 min": the time to a deadline, as
+    """ "2 h 05 min left" or "overdue by 9 min 30 s": the time to a deadline, as
     the page first shows it (countdown.js keeps it current in the browser)."""
     seconds = int((due - now).total_seconds())
-    minutes = abs(seconds) // 60
+    minutes, secs = divmod(abs(seconds), 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    day, hour, minute = countdown_words()["units"].split(",")
+    day, hour, minute, second = countdown_words()["units"].split(",")
     if days:
         span = f"{days} {day} {hours} {hour}"
     elif hours:
         span = f"{hours} {hour} {mins:02d} {minute}"
-    else:
-        span = f"{mins} {minute}"
+    else:  # the last hour, to the second
+        span = f"{mins} {minute} {secs:02d} {second}"
     words = countdown_words()
     return (words["left"] if seconds >= 0 else words["overdue"]).replace("{}", span)
 
@@ -152,7 +152,7 @@ def countdown_words() -> dict[str, str]:
     return {
         "left": _("%(span)s left", span="{}"),
         "overdue": _("overdue by %(span)s", span="{}"),
-        "units": _("d,h,min"),
+        "units": _("d,h,min,s"),
     }
 
 
