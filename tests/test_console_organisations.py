@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.clock import today
 from tests.helpers.console import Statements, page
 from tests.helpers.portal import csrf
+from tests.helpers.staff_session import as_staff
 from upgrade_server.accounts.models import ApiToken, User
 from upgrade_server.entitlements.models import Contract, CoverageOverride
 from upgrade_server.extensions import db
@@ -20,17 +21,6 @@ from upgrade_server.organisations.models import Organisation
 from upgrade_server.rollouts.settings_models import MaintenanceWindowSetting
 from upgrade_server.tokens import hash_secret
 from upgrade_server.web.labels import LABELS
-
-
-def as_staff(client, factory, role="admin", lang="en"):
-    """A staff member of `role` logged in as the console's login would (the
-    login form itself is tested in test_console.py; argon2 is slow)."""
-    user = factory.user(role)
-    db.session.commit()
-    with client.session_transaction() as kept:
-        kept.clear()
-        kept.update(user_id=user.id, generation=user.session_generation, lang=lang)
-    return user
 
 
 def _post(client, path, data, token_from=None):
