@@ -24,7 +24,7 @@ from upgrade_server.entitlements.coverage import Kind
 from upgrade_server.entitlements.models import CoverageOverride
 from upgrade_server.errors import AppError, InvalidInputError
 from upgrade_server.extensions import session as db_session
-from upgrade_server.organisations import service as organisations
+from upgrade_server.organisations import service as organisation_service
 from upgrade_server.organisations.models import Organisation, Region
 from upgrade_server.products.models import Product
 from upgrade_server.rollouts import approvals, maintenance
@@ -40,12 +40,12 @@ REGIONS = [r.value for r in Region]
 
 
 @bp.get("/organisations")
-def organisations_list() -> str:
+def organisations() -> str:
     """Organisations by id, searched by name or short name, a page at a time."""
     actor = staff()
     q = request.args.get("q", "").strip()[:200]
     after = request.args.get("after", type=int)
-    stmt = organisations.visible_organisations(actor)
+    stmt = organisation_service.visible_organisations(actor)
     if q:
         pattern = f"%{q.lower()}%"
         stmt = stmt.where(
@@ -85,7 +85,7 @@ def organisations_create() -> Any:
     actor = require(Permission.ORGANISATION_WRITE)
     form = request.form
     try:
-        organisation = organisations.create_organisation(
+        organisation = organisation_service.create_organisation(
             db_session(),
             actor,
             slug=form.get("slug", "").strip(),
@@ -127,7 +127,7 @@ def _detail_page(organisation_id: int, error: FormError | None = None, **forms: 
     what was entered."""
     actor = staff()
     session = db_session()
-    organisation = organisations.get_organisation(session, actor, organisation_id)
+    organisation = organisation_service.get_organisation(session, actor, organisation_id)
     windows = _windows(organisation)
     contracts = coverage_contracts.contracts_of(session, actor, organisation_id=organisation.id)
     contracts = contracts[:LISTED]
@@ -196,7 +196,7 @@ def organisations_update(organisation_id: int) -> Any:
     actor = require(Permission.ORGANISATION_WRITE)
     form = request.form
     try:
-        organisations.update_organisation(
+        organisation_service.update_organisation(
             db_session(),
             actor,
             organisation_id,
@@ -226,7 +226,7 @@ def organisations_contract_add(organisation_id: int) -> Any:
     form = request.form
     session = db_session()
     try:
-        organisation = organisations.get_organisation(session, actor, organisation_id)
+        organisation = organisation_service.get_organisation(session, actor, organisation_id)
         device = _device(organisation, form.get("serial", ""), required=False)
         coverage_contracts.create_contract(
             session,
@@ -280,7 +280,7 @@ def organisations_override_add(organisation_id: int) -> Any:
     form = request.form
     session = db_session()
     try:
-        organisation = organisations.get_organisation(session, actor, organisation_id)
+        organisation = organisation_service.get_organisation(session, actor, organisation_id)
         device = _device(organisation, form.get("serial", ""), required=True)
         assert device is not None
         coverage_contracts.create_override(
@@ -318,7 +318,7 @@ def organisations_approval(organisation_id: int) -> Any:
 def organisations_windows(organisation_id: int) -> str:
     """The form that edits the maintenance windows (their approvers)."""
     actor = require(Permission.UPDATES_APPROVE)
-    organisation = organisations.get_organisation(db_session(), actor, organisation_id)
+    organisation = organisation_service.get_organisation(db_session(), actor, organisation_id)
     rows = [row.audit_view() for row in _windows(organisation)[0]]
     return _windows_form(organisation, rows + [{}] * BLANK_WINDOWS)
 
@@ -370,7 +370,7 @@ def organisations_windows_save(organisation_id: int) -> Any:
     except AppError as error:
         failed = form_error(error)
         session.rollback()
-        organisation = organisations.get_organisation(session, actor, organisation_id)
+        organisation = organisation_service.get_organisation(session, actor, organisation_id)
         return _windows_form(organisation, [*windows, {}], failed)
     session.commit()
     return _back(organisation_id, "windows")
