@@ -8,16 +8,24 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from tests.clock import NOW
 from tests.helpers.console import Statements, page
 from tests.helpers.portal import csrf
 from tests.helpers.staff_session import as_staff
-from tests.test_audit import _disable_append_only
 from upgrade_server.audit.models import AuditEntry
 from upgrade_server.extensions import db
 from upgrade_server.web.labels import LABELS
+
+
+def _disable_append_only(is_postgres: bool) -> None:
+    """What an attacker with the database owner's rights could do (rolled back after)."""
+    if is_postgres:
+        db.session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+    else:
+        db.session.execute(text("DROP TRIGGER audit_log_no_update"))
+        db.session.execute(text("DROP TRIGGER audit_log_no_delete"))
 
 
 def _ids(html: str) -> list[int]:

@@ -322,20 +322,32 @@ def test_a_tokens_secret_is_shown_once_and_only_its_hash_is_kept(client, factory
     assert admin.id != factory.customer.id
 
 
-@pytest.mark.parametrize(
-    ("path", "data"),
-    [
+def test_account_forms_need_the_token_and_an_admin(client, factory, organisation):
+    ada = factory.customer
+    token = factory.caller("customer-viewer", organisation)
+    forms = [
         ("/console/accounts/users", {"name": "x", "email": "x@x.test", "role": "viewer"}),
-        ("/console/accounts/tokens", {"name": "x", "email": "x@x.test"}),
-    ],
-)
-def test_account_forms_need_the_token_and_an_admin(client, factory, path, data):
+        ("/console/accounts/tokens", {"name": "x", "email": ada.email}),
+        (f"/console/accounts/users/{ada.id}", {"name": "Renamed", "role": "customer-viewer"}),
+        (f"/console/accounts/users/{ada.id}/active", {"active": "no"}),
+    ]
     as_staff(client, factory, "admin")
-    assert client.post(path, data=data).status_code == 400
+    for path, data in forms:
+        assert client.post(path, data=data).status_code == 400, path
+    revoke = f"/console/accounts/tokens/{db.session.scalars(select(ApiToken)).first().id}/revoke"
+    assert client.post(revoke).status_code == 400
     viewer = as_staff(client, factory, "viewer")
-    assert _post(client, path, data, token_from="/console/accounts").status_code == 403
+    for path, data in [*forms, (revoke, {})]:
+        assert _post(client, path, data, token_from="/console/accounts").status_code == 403, path
+    # Nor may a viewer open the confirmation steps.
+    page(client, f"/console/accounts/users/{ada.id}/active", 403)
+    page(client, revoke, 403)
+    page(client, f"/console/organisations/{organisation.id}/windows", 403)
     assert db.session.scalars(select(User).filter_by(email="x@x.test")).first() is None
-    assert viewer.active
+    db.session.refresh(ada)
+    assert ada.active and ada.name == "Ada Acme" and ada.role == "customer-admin"
+    assert db.session.scalars(select(ApiToken).where(ApiToken.revoked_at.is_not(None))).all() == []
+    assert viewer.active and token.user.active
 
 
 def test_zh_cn_pages_show_no_raw_codes(client, factory, organisation):
@@ -362,3 +374,20 @@ def test_zh_cn_pages_show_no_raw_codes(client, factory, organisation):
         for domain in ("coverage-kind", "coverage-status", "role", "region"):
             for code in LABELS[domain]:
                 assert not re.search(rf"(?<![\w-]){re.escape(code)}(?![\w-])", text), (path, code)
+
+
+def test_an_organisations_page_runs_as_many_statements_for_30_devices_as_for_3(
+    client, factory, organisation
+):
+    as_staff(client, factory, "viewer")
+    product = factory.product()
+    path = f"/console/organisations/{organisation.id}"
+    page(client, path)
+    with Statements() as few:
+        page(client, path)
+    for _ in range(27):
+        factory.device(organisation, product)
+    with Statements() as many:
+        html = page(client, path)
+    assert "28 devices" in html
+    assert many.count <= few.count, many.seen[few.count :]
