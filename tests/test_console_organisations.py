@@ -391,3 +391,25 @@ def test_an_organisations_page_runs_as_many_statements_for_30_devices_as_for_3(
         html = page(client, path)
     assert "28 devices" in html
     assert many.count <= few.count, many.seen[few.count :]
+
+
+def test_an_admin_changes_the_facts_and_bad_ones_are_named(client, factory, organisation):
+    as_staff(client, factory, "admin")
+    path = f"/console/organisations/{organisation.id}"
+    facts = {"name": "Acme Grid", "timezone": "Asia/Urumqi", "region": "beijing"}
+    r = _post(client, path, {**facts, "contact_email": "not an address"})
+    assert r.status_code == 422 and "Contact e-mail" in r.get_data(as_text=True)
+    r = _post(client, path, {**facts, "timezone": "Mars/Olympus", "contact_email": ""})
+    assert r.status_code == 422 and 'value="Mars/Olympus"' in r.get_data(as_text=True)
+    r = _post(client, path, {**facts, "contact_email": "ops@acme.test"})
+    assert r.status_code == 302
+    db.session.refresh(organisation)
+    assert (organisation.name, organisation.timezone, organisation.region) == (
+        "Acme Grid",
+        "Asia/Urumqi",
+        "beijing",
+    )
+    assert organisation.contact_email == "ops@acme.test"
+    # A forged window form is refused, and the windows stay.
+    r = _post(client, f"{path}/windows", {"rows": "many"}, token_from=path)
+    assert r.status_code == 400

@@ -6,9 +6,10 @@ service the JSON API calls, with the staff member as the actor."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -92,7 +93,7 @@ def organisations_create() -> Any:
             name=form.get("name", "").strip(),
             timezone=form.get("timezone", "").strip() or "Asia/Shanghai",
             region=_region(form.get("region", Region.OTHER.value)),
-            contact_email=form.get("contact_email", "").strip() or None,
+            contact_email=_email(form.get("contact_email", "")),
         )
     except AppError as error:
         failed = form_error(error)
@@ -109,6 +110,16 @@ def organisations_create() -> Any:
         ), failed.status
     db_session().commit()
     return redirect(url_for("console.organisations_detail", organisation_id=organisation.id))
+
+
+def _email(value: str) -> str | None:
+    """A contact address as the API takes it (its schema checks the form); empty: none."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise InvalidInputError("bad e-mail", [{"field": "contact_email", "message": "an address"}])
+    return value
 
 
 def _region(value: str) -> str:
@@ -204,7 +215,7 @@ def organisations_update(organisation_id: int) -> Any:
                 "name": form.get("name", "").strip(),
                 "timezone": form.get("timezone", "").strip(),
                 "region": _region(form.get("region", "")),
-                "contact_email": form.get("contact_email", "").strip() or None,
+                "contact_email": _email(form.get("contact_email", "")),
             },
         )
     except AppError as error:
@@ -340,7 +351,10 @@ def _posted_windows(form: Any) -> list[dict[str, Any]]:
     """The rows of the form as the service takes them; a row whose kind is
     empty is none (left blank, or removed)."""
     windows = []
-    for i in range(int(form.get("rows", 0) or 0)):
+    given = str(form.get("rows", ""))
+    if not given.isdigit():
+        abort(400)  # not the console's form
+    for i in range(min(int(given), maintenance.MAX_WINDOWS + BLANK_WINDOWS)):
         kind = form.get(f"kind-{i}", "")
         if kind not in (WindowKind.WEEKLY, WindowKind.CRON):
             continue
