@@ -66,7 +66,7 @@ def test_an_organisation_page_shows_its_facts_devices_coverage_and_users(
     as_staff(client, factory, "support")
     html = page(client, f"/console/organisations/{organisation.id}")
     assert "Acme Power" in html and "Asia/Shanghai" in html and "other regions" in html
-    assert f"/console/devices?organisation={organisation.id}" in html and "1 devices" in html
+    assert f"/console/devices?organisation={organisation.id}" in html and "1 (see the list)" in html
     assert "Ada Acme" in html and "customer administrator" in html
     assert "No window: devices may install at any time." in html
     assert "Software upgrades" in html
@@ -389,7 +389,7 @@ def test_an_organisations_page_runs_as_many_statements_for_30_devices_as_for_3(
         factory.device(organisation, product)
     with Statements() as many:
         html = page(client, path)
-    assert "28 devices" in html
+    assert "28 (see the list)" in html
     assert many.count <= few.count, many.seen[few.count :]
 
 
