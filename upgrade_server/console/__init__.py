@@ -15,7 +15,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from upgrade_server.console import overview_pages  # noqa: F401  (its routes join bp)
+    from upgrade_server.console import (
+        device_pages,  # noqa: F401  (its routes join bp)
+        overview_pages,  # noqa: F401  (its routes join bp)
+    )
     from upgrade_server.console.views import bp
 
     app.register_blueprint(bp)
