@@ -90,9 +90,12 @@ def test_each_filter_narrows_the_list(client, factory, fleet, query, expected):
     }
     html = page(client, "/console/devices?" + query.format(**ids))
     assert serials(html) == expected
-    assert f"{len(expected)} devices match." in html or (
-        len(expected) == 1 and "One device matches." in html
-    )
+    if "coverage" in query:  # not counted: reading every device's windows costs too much
+        assert "Devices matching the filters, 50 a page:" in html and "match." not in html
+    else:
+        assert f"{len(expected)} devices match." in html or (
+            len(expected) == 1 and "One device matches." in html
+        )
 
 
 def test_the_list_shows_each_devices_upgrade_coverage(client, factory, fleet):

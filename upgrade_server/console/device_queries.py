@@ -32,7 +32,8 @@ from upgrade_server.sites.models import Site
 
 PAGE_SIZE = 50
 # Counting the matches stops here: the page says "more than 10,000" rather
-# than scanning the whole fleet for an exact number.
+# than scanning the whole fleet for an exact number. A page filtered by
+# coverage is not counted at all (it has "next page" links only).
 COUNT_CAP = 10_000
 ENDING_DAYS = 30
 # Upgrade coverage states the list filters on; "covered" includes "ending".
@@ -100,9 +101,16 @@ def _number(value: str | None) -> int | None:
     return None
 
 
-def _upgrade_state(session: Session) -> Any:
-    """The SQL for a device's upgrade coverage state (one of STATES), from its
-    stored windows and today in its organisation's time zone."""
+@dataclass(frozen=True)
+class _Coverage:
+    """Upgrade coverage in SQL, from a device's stored windows and today in
+    its organisation's time zone (which needs organisations joined)."""
+
+    state: Any  # one of STATES, as a CASE
+    predicates: dict[str, Any]  # each of STATES: the same, as a cheaper WHERE
+
+
+def _coverage(session: Session) -> _Coverage:
     zones = session.scalars(select(Organisation.timezone).distinct()).all()
     now = utcnow()
     today = {zone: today_in(zone, now) for zone in zones}
@@ -115,24 +123,38 @@ def _upgrade_state(session: Session) -> Any:
         else_=None,
     )
     stored = Device.upgrade_windows
-    first_window = stored[("windows", 0)].as_string()
+    windowless = stored[("windows", 0)].as_string().is_(None)
     through = stored["through"].as_string()
-    start = func.coalesce(Device.delivered_on, Device.accepted_on)
+    # Coverage starts with the trial run (delivery), else with acceptance.
+    later = cast(func.coalesce(Device.delivered_on, Device.accepted_on), String) > today_text
     never_delivered = and_(Device.delivered_on.is_(None), Device.accepted_on.is_(None))
-    return case(
+    state = case(
         # Not delivered: the vendor's stock, nothing started (nor restricted).
-        (and_(first_window.is_(None), never_delivered), literal("not-started")),
-        (first_window.is_(None), literal("ended")),  # every day denied
-        (cast(start, String) > today_text, literal("not-started")),
+        (and_(windowless, never_delivered), literal("not-started")),
+        (windowless, literal("ended")),  # every day denied
+        (later, literal("not-started")),
         (through.is_(None), literal("covered")),  # open-ended
         (through < today_text, literal("ended")),
         (through <= soon_text, literal("ending")),
         else_=literal("covered"),
     )
+    # The same cases as WHEREs, the cheap test first (SQLite stops at the
+    # first false term): a filtered count reads every device.
+    started = and_(~windowless, or_(~later, later.is_(None)))
+    predicates = {
+        "covered": and_(or_(through.is_(None), through >= today_text), started),
+        "ending": and_(through >= today_text, through <= soon_text, started),
+        "ended": or_(
+            and_(through < today_text, started),
+            and_(windowless, ~never_delivered),
+        ),
+        "not-started": or_(and_(never_delivered, windowless), and_(later, ~windowless)),
+    }
+    return _Coverage(state, predicates)
 
 
-def _statement(session: Session, actor: Principal, query: DeviceQuery) -> Select[Any]:
-    state = _upgrade_state(session).label("state")
+def _filtered(session: Session, actor: Principal, query: DeviceQuery) -> Select[Any]:
+    """The ids of the devices the filters keep, with only the joins they need."""
     stmt = (
         visible_devices(
             actor,
@@ -143,43 +165,22 @@ def _statement(session: Session, actor: Principal, query: DeviceQuery) -> Select
                 current_version=query.version or None,
             ),
         )
-        .with_only_columns(
-            Device.id,
-            Device.serial,
-            Device.current_version,
-            Device.channel,
-            Device.last_seen_at,
-            Device.delivered_on,
-            Device.accepted_on,
-            Device.upgrade_windows["through"].as_string().label("through"),
-            Organisation.id.label("organisation_id"),
-            Organisation.slug.label("organisation_slug"),
-            Organisation.name.label("organisation"),
-            Organisation.timezone.label("timezone"),
-            Product.code.label("product"),
-            HardwareRevision.code.label("hardware"),
-            func.coalesce(Site.name, "").label("site"),
-            state,
-            maintain_column_froms=False,
-        )
+        .with_only_columns(Device.id, maintain_column_froms=False)
         .select_from(Device)
-        .join(Organisation, Organisation.id == Device.organisation_id)
-        .join(Product, Product.id == Device.product_id)
-        .join(HardwareRevision, HardwareRevision.id == Device.hardware_revision_id)
-        .outerjoin(Site, Site.id == Device.site_id)
     )
     if query.q:
         pattern = f"{escape_like(query.q.lower())}%"
         stmt = stmt.where(func.lower(Device.serial).like(pattern, escape="\\"))
-    if query.hardware:
-        stmt = stmt.where(HardwareRevision.code == query.hardware)
-    if query.coverage == "covered":
-        stmt = stmt.where(state.in_(("covered", "ending")))
-    elif query.coverage:
-        stmt = stmt.where(state == query.coverage)
     if query.silent is not None:
         since = utcnow() - timedelta(days=query.silent)
         stmt = stmt.where(or_(Device.last_seen_at.is_(None), Device.last_seen_at < since))
+    if query.hardware:
+        stmt = stmt.join(HardwareRevision, HardwareRevision.id == Device.hardware_revision_id)
+        stmt = stmt.where(HardwareRevision.code == query.hardware)
+    if query.coverage or query.sort == "organisation":
+        stmt = stmt.join(Organisation, Organisation.id == Device.organisation_id)
+    if query.coverage:
+        stmt = stmt.where(_coverage(session).predicates[query.coverage])
     return stmt
 
 
@@ -207,25 +208,63 @@ def _ordered(stmt: Select[Any], query: DeviceQuery) -> Select[Any]:
     return stmt.order_by(*keys, serial)
 
 
+def _columns(session: Session) -> Select[Any]:
+    """What a row of the list (and of the CSV file) shows."""
+    return (
+        select(
+            Device.id,
+            Device.serial,
+            Device.current_version,
+            Device.channel,
+            Device.last_seen_at,
+            Device.delivered_on,
+            Device.accepted_on,
+            Device.upgrade_windows["through"].as_string().label("through"),
+            Organisation.id.label("organisation_id"),
+            Organisation.slug.label("organisation_slug"),
+            Organisation.name.label("organisation"),
+            Organisation.timezone.label("timezone"),
+            Product.code.label("product"),
+            HardwareRevision.code.label("hardware"),
+            func.coalesce(Site.name, "").label("site"),
+            _coverage(session).state.label("state"),
+        )
+        .select_from(Device)
+        .join(Organisation, Organisation.id == Device.organisation_id)
+        .join(Product, Product.id == Device.product_id)
+        .join(HardwareRevision, HardwareRevision.id == Device.hardware_revision_id)
+        .outerjoin(Site, Site.id == Device.site_id)
+    )
+
+
 @dataclass(frozen=True)
 class DevicePage:
     rows: list[Any]
-    total: int  # capped at COUNT_CAP + 1 ("more than COUNT_CAP")
+    # How many match, capped at COUNT_CAP + 1 ("more than COUNT_CAP"); None:
+    # not counted (a coverage filter reads every device's windows to count).
+    total: int | None
     more: bool
 
     @property
     def capped(self) -> bool:
-        return self.total > COUNT_CAP
+        return self.total is not None and self.total > COUNT_CAP
 
 
 def device_page(session: Session, actor: Principal, query: DeviceQuery) -> DevicePage:
-    """One page of the filtered, sorted list, and how many match (capped)."""
-    stmt = _statement(session, actor, query)
+    """One page of the filtered, sorted list, and how many match (capped).
+
+    Two steps: the page's ids in order (a sort reads only the keys of the
+    devices it passes over), then the columns of those ids alone."""
+    filtered = _filtered(session, actor, query)
     offset = (query.page - 1) * PAGE_SIZE
-    rows = list(session.execute(_ordered(stmt, query).offset(offset).limit(PAGE_SIZE + 1)))
-    counted = stmt.with_only_columns(Device.id, maintain_column_froms=False).limit(COUNT_CAP + 1)
-    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
-    return DevicePage(rows[:PAGE_SIZE], total, len(rows) > PAGE_SIZE)
+    ids = list(session.scalars(_ordered(filtered, query).offset(offset).limit(PAGE_SIZE + 1)))
+    found = {r.id: r for r in session.execute(_columns(session).where(Device.id.in_(ids)))}
+    total = None
+    if not query.coverage:
+        counted = filtered.limit(COUNT_CAP + 1).subquery()
+        total = session.scalar(select(func.count()).select_from(counted)) or 0
+    rows = [found[i] for i in ids[:PAGE_SIZE] if i in found]
+    return DevicePage(rows, total, len(ids) > PAGE_SIZE)
 
 
 def device_rows(
@@ -233,7 +272,8 @@ def device_rows(
 ) -> Iterator[Any]:
     """Every row of the filtered set in the list's order, read a batch at a
     time (a CSV file of the whole fleet does not sit in memory)."""
-    stmt = _ordered(_statement(session, actor, query), query)
+    kept = _columns(session).where(Device.id.in_(_filtered(session, actor, query)))
+    stmt = _ordered(kept, query)
     yield from session.execute(stmt.execution_options(yield_per=batch))
 
 
