@@ -17,6 +17,7 @@ from tests.helpers.publishing import publish
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import contracts
+from upgrade_server.entitlements.service import coverage_of_each
 from upgrade_server.extensions import db
 from upgrade_server.service import sessions
 from upgrade_server.tickets import service as tickets
@@ -63,36 +64,33 @@ def test_a_serial_is_found_by_its_beginning_whatever_the_case(client, factory, f
     assert serials(page(client, "/console/devices?q=%25")) == []
 
 
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("organisation={zenith}", ["ZX-100", "ZX-101", "ZX-102"]),
-        ("product={cam}", ["AB-200"]),
-        ("version=1.10.0", ["ZX-101"]),
-        ("hardware=rev-b", ["ZX-100"]),
-        ("hardware=r1", ["AB-200"]),
-        ("channel=beta", ["ZX-100"]),
-        ("coverage=covered", ["AB-100", "AB-101"]),
-        ("coverage=ending", ["AB-101"]),
-        ("coverage=ended", ["AB-200"]),
-        ("coverage=not-started", ["ZX-100", "ZX-101", "ZX-102"]),
-        ("silent=30", ["AB-101", "AB-200", "ZX-101", "ZX-102"]),
-        ("silent=1", ["AB-101", "AB-200", "ZX-100", "ZX-101", "ZX-102"]),
-        ("organisation={acme}&coverage=covered&silent=30", ["AB-101"]),
-    ],
-)
-def test_each_filter_narrows_the_list(client, factory, fleet, query, expected):
+FILTERS = [
+    ("organisation={zenith}", ["ZX-100", "ZX-101", "ZX-102"]),
+    ("product={cam}", ["AB-200"]),
+    ("version=1.10.0", ["ZX-101"]),
+    ("hardware=rev-b", ["ZX-100"]),
+    ("hardware=r1", ["AB-200"]),
+    ("channel=beta", ["ZX-100"]),
+    ("coverage=covered", ["AB-100", "AB-101"]),
+    ("coverage=ending", ["AB-101"]),
+    ("coverage=ended", ["AB-200"]),
+    ("coverage=not-started", ["ZX-100", "ZX-101", "ZX-102"]),
+    ("silent=30", ["AB-101", "AB-200", "ZX-101", "ZX-102"]),
+    ("silent=1", ["AB-101", "AB-200", "ZX-100", "ZX-101", "ZX-102"]),
+    ("organisation={acme}&coverage=covered&silent=30", ["AB-101"]),
+]
+
+
+def test_each_filter_narrows_the_list(client, factory, fleet):
     as_staff(client, factory, "viewer")
     ids = {
         "zenith": fleet["ZX-100"].organisation_id,
         "acme": fleet["AB-100"].organisation_id,
         "cam": fleet["AB-200"].product_id,
     }
-    html = page(client, "/console/devices?" + query.format(**ids))
-    assert serials(html) == expected
-    if "coverage" in query:  # not counted: reading every device's windows costs too much
-        assert "Devices matching the filters, 50 a page:" in html and "match." not in html
-    else:
+    for query, expected in FILTERS:
+        html = page(client, "/console/devices?" + query.format(**ids))
+        assert serials(html) == expected, query
         assert f"{len(expected)} devices match." in html or (
             len(expected) == 1 and "One device matches." in html
         )
@@ -156,6 +154,12 @@ def test_pages_of_fifty_in_a_stable_order(client, factory):
     second = page(client, "/console/devices?q=pg&page=2")
     assert serials(second) == [f"PG-{i:03d}" for i in range(50, 55)]
     assert 'rel="prev"' in second and 'rel="next"' not in second
+    # Filtered by coverage, the first page is not counted (that reads every
+    # device's windows); the last one knows.
+    first = page(client, "/console/devices?q=pg&coverage=not-started")
+    assert "Devices matching the filters, 50 a page:" in first and "match." not in first
+    second = page(client, "/console/devices?q=pg&coverage=not-started&page=2")
+    assert "55 devices match." in second
 
 
 def test_the_csv_file_holds_the_filtered_set(client, factory, fleet):
@@ -353,3 +357,74 @@ def test_zh_cn_pages_show_no_raw_code(client, factory, history):
         for code in ("not-started", "installed", "inspection", "on-site", "upgrades", "covered"):
             assert not re.search(rf"(?<![\w-]){code}(?![\w-])", text), (path, code)
         assert "设备" in html
+
+
+def _expected_state(kind: dict) -> str:
+    """The list's word for what entitlements computes of upgrade coverage."""
+    if kind["status"] in ("covered", "trial"):
+        through = kind["covered_through"]
+        return "ending" if through and through <= today() + timedelta(days=30) else "covered"
+    return "ended" if kind["status"] == "expired" else "not-started"
+
+
+def test_the_lists_coverage_agrees_with_entitlements(client, factory):
+    """Read from the stored windows, the list says what the rules say."""
+    cli = Principal.cli()
+    day = today()
+    organisation, product = factory.organisation(), factory.product()
+    cases = {
+        "CV-COVERED": {"accepted_on": day - timedelta(days=100)},
+        "CV-TRIAL": {"delivered_on": day - timedelta(days=10)},
+        "CV-ENDING": {"accepted_on": day - timedelta(days=3 * 365 - 10)},
+        "CV-ENDED": {"accepted_on": day - timedelta(days=5 * 365)},
+        "CV-STOCK": {},
+        "CV-RENEWED": {"accepted_on": day - timedelta(days=5 * 365)},
+        "CV-DENIED": {"accepted_on": day - timedelta(days=100)},
+        "CV-CONTRACT-ONLY": {},
+    }
+    devices = {
+        serial: factory.device(
+            organisation, product, serial=serial, **{k: v.isoformat() for k, v in kw.items()}
+        )[0]
+        for serial, kw in cases.items()
+    }
+    for serial in ("CV-RENEWED", "CV-CONTRACT-ONLY"):
+        contracts.create_contract(
+            db.session,
+            cli,
+            {
+                "device_id": devices[serial].id,
+                "kind": "upgrades",
+                "starts_on": day - timedelta(days=5),
+                "ends_on": day + timedelta(days=200),
+                "reference": f"R-{serial}",
+            },
+        )
+    contracts.create_override(
+        db.session,
+        cli,
+        devices["CV-DENIED"].id,
+        {
+            "kind": "upgrades",
+            "effect": "deny",
+            "starts_on": day - timedelta(days=200),
+            "ends_on": None,
+            "reason": "returned",
+        },
+    )
+    db.session.commit()
+    as_staff(client, factory, "viewer")
+    r = client.get("/console/devices.csv?q=cv-")
+    listed = {
+        row["serial"]: row["upgrade_coverage"]
+        for row in csv.DictReader(io.StringIO(r.get_data(True)))
+    }
+    computed = coverage_of_each(db.session, list(devices.values()))
+    expected = {
+        d.serial: _expected_state(
+            next(k for k in computed[d.id]["kinds"] if k["kind"] == "upgrades")
+        )
+        for d in devices.values()
+    }
+    assert listed == expected
+    assert set(listed.values()) == {"covered", "ending", "ended", "not-started"}

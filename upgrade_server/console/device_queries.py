@@ -204,7 +204,10 @@ def _ordered(stmt: Select[Any], query: DeviceQuery) -> Select[Any]:
         keys = [way(Release.version_key), way(Device.current_version)]
     else:
         keys = []
-    serial = Device.serial.desc() if query.desc else Device.serial.asc()
+    # With a search, the matches are sorted after they are found: walking the
+    # serial index in order would read half the fleet before a match deep in it.
+    by_serial = func.coalesce(Device.serial, "") if query.q else Device.serial
+    serial = by_serial.desc() if query.desc else by_serial.asc()
     return stmt.order_by(*keys, serial)
 
 
@@ -259,12 +262,15 @@ def device_page(session: Session, actor: Principal, query: DeviceQuery) -> Devic
     offset = (query.page - 1) * PAGE_SIZE
     ids = list(session.scalars(_ordered(filtered, query).offset(offset).limit(PAGE_SIZE + 1)))
     found = {r.id: r for r in session.execute(_columns(session).where(Device.id.in_(ids)))}
+    more = len(ids) > PAGE_SIZE
     total = None
-    if not query.coverage:
+    if not more and (ids or query.page == 1):  # the last page: counted already
+        total = offset + len(ids)
+    elif not query.coverage:
         counted = filtered.limit(COUNT_CAP + 1).subquery()
         total = session.scalar(select(func.count()).select_from(counted)) or 0
     rows = [found[i] for i in ids[:PAGE_SIZE] if i in found]
-    return DevicePage(rows, total, len(ids) > PAGE_SIZE)
+    return DevicePage(rows, total, more)
 
 
 def device_rows(
