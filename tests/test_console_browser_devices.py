@@ -29,6 +29,14 @@ from upgrade_server.updates.models import InstallEvent
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
 SUPPORT = "eng@vendor.test"
+# How far each device's upgrade coverage has gone: every state of the list.
+ACCEPTED = {
+    "KX-4710": lambda day: {"accepted_on": (day - timedelta(days=3 * 365 - 12)).isoformat()},
+    "KX-4711": lambda day: {"accepted_on": (day - timedelta(days=200)).isoformat()},
+    "KX-4712": lambda day: {"accepted_on": (day - timedelta(days=4 * 365)).isoformat()},
+    "HP-0001": lambda day: {"accepted_on": (day - timedelta(days=500)).isoformat()},
+    "HP-0002": lambda day: {},
+}
 
 
 @pytest.fixture
@@ -55,11 +63,13 @@ def fleet(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
                             "hardware_revision": "rev-a" if n % 2 else "rev-b",
                             "organisation": slug,
                             "current_version": f"1.{n}.0",
-                            "accepted_on": (day - timedelta(days=400 * n + 30)).isoformat(),
+                            **ACCEPTED[serial](day),
                             "site": "Pump station 3" if n == 1 else "",
                         },
                     ).device
-                    device.last_seen_at = utcnow() - timedelta(hours=5 * n)
+                    device.last_seen_at = utcnow() - timedelta(hours=5 * n + 1)
+                    if serial == "HP-0001":
+                        device.last_seen_at = utcnow() - timedelta(days=41)
                     db.session.flush()
                     ids[serial] = device
             target = ids["KX-4711"]

@@ -19,6 +19,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.console import device_queries as queries
@@ -29,6 +30,7 @@ from upgrade_server.entitlements.service import coverage_of
 from upgrade_server.errors import AppError
 from upgrade_server.extensions import session as db_session
 from upgrade_server.web import problems
+from upgrade_server.web.labels import label
 
 # The CSV file's columns, in order.
 CSV_COLUMNS = (
@@ -68,6 +70,10 @@ def devices() -> str:
         cap=queries.COUNT_CAP,
         page_size=queries.PAGE_SIZE,
         organisation_link=_organisation_link,
+        # Said once a page, not once a row.
+        state_words={state: label(state, "upgrade-coverage") for state in queries.STATES},
+        through=_("through %(day)s"),
+        never=_("never"),
     )
 
 

@@ -12,9 +12,10 @@ computes it; the list does not re-derive those rules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, and_, case, cast, func, literal, or_, select
@@ -113,7 +114,13 @@ class _Coverage:
 def _coverage(session: Session) -> _Coverage:
     zones = session.scalars(select(Organisation.timezone).distinct()).all()
     now = utcnow()
-    today = {zone: today_in(zone, now) for zone in zones}
+    return _coverage_on(tuple(sorted((zone, today_in(zone, now)) for zone in zones)))
+
+
+@functools.lru_cache(maxsize=8)
+def _coverage_on(days: tuple[tuple[str, date], ...]) -> _Coverage:
+    """_coverage for these days in these zones (built once a day, not per page)."""
+    today = dict(days)
     today_text = case(
         {z: d.isoformat() for z, d in today.items()}, value=Organisation.timezone, else_=None
     )
@@ -153,7 +160,9 @@ def _coverage(session: Session) -> _Coverage:
     return _Coverage(state, predicates)
 
 
-def _filtered(session: Session, actor: Principal, query: DeviceQuery) -> Select[Any]:
+def _filtered(
+    session: Session, actor: Principal, query: DeviceQuery, coverage: _Coverage
+) -> Select[Any]:
     """The ids of the devices the filters keep, with only the joins they need."""
     stmt = (
         visible_devices(
@@ -180,7 +189,7 @@ def _filtered(session: Session, actor: Principal, query: DeviceQuery) -> Select[
     if query.coverage or query.sort == "organisation":
         stmt = stmt.join(Organisation, Organisation.id == Device.organisation_id)
     if query.coverage:
-        stmt = stmt.where(_coverage(session).predicates[query.coverage])
+        stmt = stmt.where(coverage.predicates[query.coverage])
     return stmt
 
 
@@ -211,7 +220,7 @@ def _ordered(stmt: Select[Any], query: DeviceQuery) -> Select[Any]:
     return stmt.order_by(*keys, serial)
 
 
-def _columns(session: Session) -> Select[Any]:
+def _columns(coverage: _Coverage) -> Select[Any]:
     """What a row of the list (and of the CSV file) shows."""
     return (
         select(
@@ -230,7 +239,7 @@ def _columns(session: Session) -> Select[Any]:
             Product.code.label("product"),
             HardwareRevision.code.label("hardware"),
             func.coalesce(Site.name, "").label("site"),
-            _coverage(session).state.label("state"),
+            coverage.state.label("state"),
         )
         .select_from(Device)
         .join(Organisation, Organisation.id == Device.organisation_id)
@@ -258,10 +267,11 @@ def device_page(session: Session, actor: Principal, query: DeviceQuery) -> Devic
 
     Two steps: the page's ids in order (a sort reads only the keys of the
     devices it passes over), then the columns of those ids alone."""
-    filtered = _filtered(session, actor, query)
+    coverage = _coverage(session)
+    filtered = _filtered(session, actor, query, coverage)
     offset = (query.page - 1) * PAGE_SIZE
     ids = list(session.scalars(_ordered(filtered, query).offset(offset).limit(PAGE_SIZE + 1)))
-    found = {r.id: r for r in session.execute(_columns(session).where(Device.id.in_(ids)))}
+    found = {r.id: r for r in session.execute(_columns(coverage).where(Device.id.in_(ids)))}
     more = len(ids) > PAGE_SIZE
     total = None
     if not more and (ids or query.page == 1):  # the last page: counted already
@@ -278,7 +288,8 @@ def device_rows(
 ) -> Iterator[Any]:
     """Every row of the filtered set in the list's order, read a batch at a
     time (a CSV file of the whole fleet does not sit in memory)."""
-    kept = _columns(session).where(Device.id.in_(_filtered(session, actor, query)))
+    coverage = _coverage(session)
+    kept = _columns(coverage).where(Device.id.in_(_filtered(session, actor, query, coverage)))
     stmt = _ordered(kept, query)
     yield from session.execute(stmt.execution_options(yield_per=batch))
 
