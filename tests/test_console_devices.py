@@ -290,7 +290,8 @@ def test_the_timeline_merges_every_source_newest_first(client, factory, history)
     assert f"Ticket #{history['ticket'].id} opened, level 2: Fan noise" in timeline
     assert "Version 2.0.0: installed" in timeline and "Contract C-77 added" in timeline
     assert f"Service session #{history['session'].id}, inspection (on site): planned" in timeline
-    assert "Registered by" in timeline
+    accepted = (day - timedelta(days=100)).isoformat()
+    assert re.search(rf"Registered by cli:[^;<]+; accepted: {accepted}<", timeline)
 
 
 def test_a_zenith_devices_times_are_in_new_york(client, factory, fleet):
@@ -309,12 +310,39 @@ def test_the_device_page_shows_its_facts_and_coverage(client, factory, history):
     page(client, "/console/devices/999999", 404)
 
 
-def test_statements_on_the_device_page_are_bounded(client, factory, history):
-    as_staff(client, factory, "viewer")
-    device = history["device"]
+def _statements_for_device(client, device, n):
+    for i in range(n):
+        occurred = NOW - timedelta(hours=i + 1)
+        db.session.add(
+            InstallEvent(
+                device_id=device.id,
+                version="2.0.0",
+                event_id=f"n-{n}-{i}",
+                status="downloading",
+                occurred_at=occurred,
+            )
+        )
+        db.session.add(
+            Alarm(
+                device_id=device.id,
+                alarm_id=f"n-{n}-{i}",
+                code="X",
+                level=3,
+                occurred_at=occurred,
+            )
+        )
+    db.session.commit()
     with Statements() as sql:
-        page(client, f"/console/devices/{device.id}")
-    assert sql.count <= 20
+        html = page(client, f"/console/devices/{device.id}")
+    return sql.count, html.count('<li class="timeline-')
+
+
+def test_statements_on_the_device_page_do_not_grow_with_its_history(client, factory, history):
+    as_staff(client, factory, "support")
+    few, _ = _statements_for_device(client, history["device"], 3)
+    many, shown_many = _statements_for_device(client, factory.device()[0], 30)
+    assert few == many and few <= 16
+    assert shown_many == 61  # 30 installs, 30 alarms, its registration
 
 
 def test_a_viewer_sees_no_write_action_and_cannot_post_one(client, factory, fleet):

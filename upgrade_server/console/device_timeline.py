@@ -275,7 +275,7 @@ def _audit_entry(device: Device, entry: AuditEntry) -> Entry | None:
     at, who = _utc(entry.at), entry.actor_label
     before, after = entry.before or {}, entry.after or {}
     builders: dict[str, Callable[[], Entry | None]] = {
-        "device.create": lambda: Entry(at, "device", _("Registered by %(who)s", who=who)),
+        "device.create": lambda: _created(at, who, after),
         "device.token.rotate": lambda: Entry(
             at, "device", _("Device token replaced by %(who)s", who=who), tone="warn"
         ),
@@ -304,6 +304,17 @@ def _day(value: Any) -> str:
     if not value:
         return "—"
     return date.fromisoformat(str(value)).isoformat()
+
+
+def _created(at: datetime, who: str, after: dict[str, Any]) -> Entry:
+    """The registration, with the dates coverage counts from if it had them."""
+    text = _("Registered by %(who)s", who=who)
+    dates = [
+        f"{label(name, 'device-field')}: {_day(after[name])}"
+        for name in ("delivered_on", "accepted_on")
+        if after.get(name)
+    ]
+    return Entry(at, "device", "; ".join([text, *dates]))
 
 
 def _change(at: datetime, who: str, before: dict[str, Any], after: dict[str, Any]) -> Entry | None:
