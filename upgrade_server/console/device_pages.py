@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.console import device_queries as queries
-from upgrade_server.console.device_timeline import timeline
+from upgrade_server.console.device_timeline import console_link, timeline
 from upgrade_server.console.views import bp, require, staff
 from upgrade_server.devices import service as device_service
 from upgrade_server.entitlements.service import coverage_of
@@ -50,9 +50,8 @@ CSV_COLUMNS = (
 
 
 def _organisation_link(organisation_id: int) -> str | None:
-    if "console.organisations_detail" in current_app.view_functions:
-        return url_for("console.organisations_detail", organisation_id=organisation_id)
-    return None
+    """The organisation's console page, once that section has one."""
+    return console_link(("console.organisations_detail",), organisation_id=organisation_id)
 
 
 @bp.get("/devices")
