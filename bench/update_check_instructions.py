@@ -157,6 +157,7 @@ def main() -> int:
             "UPGRADE_SERVER_TUF_UPKEEP_SECONDS": "0",
             "UPGRADE_SERVER_NOTIFY_INTERVAL_SECONDS": "0",
             "UPGRADE_SERVER_STAGING_CLEANUP_SECONDS": "0",
+            "UPGRADE_SERVER_ROLLOUT_EVALUATE_SECONDS": "0",
         }
         # The floor answers JSON of the server's size.
         env["FLOOR_BODY_BYTES"] = str(_answer_size(env))

@@ -24,13 +24,15 @@ def write_config(
     channel: str = "stable",
     initial_version: str | None = "0.9.0",
     extra: str = "",
+    install_command: list[str] | None = None,
 ) -> Path:
-    """An agent config; without `initial_version` the agent asks the server."""
+    """An agent config; without `initial_version` the agent asks the server.
+    The install command is INSTALLER unless another is given."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "root.json").write_bytes(root)
     state = home / "state"
     config = home / "agent.toml"
-    command = json.dumps([sys.executable, "-c", INSTALLER, str(home)])
+    command = json.dumps(install_command or [sys.executable, "-c", INSTALLER, str(home)])
     config.write_text(
         f'server = "{server}"\n'
         f'token = "{token}"\n'

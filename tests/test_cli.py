@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from tests.clock import today
-from tests.helpers.portal import login
+from tests.helpers.console import console_login
+from tests.helpers.portal import csrf, login
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.models import User
 from upgrade_server.audit.models import AuditEntry
@@ -130,6 +131,12 @@ def test_demo_is_repeatable(runner, client):
     assert login(client, email, password).status_code == 302
     page = client.get("/portal/devices?lang=en").get_data(as_text=True)
     assert "DEMO-" in page and ">1.0.0</a>" in page
+    # The printed console password logs the demo admin in to the staff console.
+    line = next(line for line in second.output.splitlines() if "console password" in line)
+    client.post("/portal/logout", data={"csrf_token": csrf(page)})
+    assert console_login(client, line.split()[-2], password=line.split()[-1]).status_code == 302
+    assert "/console/" in second.output
+    assert "Fleet by version" in client.get("/console/?lang=en").get_data(as_text=True)
 
 
 def test_service_commands(runner, factory):

@@ -130,3 +130,25 @@ def test_exclude_hardware_and_pin_or_exclude_devices(cli, client, factory):
     assert f"pinned [{first}], excluded [{second}]" in excluded.output
     cleared = cli(token, "rollout", "device", rollout_id, first, "--as", "none")
     assert f"pinned none, excluded [{second}]" in cleared.output
+
+
+def test_start_with_pinned_devices_in_the_first_wave(cli, client, factory):
+    f = fleet(client, factory, 3, 0)
+    pinned = [str(d.id) for d in f.devices[:2]]
+    started = cli(
+        f.publisher.token,
+        "rollout",
+        "start",
+        f.product.code,
+        "1.1.0",
+        "--waves",
+        "1,100",
+        "--pin",
+        pinned[0],
+        "--pin",
+        pinned[1],
+    )
+    assert started.exit_code == 0, started.output
+    rollout_id = started.output.split(":")[0].split()[1]
+    shown = cli(f.publisher.token, "rollout", "status", rollout_id, "--json")
+    assert f'"devices": [\n        {pinned[0]},\n        {pinned[1]}\n      ]' in shown.output

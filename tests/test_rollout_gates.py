@@ -18,6 +18,7 @@ from upgrade_server.rollouts.offer import load_active, offered
 from upgrade_server.rollouts.plan import Target
 from upgrade_server.tickets import notify
 from upgrade_server.tickets.notify import Notification
+from upgrade_server.updates import service
 
 # Small waves judged quickly: two reports, alarms judged from the start.
 QUICK = {
@@ -99,6 +100,20 @@ def test_failures_over_the_stop_threshold_halt_notify_and_withdraw_the_offer(
         offered(active, f.release_id, Target(device.id, device.organisation_id, "rev-a"))
         for device in f.devices
     ] == [device is downloading for device in f.devices]
+    # Once it reports how the install ended, it is not part-way any more: the
+    # offer stops for it too (a failed device would retry at every check).
+    generation = f.product.release_generation
+    service.record_event(
+        db.session(),
+        downloading,
+        service.EventReport("ev-outcome", "failed", release_id=f.release_id, error_code="E1"),
+    )
+    assert _rollout(body).in_progress == []
+    db.session.refresh(f.product)
+    assert f.product.release_generation > generation
+    active = load_active(db.session.connection(), f.product.id)
+    target = Target(downloading.id, downloading.organisation_id, "rev-a")
+    assert offered(active, f.release_id, target) is False
     # Nothing more to evaluate while it is halted.
     assert evaluation.evaluate_all(db.session(), now + timedelta(hours=3)) == []
 
@@ -177,4 +192,27 @@ def test_the_background_pass_evaluates_in_units_of_work_of_its_own(client, facto
         report(device, f.release_id, "installed", now)
     db.session.commit()
     assert evaluation.run_once(app, now + timedelta(hours=2)) == 1
+    assert _rollout(body).current_wave == 1
+
+
+def test_resumed_without_the_failing_revision_the_wave_is_judged_on_the_rest(client, factory):
+    f = fleet(client, factory, 4, 2)
+    wave0 = [f.devices[0], f.devices[1], f.devices[4]]  # two rev-a, one rev-b
+    body = _start(client, f, wave0, min_failures_to_halt=1)
+    now = utcnow()
+    report(wave0[0], f.release_id, "installed", now)
+    report(wave0[1], f.release_id, "installed", now)
+    report(wave0[2], f.release_id, "failed", now)
+    (halt,) = evaluation.evaluate_all(db.session(), now + timedelta(minutes=1))
+    assert halt.action == "halt" and halt.figures["failed"] == 1
+
+    url, headers = f"/api/v1/rollouts/{body['id']}", f.publisher.headers
+    r = client.post(f"{url}/excluded-hardware", json={"code": "rev-b"}, headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    r = client.post(f"{url}/resume", json={}, headers=headers)
+    current = r.get_json()["progress"]["current"]
+    # The failed rev-b device is no longer the wave's: its failure no longer counts.
+    assert (current["eligible"], current["installed"], current["failed"]) == (2, 2, 0)
+    (decision,) = evaluation.evaluate_all(db.session(), utcnow() + timedelta(hours=1))
+    assert decision.action == "advance" and decision.figures["failed"] == 0
     assert _rollout(body).current_wave == 1

@@ -64,6 +64,17 @@ def test_pins_and_exclusions():
     assert offered(_view(reached=3, excluded_hardware=frozenset({"rev-b"})), 10, B) is False
 
 
+def test_what_a_rollout_left_out_it_never_offers_even_once_completed_or_halted():
+    other = Target(3, 8, "rev-a")
+    done = _view("completed", 3, excluded_hardware=frozenset({"rev-b"}))
+    assert (offered(done, 10, B), offered(done, 10, other)) == (False, None)
+    done = _view("completed", 3, excluded_devices=frozenset({A.device_id}))
+    assert (offered(done, 10, A), offered(done, 10, other)) == (False, None)
+    part_way = frozenset({A.device_id, B.device_id})
+    halted = _view("halted", excluded_hardware=frozenset({"rev-b"}), in_progress=part_way)
+    assert (offered(halted, 10, A), offered(halted, 10, B)) == (True, False)
+
+
 Row = namedtuple(
     "Row",
     "id release_id state salt waves current_wave excluded_hardware emergency in_progress"

@@ -133,6 +133,30 @@ def test_an_aborted_rollout_offers_the_release_to_no_one(client, factory):
     assert all(_check(client, token).status_code == 204 for _, token in world.devices)
 
 
+def test_a_completed_rollout_still_leaves_out_the_revision_and_devices_it_excluded(client, factory):
+    world = _world(client, factory, 3)
+    accepted = first_of_month(today(), -11).isoformat()
+    rev_b = factory.device(
+        world.organisation,
+        world.devices[0][0].product,
+        hardware_revision="rev-b",
+        current_version="1.0.0",
+        accepted_on=accepted,
+    )
+    world.devices.append(rev_b)
+    left_out = world.devices[1][0]
+    rollout = _start(client, world, waves=[{"share": 10000}], excluded_hardware=["rev-b"])
+    url, headers = f"/api/v1/rollouts/{rollout['id']}", world.publisher.headers
+    r = client.post(f"{url}/devices/{left_out.id}?kind=exclude", headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert _offered(client, world) == [True, False, True, False]
+    r = client.post(f"{url}/advance", json={}, headers=headers)
+    assert r.get_json()["state"] == "completed"
+    # Offered as any release is, but never to what the rollout left out (the
+    # revision it fails on, say): completing the rollout does not lift that.
+    assert _offered(client, world) == [True, False, True, False]
+
+
 def test_a_release_waits_for_the_customers_approval_device_by_device(client, factory):
     world = _world(client, factory, 3)
     url = f"/api/v1/organisations/{world.organisation.id}"
@@ -236,3 +260,28 @@ def test_a_check_under_a_rollout_with_approval_and_windows_is_still_one_statemen
         finally:
             raw.set_trace_callback(None)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1, statements
+
+
+def test_a_rollout_never_offers_a_release_to_a_device_not_covered_for_it(client, factory):
+    """Pinned into the first wave, a device whose upgrade coverage ended is
+    still not offered the release; it is told why (the renewal hint)."""
+    from tests.clock import ExpiredDevice
+
+    world = _world(client, factory, 2)
+    dates = ExpiredDevice.relative_to(today())
+    expired, token = factory.device(
+        world.organisation,
+        world.devices[0][0].product,
+        current_version="1.0.0",
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
+    )
+    covered = world.devices[0][0]
+    waves = [{"share": 0, "devices": [expired.id, covered.id]}, {"share": 10000}]
+    _start(client, world, waves=waves)
+    assert _offered(client, world) == [True, False]  # the covered device, in the wave
+    r = _check(client, token)
+    body = r.get_json() if r.status_code == 200 else {}
+    assert body.get("release_id") != world.release_id
+    assert body["newer_not_entitled"]["version"] == "1.1.0"
+    assert body["newer_not_entitled"]["coverage_ends_on"] == dates.ended_on.isoformat()

@@ -11,8 +11,9 @@ import secrets
 from datetime import date
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,6 +80,21 @@ class Settings(BaseSettings):
         default=6 * 3600,
         description="Longest time a device polling static metadata goes without an update check.",
     )
+    console_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="The vendor's own time zone: the staff console's days and months"
+        " (this month's deadlines, adoption per day); an organisation's pages use its zone.",
+    )
+
+    @field_validator("console_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from exc
+        return value
+
     holidays: str = Field(
         default="",
         description="Days off for everyone on top of the working-day calendar (global"

@@ -40,3 +40,9 @@ ticket_urgency_changed = _events.signal(
     "ticket-urgency-changed",
     doc="A ticket was opened, or its level or emergency changed. Payload: ticket (Ticket).",
 )
+
+install_outcome = _events.signal(
+    "install-outcome",
+    doc="A device reported how an install of a release ended (installed, failed or "
+    "rolled back). Payload: event (InstallEvent).",
+)

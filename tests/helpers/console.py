@@ -19,11 +19,11 @@ def staff_member(factory: Factory, role: str, organisation: Any = None) -> Calle
     return caller
 
 
-def console_login(client: Any, email: str, lang: str = "en") -> Any:
+def console_login(client: Any, email: str, lang: str = "en", password: str = PASSWORD) -> Any:
     """Log in through the console's form; the answer to the POST."""
     token = csrf(client.get(f"/console/login?lang={lang}").get_data(as_text=True))
     return client.post(
-        "/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+        "/console/login", data={"email": email, "password": password, "csrf_token": token}
     )
 
 

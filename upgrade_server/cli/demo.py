@@ -99,12 +99,14 @@ def load_demo() -> dict[str, str]:
                 provisioned = devices.rotate_device_token(session, cli, existing)
             shown[f"device {serial}"] = provisioned.secret
         _publish_demo_release(session, cli, product)
-        # The customer logs in to the portal with a password made for this run.
-        password = secrets.token_urlsafe(12)
-        customer = users[DEMO_CUSTOMER]
-        customer.password_hash = accounts.hash_password(password)
-        customer.failed_logins, customer.locked_until = 0, None
-        shown[f"portal password of {DEMO_CUSTOMER}"] = password
+        # The customer logs in to the portal, the admin to the staff console,
+        # each with a password made for this run.
+        for email, where in ((DEMO_CUSTOMER, "portal"), (DEMO_ADMIN, "console")):
+            password = secrets.token_urlsafe(12)
+            user = users[email]
+            user.password_hash = accounts.hash_password(password)
+            user.failed_logins, user.locked_until = 0, None
+            shown[f"{where} password of {email}"] = password
         for label, email in (("admin", DEMO_ADMIN), ("customer", DEMO_CUSTOMER)):
             shown[f"{label} {email}"] = accounts.create_api_token(
                 session, cli, name="demo", user_id=users[email].id, expires_in_days=30
@@ -245,6 +247,8 @@ def demo_command(serve: bool, host: str, port: int) -> None:
     click.echo(
         f"\nServer: {base}\n  Portal:   {base}/portal/ (log in as {DEMO_CUSTOMER} with the"
         " portal password above)\n"
+        f"  Console:  {base}/console/ (log in as {DEMO_ADMIN} with the console password"
+        " above)\n"
         f"  API docs: {base}/api/docs\n  Health:   {base}/readyz\n"
         f"  TUF:      {base}/tuf/{DEMO_PRODUCT}/metadata/1.root.json "
         f"(trusted root of the demo release {DEMO_RELEASE['version']})\n"

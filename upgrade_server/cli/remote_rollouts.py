@@ -77,6 +77,13 @@ def rollout_group() -> None:
     type=int,
     help="Organisation id in the first wave whatever its devices' buckets (repeat).",
 )
+@click.option(
+    "--pin",
+    "pins",
+    multiple=True,
+    type=int,
+    help="Device id in the first wave from the start, e.g. a lab's (repeat).",
+)
 @click.option("--exclude-hardware", multiple=True, help="Hardware revision left out (repeat).")
 @click.option("--gate", "gates", multiple=True, help="A gate knob NAME=VALUE (repeat).")
 @click.option("--manual", is_flag=True, help="A person approves each wave (`advance`).")
@@ -89,6 +96,7 @@ def start(
     channel: str,
     waves: str,
     early: tuple[int, ...],
+    pins: tuple[int, ...],
     exclude_hardware: tuple[str, ...],
     gates: tuple[str, ...],
     manual: bool,
@@ -98,6 +106,9 @@ def start(
     plan: list[dict[str, Any]] = [{"share": s} for s in shares]
     if early and plan:
         plan[0]["organisations"] = list(early)
+    if pins and plan:
+        # Named in the first wave when it starts: no pass of the gates comes first.
+        plan[0]["devices"] = list(pins)
     knobs = _gate(gates)
     if manual:
         knobs["auto_advance"] = False

@@ -24,7 +24,7 @@ class RolloutState(StrEnum):
     # part-way through keep the offer) until a person resumes.
     HALTED = "halted"
     ABORTED = "aborted"  # the offer withdrawn for good
-    COMPLETED = "completed"  # every wave reached: offered as any release is
+    COMPLETED = "completed"  # every wave reached: as any release is, except to the excluded
 
 
 # At most one of these per release and channel.

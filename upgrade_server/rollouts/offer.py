@@ -55,14 +55,17 @@ class RolloutView:
     def offers(self, device_id: int, organisation_id: int, hardware: str) -> bool | None:
         """`offered` for this release's rollout, from plain values (the hot path):
         plan.in_wave over the waves reached, with the folded sets."""
+        # What the rollout left out is never offered the release under it, in
+        # any state: once it completes, the revision it was halted for would
+        # otherwise be offered the release that fails on it.
+        if device_id in self.excluded_devices or hardware in self.excluded_hardware:
+            return False
         state = self.state
         if state == RolloutState.COMPLETED:
             return None
         if state == RolloutState.HALTED:
             return device_id in self.in_progress
         if state not in _OFFERING or not self.waves:
-            return False
-        if device_id in self.excluded_devices or hardware in self.excluded_hardware:
             return False
         if device_id in self.pinned:
             return True
@@ -85,10 +88,11 @@ class ActiveRollouts:
 
 def offered(active: ActiveRollouts, release_id: int, target: Target) -> bool | None:
     """None: the release is under no rollout (or its rollout completed), it is
-    offered as any release is. Else whether the device is offered it now: a
-    running or paused rollout offers it to the devices of the waves reached; a
-    halted one only to those that were part-way through the install when it
-    halted; an aborted one to no one."""
+    offered as any release is. Else whether the device is offered it now: never
+    to the devices and hardware revisions the rollout excludes (even once it
+    completed); a running or paused rollout offers it to the devices of the
+    waves reached; a halted one only to those that were part-way through the
+    install when it halted; an aborted one to no one."""
     view = active.by_release.get(release_id)
     if view is None:
         return None

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from upgrade_server import metrics
+from upgrade_server import events, metrics
 from upgrade_server.clock import utcnow
 from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import service as entitlements
@@ -95,6 +95,10 @@ class EventReport:
     occurred_at: datetime | None = None
 
 
+# How an install ends: the steps after which the device is no longer part-way.
+OUTCOMES = frozenset({InstallStatus.INSTALLED, InstallStatus.FAILED, InstallStatus.ROLLED_BACK})
+
+
 def record_event(
     session: Session, device: Device, report: EventReport
 ) -> tuple[InstallEvent, bool]:
@@ -165,6 +169,8 @@ def record_event(
     if status is InstallStatus.INSTALLED:
         device.current_version = version
     session.flush()
+    if release is not None and status in OUTCOMES:
+        events.install_outcome.send(session, event=event)
     metrics.count_install_report(status.value)
     return event, True
 

@@ -143,6 +143,16 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "aborted": _("aborted"),
         "completed": _("completed"),
     },
+    "rollout-action": {
+        "start": _("started"),
+        "advance": _("advanced to the next wave"),
+        "wait-for-approval": _("waiting for a person to approve the next wave"),
+        "complete": _("completed"),
+        "halt": _("halted"),
+        "pause": _("paused"),
+        "resume": _("resumed"),
+        "abort": _("aborted"),
+    },
     "hotline-status": {
         "told": _("told in time"),
         "told-late": _("told late"),
