@@ -62,6 +62,11 @@ def test_a_serial_is_found_by_its_beginning_whatever_the_case(client, factory, f
     assert serials(html) == [] and "No device matches these filters." in html
     # The % of a LIKE pattern is a character like any other.
     assert serials(page(client, "/console/devices?q=%25")) == []
+    # Nonsense in the query string is ignored, never a 500.
+    for odd in ("silent=-1", "page=x", "sort=evil", "organisation=1e9", "coverage=all"):
+        assert len(serials(page(client, f"/console/devices?{odd}"))) == 6, odd
+    page(client, "/console/devices?q=%00", 400)  # the app refuses a NUL anywhere
+    assert serials(page(client, "/console/devices?q=ab-10&silent=0")) == ["AB-100", "AB-101"]
 
 
 FILTERS = [

@@ -1,9 +1,9 @@
 """The console's device list as SQL: its filters, its order, one page of
 rows, and the whole filtered set for a CSV file.
 
-One statement per page (plus the organisations' time zones, and a capped
-count), whatever the number of rows: the list selects columns, not devices,
-so nothing is loaded per row. Upgrade coverage is read from what the update
+The same statements per page whatever the number of rows: the organisations'
+time zones, the page's ids in order, those devices' columns (not models, so
+nothing is loaded per row), and a capped count. Upgrade coverage is read from what the update
 check reads, `Device.upgrade_windows` (kept by entitlements.service.refresh):
 its last covered day ("through"), compared with today in the organisation's
 time zone. The device page shows each kind of coverage as entitlements
@@ -63,13 +63,18 @@ class DeviceQuery:
     @classmethod
     def from_args(cls, args: Any) -> DeviceQuery:
         """Read the query string; a value that makes no sense is ignored."""
+
+        def text(name: str, size: int) -> str:
+            # (PostgreSQL refuses a NUL character in a text parameter.)
+            return str(args.get(name, "")).replace("\x00", "").strip()[:size]
+
         return cls(
-            q=args.get("q", "").strip()[:128],
+            q=text("q", 128),
             organisation=_number(args.get("organisation")),
             product=_number(args.get("product")),
-            version=args.get("version", "").strip()[:64],
-            hardware=args.get("hardware", "").strip()[:64],
-            channel=args.get("channel", "").strip()[:32],
+            version=text("version", 64),
+            hardware=text("hardware", 64),
+            channel=text("channel", 32),
             coverage=c if (c := args.get("coverage", "")) in STATES else "",
             silent=s
             if (s := _number(args.get("silent"))) is not None and s <= MAX_SILENT_DAYS
@@ -86,7 +91,9 @@ class DeviceQuery:
         out: dict[str, Any] = {}
         for f in fields(query):
             value = getattr(query, f.name)
-            if value in ("", None, False) or (f.name, value) in (("sort", "serial"), ("page", 1)):
+            if value is None or value is False or value == "":
+                continue
+            if (f.name, value) in (("sort", "serial"), ("page", 1)):
                 continue
             out["order" if f.name == "desc" else f.name] = "desc" if f.name == "desc" else value
         return out
