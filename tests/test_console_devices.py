@@ -15,6 +15,7 @@ from tests.helpers.console import Statements, as_staff, page
 from tests.helpers.portal import csrf
 from tests.helpers.publishing import publish
 from upgrade_server.accounts.principal import Principal
+from upgrade_server.devices import service as device_service
 from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import contracts
 from upgrade_server.entitlements.service import coverage_of_each
@@ -180,6 +181,13 @@ def test_the_csv_file_holds_the_filtered_set(client, factory, fleet):
     assert rows[2]["organisation"] == "zenith" and rows[2]["channel"] == "beta"
     assert rows[2]["hardware_revision"] == "rev-b" and rows[2]["upgrade_coverage"] == "not-started"
     assert rows[2]["last_seen_at"] == (NOW - timedelta(days=3)).isoformat()
+    # A customer's site name is never a formula in the reader's spreadsheet.
+    device_service.update_device(
+        db.session, Principal.cli(), fleet["ZX-100"].id, {"site": "=HYPERLINK(1)"}
+    )
+    db.session.commit()
+    r = client.get(f"/console/devices.csv?organisation={zenith}&q=zx-100")
+    assert next(csv.DictReader(io.StringIO(r.get_data(True))))["site"] == "'=HYPERLINK(1)"
     covered = list(
         csv.DictReader(io.StringIO(client.get("/console/devices.csv?q=ab-100").get_data(True)))
     )

@@ -76,6 +76,12 @@ def devices() -> str:
     )
 
 
+def _cell(text: str) -> str:
+    """A text as a spreadsheet shows it, never as a formula it would run (a
+    site named "=HYPERLINK(...)" by a customer)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 @bp.get("/devices.csv")
 def devices_csv() -> Response:
     """The filtered list, every row, streamed."""
@@ -90,13 +96,13 @@ def devices_csv() -> Response:
         for n, r in enumerate(rows, 1):
             writer.writerow(
                 (
-                    r.serial,
-                    r.organisation_slug,
-                    r.product,
-                    r.hardware,
-                    r.current_version or "",
-                    r.channel,
-                    r.site,
+                    _cell(r.serial),
+                    _cell(r.organisation_slug),
+                    _cell(r.product),
+                    _cell(r.hardware),
+                    _cell(r.current_version or ""),
+                    _cell(r.channel),
+                    _cell(r.site),
                     r.last_seen_at.isoformat() if r.last_seen_at else "",
                     r.state,
                     r.through or "",
