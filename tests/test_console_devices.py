@@ -270,6 +270,19 @@ def history(factory, fleet):
             "reference": "C-77",
         },
     )
+    # The organisation's contract for every device of a product is its too.
+    contracts.create_contract(
+        db.session,
+        cli,
+        {
+            "organisation_id": device.organisation_id,
+            "product_id": device.product_id,
+            "kind": "support",
+            "starts_on": day,
+            "ends_on": day + timedelta(days=30),
+            "reference": "C-ALL",
+        },
+    )
     # Another device's contract is not this one's history.
     contracts.create_contract(
         db.session,
@@ -293,8 +306,9 @@ def test_the_timeline_merges_every_source_newest_first(client, factory, history)
     timeline = html[html.index('id="timeline"') :]
     items = re.findall(r'<li class="timeline-(\w+)">\s*<time datetime="[^"]+">([^<]+)<', timeline)
     kinds = [kind for kind, _ in items]
-    # The contract today, the registration just before; then 2, 3, 4 and 5 days ago.
-    assert kinds == ["coverage", "device", "session", "ticket", "alarm", "install"]
+    # The contracts today, the registration just before; then 2, 3, 4 and 5 days ago.
+    assert kinds == ["coverage", "coverage", "device", "session", "ticket", "alarm", "install"]
+    assert "Contract C-ALL added" in timeline and "(every device of the organisation)" in timeline
     assert "C-OTHER" not in timeline
     # Times in the organisation's zone: 03:00 UTC is 11:00 in Shanghai.
     day = today()
