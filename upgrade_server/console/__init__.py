@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
     from upgrade_server.console import (  # noqa: F401  (their routes join bp)
         account_pages,
         audit_pages,
+        device_pages,
         organisation_pages,
         overview_pages,
     )

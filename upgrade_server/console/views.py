@@ -122,7 +122,10 @@ def _headers(response: Response) -> Response:
 
 
 def sections() -> list[tuple[str, Any]]:
-    """The navigation: the sections that exist and the reader may see."""
+    """The navigation: the sections that exist and the reader may see (none
+    for a customer on the 403 page)."""
+    if g.get("console_principal") is None:
+        return []
     return [
         (endpoint, name)
         for endpoint, name, permission in SECTIONS

@@ -272,6 +272,36 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "users": _("user"),
         "working_day_exceptions": _("working-day exception"),
     },
+    # The console's devices: upgrade coverage as the list filters it, the
+    # list's orders, the timeline's kinds, the device fields a change names.
+    "upgrade-coverage": {
+        "covered": _("covered"),
+        "ending": _("covered, ending within 30 days"),
+        "ended": _("ended"),
+        "not-started": _("not started"),
+    },
+    "device-sort": {
+        "serial": _("serial number"),
+        "organisation": _("organisation"),
+        "version": _("version"),
+        "seen": _("last seen"),
+    },
+    "timeline-kind": {
+        "install": _("install"),
+        "alarm": _("alarm"),
+        "ticket": _("ticket"),
+        "session": _("service session"),
+        "coverage": _("coverage"),
+        "device": _("device"),
+    },
+    "device-field": {
+        "delivered_on": _("delivered"),
+        "accepted_on": _("accepted"),
+        "channel": _("channel"),
+        "current_version": _("version"),
+        "site": _("site"),
+        "organisation_id": _("organisation"),
+    },
 }
 
 
