@@ -29,10 +29,12 @@ def _coverage(accepted_on: date) -> dict[str, Any]:
     grants = coverage.promise(
         Kind.UPGRADES, coverage.DEFAULT_TERMS[Kind.UPGRADES], accepted_on, accepted_on
     )
+    stored = coverage.stored_form(coverage.windows(grants), "Asia/Shanghai")
     return {
         "delivered_on": accepted_on,
         "accepted_on": accepted_on,
-        "upgrade_windows": coverage.stored_form(coverage.windows(grants), "Asia/Shanghai"),
+        "upgrade_windows": stored,
+        "upgrade_through": date.fromisoformat(stored["through"]) if stored["through"] else None,
     }
 
 

@@ -66,8 +66,10 @@ def test_coverage_ending_and_silent_devices(client, factory):
     f = fleet(client, factory, 6, 0)
     ends = [10, 60, 200, None, -5, 20]
     for device, days in zip(f.devices, ends, strict=True):
-        through = (today() + timedelta(days=days)).isoformat() if days is not None else None
-        device.upgrade_windows = {"windows": [], "through": through}
+        through = today() + timedelta(days=days) if days is not None else None
+        # As entitlements.refresh stores them.
+        device.upgrade_windows = {"windows": [], "through": through and through.isoformat()}
+        device.upgrade_through = through
     db.session.execute(
         update(Device)
         .where(Device.id.in_([d.id for d in f.devices[:2]]))

@@ -455,3 +455,15 @@ def test_tuf_targets_check_coverage_for_a_device_that_asks(client, history):
     directory, name = old["target_path"].rsplit("/", 1)
     url = f"/tuf/{product.code}/targets/{directory}/{old['sha256']}.{name}"
     assert client.get(url, headers=headers).status_code == 200
+
+
+def test_the_last_covered_day_is_kept_as_a_date_beside_the_windows(factory):
+    """devices.upgrade_through (the console's counts read it) follows every refresh."""
+    from datetime import date
+
+    accepted = first_of_month(today(), -6)
+    device, _ = factory.device(accepted_on=accepted.isoformat())
+    stored = device.upgrade_windows["through"]
+    assert stored and device.upgrade_through == date.fromisoformat(stored)
+    stock, _ = factory.device()  # not delivered: not restricted, no last day
+    assert stock.upgrade_windows is None and stock.upgrade_through is None

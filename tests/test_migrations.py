@@ -57,3 +57,65 @@ def test_app_never_creates_tables(tmp_path):
     engine = create_engine(url)
     assert inspect(engine).get_table_names() == []
     engine.dispose()
+
+
+def test_0019_fills_the_last_covered_day_from_the_stored_windows(scratch_url):
+    """Devices stored before 0019 get upgrade_through from their windows' "through"."""
+    import json
+
+    from sqlalchemy import text
+
+    from tests.clock import NOW, today
+
+    upgrade(scratch_url, "0018")
+    at, through = NOW.isoformat(), today().isoformat()
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO organisations (id, slug, name, timezone, region, created_at)"
+                " VALUES (1, 'o', 'O', 'Asia/Shanghai', 'beijing', :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO products (id, code, name, description, created_at)"
+                " VALUES (1, 'p', 'P', '', :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO hardware_revisions (id, product_id, code, name, created_at)"
+                " VALUES (1, 1, 'r', 'R', :at)"
+            ),
+            {"at": at},
+        )
+        for n, windows in (
+            (1, {"windows": [], "through": through}),
+            (2, None),
+            (3, {"windows": [], "through": None}),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO devices (id, serial, product_id, hardware_revision_id,"
+                    " organisation_id, channel, created_at, upgrade_windows)"
+                    " VALUES (:n, :serial, 1, 1, 1, 'stable', :at, :w)"
+                ),
+                {
+                    "n": n,
+                    "serial": f"S-{n}",
+                    "at": at,
+                    "w": json.dumps(windows) if windows else None,
+                },
+            )
+    upgrade(scratch_url, "0019")
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT id, upgrade_through FROM devices")).all())
+    engine.dispose()
+    assert {k: str(v)[:10] if v else None for k, v in found.items()} == {
+        1: through,
+        2: None,
+        3: None,
+    }

@@ -74,11 +74,17 @@ class OpenTicket:
 
 
 def fleet_chart(session: Session, product_id: int | None) -> FleetChart:
-    counts = session.execute(
-        select(Device.product_id, Device.current_version, HardwareRevision.code, func.count())
-        .join(HardwareRevision, HardwareRevision.id == Device.hardware_revision_id)
-        .group_by(Device.product_id, Device.current_version, HardwareRevision.code)
-    ).all()
+    # Grouped from ix_devices_product_version_hardware alone; the revisions'
+    # codes (a few rows) joined in Python.
+    codes = dict(session.execute(select(HardwareRevision.id, HardwareRevision.code)).all())
+    counts = [
+        (pid, version, codes.get(revision, "?"), n)
+        for pid, version, revision, n in session.execute(
+            select(
+                Device.product_id, Device.current_version, Device.hardware_revision_id, func.count()
+            ).group_by(Device.product_id, Device.current_version, Device.hardware_revision_id)
+        )
+    ]
     per_product: dict[int, int] = defaultdict(int)
     for pid, _, _, n in counts:
         per_product[pid] += n
@@ -197,16 +203,16 @@ def rollouts_in_progress(session: Session) -> list[RolloutRow]:
 
 
 def coverage_ending(session: Session, today: date) -> dict[int, int]:
-    """Devices whose upgrade coverage ends within 30 and within 90 days."""
-    through = Device.upgrade_windows["through"].as_string()
-    horizon = {days: (today + timedelta(days=days)).isoformat() for days in (30, 90)}
-    row = session.execute(
-        select(
-            func.count().filter(through >= today.isoformat(), through <= horizon[30]),
-            func.count().filter(through >= today.isoformat(), through <= horizon[90]),
+    """Devices whose upgrade coverage ends within 30 and within 90 days (one
+    range of ix_devices_upgrade_through)."""
+    ending = session.execute(
+        select(Device.upgrade_through).where(
+            Device.upgrade_through >= today, Device.upgrade_through <= today + timedelta(days=90)
         )
-    ).one()
-    return {30: int(row[0]), 90: int(row[1])}
+    ).scalars()
+    soon = today + timedelta(days=30)
+    days = list(ending)
+    return {30: sum(1 for day in days if day <= soon), 90: len(days)}
 
 
 def open_tickets(
@@ -234,14 +240,13 @@ def deadlines_this_month(
 
 
 def silent_devices(session: Session, now: datetime, poll_seconds: int) -> tuple[int, list[Device]]:
-    """Devices not seen for SILENT_AFTER_POLLS poll intervals: how many, and
-    the longest silent few."""
+    """Devices not seen for SILENT_AFTER_POLLS poll intervals: how many, and a
+    few of them (last_seen_at has no index: every update check writes it, so
+    this is one scan, and the few are the first found, not sorted)."""
     cutoff = now - timedelta(seconds=poll_seconds * SILENT_AFTER_POLLS)
     silent = Device.last_seen_at < cutoff
     count = session.scalar(select(func.count()).select_from(Device).where(silent)) or 0
-    sample = list(
-        session.scalars(select(Device).where(silent).order_by(Device.last_seen_at).limit(5))
-    )
+    sample = list(session.scalars(select(Device).where(silent).limit(5))) if count else []
     return int(count), sample
 
 

@@ -21,6 +21,14 @@ class Device(Base):
         Index("ix_devices_organisation_id_id", "organisation_id", "id"),
         Index("ix_devices_product_id_id", "product_id", "id"),
         Index("ix_devices_site_id", "site_id"),
+        Index("ix_devices_upgrade_through", "upgrade_through"),
+        # The fleet by version and hardware revision, read from the index alone.
+        Index(
+            "ix_devices_product_version_hardware",
+            "product_id",
+            "current_version",
+            "hardware_revision_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,6 +58,11 @@ class Device(Base):
     # contract, override, time zone or product term changes. NULL: no delivery
     # recorded yet, the vendor's own stock, not restricted.
     upgrade_windows: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # upgrade_windows' "through" as a date, kept with it: the last covered day
+    # (None: open-ended, never covered, or not delivered), for the console's
+    # counts and filters of coverage ending (indexed; it changes only when
+    # coverage does, never per update check).
+    upgrade_through: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship(lazy="joined")

@@ -133,19 +133,26 @@ def refresh(session: Session, devices: list[Device]) -> None:
     session.flush()
     contracts = _contracts_for(session, devices)
     overrides = _overrides_for(session, [d.id for d in devices])
-    rows = [
-        {"_id": d.id, "w": upgrade_windows(d, contracts[d.id], overrides[d.id])} for d in devices
-    ]
+    rows = []
+    for d in devices:
+        stored = upgrade_windows(d, contracts[d.id], overrides[d.id])
+        rows.append({"_id": d.id, "w": stored, "t": through_of(stored)})
     if rows:
         stmt = (
             update(Device)
             .where(Device.id == bindparam("_id"))
-            .values(upgrade_windows=bindparam("w"))
+            .values(upgrade_windows=bindparam("w"), upgrade_through=bindparam("t"))
             .execution_options(synchronize_session=False)
         )
         session.connection().execute(stmt, rows)
         for device in devices:
-            session.expire(device, ["upgrade_windows"])
+            session.expire(device, ["upgrade_windows", "upgrade_through"])
+
+
+def through_of(stored: dict[str, Any] | None) -> date | None:
+    """The last covered day of stored upgrade windows (None: open-ended or none)."""
+    through = (stored or {}).get("through")
+    return date.fromisoformat(through) if through else None
 
 
 def refresh_where(session: Session, *criteria: Any, batch: int = 2000) -> int:
