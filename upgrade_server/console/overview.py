@@ -211,7 +211,7 @@ def coverage_ending(session: Session, today: date) -> dict[int, int]:
         )
     ).scalars()
     soon = today + timedelta(days=30)
-    days = list(ending)
+    days = [day for day in ending if day is not None]
     return {30: sum(1 for day in days if day <= soon), 90: len(days)}
 
 
