@@ -15,7 +15,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from upgrade_server.console import overview_pages  # noqa: F401  (its routes join bp)
+    from upgrade_server.console import (  # noqa: F401  (their routes join bp)
+        incident_report_pages,
+        overview_pages,
+        service_pages,
+        service_request_pages,
+        ticket_pages,
+    )
     from upgrade_server.console.views import bp
 
     app.register_blueprint(bp)
