@@ -18,6 +18,7 @@ from tests.live import Live, add_product, live_server
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
+from upgrade_server.clock import utcnow
 from upgrade_server.devices import provisioning
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
@@ -25,6 +26,7 @@ from upgrade_server.service import service as service_record
 from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import ServiceSession
 from upgrade_server.tickets import service as tickets
+from upgrade_server.tickets import steps
 from upgrade_server.tickets.models import IncidentReport, Ticket
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
@@ -90,9 +92,33 @@ def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
                 },
                 via="phone",
             )
+            _busier(engineer, org.id, device.id)
             db.session.commit()
             ids = {"org": org.id, "session": entry.id, "ticket": urgent.id}
         yield {"live": live, **ids}
+
+
+def _busier(engineer: Principal, organisation_id: int, device_id: int) -> None:
+    """More tickets for the board's picture: one acknowledged but late on
+    site, one resolved and waiting for its report."""
+    now = utcnow()
+    for title, level, hours, status in (
+        ("光口告警", 2, 3, "acknowledged"),
+        ("风扇转速低", 3, 5, "resolved"),
+    ):
+        ticket = tickets.open_ticket(
+            db.session,
+            engineer,
+            {
+                "title": title,
+                "level": level,
+                "organisation_id": organisation_id,
+                "device_ids": [device_id],
+            },
+            via="phone",
+        )
+        ticket.opened_at = now - timedelta(hours=hours)
+        steps.advance(db.session, engineer, ticket.id, status, now - timedelta(hours=1))
 
 
 def _confirm(live: Live, session_id: int, organisation_id: int, step: str) -> None:
