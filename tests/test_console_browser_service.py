@@ -23,6 +23,7 @@ from upgrade_server.devices import provisioning
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
 from upgrade_server.service import service as service_record
+from upgrade_server.service import service_requests
 from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import ServiceSession
 from upgrade_server.tickets import service as tickets
@@ -93,8 +94,11 @@ def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
                 via="phone",
             )
             _busier(engineer, org.id, device.id)
+            request = service_requests.open_request(
+                db.session, engineer, {"organisation_id": org.id, "title": "培训申请"}, via="phone"
+            )
             db.session.commit()
-            ids = {"org": org.id, "session": entry.id, "ticket": urgent.id}
+            ids = {"org": org.id, "session": entry.id, "ticket": urgent.id, "request": request.id}
         yield {"live": live, **ids}
 
 
@@ -220,10 +224,17 @@ def test_a_service_manager_records_a_session_and_delivers_an_incident_report(wor
         assert page.locator("dd.state").inner_text() == "report delivered"
         assert_accessible(page)
 
-        # The board in Chinese: its words, and still accessible.
-        page.goto(f"{base}/console/tickets?lang=zh-CN")
+        # The pages not on the way, and the board in Chinese: accessible too.
+        for path in (
+            "/console/service/sessions/new",
+            f"/console/service/sessions/new?organisation_id={world['org']}",
+            f"/console/service/requests/{world['request']}",
+            "/console/service/requests?lang=zh-CN",
+            "/console/tickets",
+        ):
+            page.goto(f"{base}{path}")
+            assert_accessible(page)
         assert "剩余" in page.locator("main").inner_text()
-        assert_accessible(page)
 
     with live.app.app_context():
         ticket = db.session.get(Ticket, world["ticket"])

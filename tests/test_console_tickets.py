@@ -225,3 +225,19 @@ def test_chinese_pages_show_no_raw_code(client, factory):
         raw = sorted(c for c in CODES if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text))
         assert raw == [], url
         assert "剩余" in text or url.endswith("/report")
+
+
+def test_the_overview_gets_open_tickets_by_their_nearest_deadline(app, factory):
+    """What the overview lists: open tickets only, the soonest deadline first."""
+    from upgrade_server.console.ticket_pages import open_tickets_by_deadline
+
+    calm, urgent = _ticket(factory, level=4), _ticket(factory, level=1)
+    done = _ticket(factory, level=1)
+    steps.advance(db.session, ENGINEER, done.id, "resolved")
+    with app.test_request_context():
+        cards = open_tickets_by_deadline(db.session, 5, ENGINEER)
+        assert [c.ticket.id for c in cards] == [urgent.id, calm.id]
+        assert cards[0].emergency and cards[0].nearest.name == "acknowledge"
+        assert [c.ticket.id for c in open_tickets_by_deadline(db.session, 1, ENGINEER)] == [
+            urgent.id
+        ]

@@ -182,10 +182,15 @@ def service_new() -> Any:
                 .limit(500)
             )
         )
+        # The releases of the organisation's products, newest first.
+        products = {d.product_id for d in devices}
         releases = list(
             session.scalars(
                 select(Release)
-                .where(Release.status == ReleaseStatus.PUBLISHED.value)
+                .where(
+                    Release.status == ReleaseStatus.PUBLISHED.value,
+                    Release.product_id.in_(products),
+                )
                 .order_by(Release.id.desc())
                 .limit(200)
             )
