@@ -9,6 +9,9 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.helpers.console import Statements, as_staff, page
@@ -22,6 +25,7 @@ from upgrade_server.service import service as entries
 from upgrade_server.service import service_requests
 from upgrade_server.service import sessions as service_sessions
 from upgrade_server.service.models import ServiceRequest, ServiceSession
+from upgrade_server.tickets import service as tickets
 from upgrade_server.web.labels import LABELS
 
 ENGINEER = Principal(kind="user", id=None, label="eng@vendor.test", role=Role.SUPPORT)
@@ -286,3 +290,65 @@ def test_chinese_pages_show_no_raw_code(client, factory):
         text = re.sub(r"<[^>]+>", " ", html)
         raw = sorted(c for c in CODES if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text))
         assert raw == [], path
+
+
+# --- whatever a form or a query holds: never a server error --------------------------------
+
+TEXTS = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["0001-01-01T00:00", "9999-12-31T23:59", "nan", "inf", "-1", "9" * 40, "²"]),
+)
+FIELDS = ["at", "status", "level", "emergency", "reason", "step", "response", "kind", "mode"]
+FIELDS += ["organisation_id", "device_ids", "release_id", "request_id", "training_days"]
+FIELDS += ["planned_start", "fault_started_at", "step_at", "outcome", "engineers", "symptoms"]
+
+
+@pytest.fixture
+def worked(client, factory) -> dict[str, Any]:
+    """One of each thing the forms act on, and a support engineer logged in."""
+    organisation = factory.organisation()
+    device, _ = factory.device(organisation)
+    entry = _session(organisation, device)
+    request = _request(organisation)
+    ticket = tickets.open_ticket(
+        db.session,
+        ENGINEER,
+        {"title": "t", "level": 2, "organisation_id": organisation.id, "device_ids": [device.id]},
+        via="phone",
+    )
+    db.session.commit()
+    as_staff(client, factory, "support")
+    s, r, t = entry.id, request.id, ticket.id
+    return {
+        "token": csrf(page(client, f"/console/tickets/{t}")),
+        "posts": [
+            f"/console/service/sessions/{s}/step/start",
+            f"/console/service/sessions/{s}/step/end",
+            f"/console/service/sessions/{s}/cancel",
+            f"/console/service/sessions/{s}/update",
+            f"/console/service/sessions/{s}/correct",
+            "/console/service/sessions/new",
+            f"/console/service/requests/{r}/respond",
+            f"/console/service/requests/{r}/step/start",
+            *(f"/console/tickets/{t}/{a}" for a in ("status", "level", "emergency", "repair")),
+            *(f"/console/tickets/{t}/{a}" for a in ("pause", "report", "report/deliver")),
+        ],
+        "pages": ["/console/service", "/console/service/requests", "/console/tickets"],
+    }
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(form=st.dictionaries(st.sampled_from(FIELDS), TEXTS, max_size=6), which=st.integers(0, 99))
+def test_console_forms_and_filters_never_answer_a_server_error(client, worked, form, which):
+    target = worked["posts"][which % len(worked["posts"])]
+    r = client.post(target, data={**form, "csrf_token": worked["token"]})
+    assert r.status_code < 500, (target, form, r.get_data(as_text=True)[:300])
+    query = {**form, "planned_from": form.get("at", ""), "answer": form.get("step", "")}
+    listing = worked["pages"][which % len(worked["pages"])]
+    r = client.get(listing, query_string=query)
+    assert r.status_code < 500, (listing, query)

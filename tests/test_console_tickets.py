@@ -90,6 +90,7 @@ def test_the_board_filters_by_organisation_level_region_and_overdue(client, fact
     clock.shift(timedelta(hours=3))
     html = page(client, "/console/tickets?overdue=1")
     assert f"#{beijing.id} " in html and f"#{elsewhere.id} " not in html
+    assert '<span class="muted">(1)</span>' in _column(html, "new")
     assert re.search(r"on site: <time[^>]*overdue[^>]*>overdue by 1 h \d\d min", html)
 
 
@@ -126,6 +127,10 @@ def test_support_moves_a_ticket_forward_at_a_time_and_changes_its_level(client, 
     r = _post(client, f"{path}/status", {"status": "acknowledged"}, path)
     assert r.status_code == 409
     assert "This cannot be done in its current state" in r.get_data(as_text=True)
+    # A time UTC cannot hold (year 1 in Shanghai) is the field's mistake, on the form.
+    r = _post(client, f"{path}/status", {"status": "on-site", "at": "0001-01-01T00:00"}, path)
+    assert r.status_code == 422 and 'id="status-at" name="at"' in r.text
+    assert re.search(r'id="status-at"[^>]*aria-invalid="true"', r.text)
     r = _post(client, f"{path}/emergency", {"emergency": "1", "reason": "  "}, path)
     assert r.status_code == 422 and 'aria-invalid="true"' in r.get_data(as_text=True)
 

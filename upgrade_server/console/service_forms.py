@@ -53,13 +53,13 @@ def parse_local(value: str | None, zone: str, field: str) -> datetime | None:
         return None
     try:
         local = datetime.fromisoformat(value)
-    except ValueError:
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=ZoneInfo(zone))
+        return local.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one UTC cannot hold
         raise InvalidInputError(
             "the time is invalid", [{"field": field, "message": "YYYY-MM-DDTHH:MM"}]
         ) from None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=ZoneInfo(zone))
-    return local.astimezone(UTC)
 
 
 def refusal(error: Exception) -> tuple[str, int, list[str]]:

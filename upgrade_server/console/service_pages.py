@@ -11,6 +11,7 @@ Each form calls the service record's functions with the reader as the actor
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,10 +73,12 @@ def state_clause(state: str) -> ColumnElement[bool]:
 
 
 def _day(value: str | None) -> date | None:
+    """A day typed in a filter; None for anything else (or a year no plan has)."""
     try:
-        return date.fromisoformat(value or "")
+        day = date.fromisoformat(value or "")
     except ValueError:
         return None
+    return day if 1970 <= day.year <= 9000 else None
 
 
 def _organisations() -> list[Organisation]:
@@ -132,6 +135,8 @@ def _planned(organisation: Organisation) -> dict[str, Any]:
     days = form.get("training_days", "").strip()
     try:
         training_days = float(days) if days else None
+        if training_days is not None and not math.isfinite(training_days):
+            raise ValueError(days)
     except ValueError:
         raise InvalidInputError(
             "the session is invalid", [{"field": "training_days", "message": "a number"}]

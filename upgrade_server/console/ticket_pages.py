@@ -29,7 +29,6 @@ from upgrade_server.console.service_forms import (
     local_input,
     number,
     parse_local,
-    query_args,
     refusal,
     remaining,
     text,
@@ -171,7 +170,11 @@ def tickets() -> str:
             stmt.with_only_columns(Ticket.status, func.count()).group_by(Ticket.status)
         ).all()
     )
-    columns = [(s, [c for c in cards if c.ticket.status == s], counts.get(s, 0)) for s in STATUSES]
+    columns = []
+    for status in STATUSES:
+        shown = [c for c in cards if c.ticket.status == status]
+        # Overdue only: the column's count is what it shows.
+        columns.append((status, shown, len(shown) if chosen["overdue"] else counts.get(status, 0)))
     organisations = session.scalars(select(Organisation).order_by(Organisation.name))
     return render_template(
         "console/tickets/board.html",
@@ -181,7 +184,6 @@ def tickets() -> str:
         regions=[r.value for r in Region],
         shown=DONE_SHOWN,
         now=now,
-        query_args=query_args,
     )
 
 
