@@ -5,6 +5,7 @@ not do, and the forms' token."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
 from upgrade_server.clock import utcnow
 from upgrade_server.console.service_pages import STATES, state_clause
-from upgrade_server.extensions import db
+from upgrade_server.extensions import artifact_store, db
 from upgrade_server.service import service as entries
 from upgrade_server.service import service_requests
 from upgrade_server.service import sessions as service_sessions
@@ -185,6 +186,25 @@ def test_a_session_is_recorded_started_and_ended_then_corrected_once_signed_off(
     db.session.expire_all()
     assert entry.outcome == "安装完成"
     assert f"#{correction.id}" in page(client, path)
+
+
+def test_a_sessions_attachment_is_listed_and_downloaded(client, factory):
+    organisation = factory.organisation()
+    device, _ = factory.device(organisation)
+    entry = _session(organisation, device)
+    stored = artifact_store().put(io.BytesIO(b"signed form"))
+    attachment = {"filename": "form.pdf", "sha256": stored.sha256, "size": stored.size}
+    service_sessions.add_attachment(
+        db.session, ENGINEER, entry, {**attachment, "content_type": "application/pdf"}
+    )
+    db.session.commit()
+    as_staff(client, factory, "viewer")
+    html = page(client, f"/console/service/sessions/{entry.id}")
+    link = f"/console/service/sessions/{entry.id}/attachments/{stored.sha256}"
+    assert f'<a href="{link}">form.pdf</a>' in html
+    r = client.get(link)
+    assert r.status_code == 200 and r.data == b"signed form" and r.mimetype == "application/pdf"
+    page(client, f"/console/service/sessions/{entry.id}/attachments/{'0' * 64}", 404)
 
 
 def _request(organisation: Any, received_hours_ago: float = 0) -> ServiceRequest:

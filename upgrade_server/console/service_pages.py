@@ -43,6 +43,7 @@ from upgrade_server.schemas import DEFAULT_ZONE
 from upgrade_server.service import access, contacts, responses
 from upgrade_server.service import service as entries
 from upgrade_server.service import sessions as service_sessions
+from upgrade_server.service.blueprint import send_attachment
 from upgrade_server.service.models import (
     RELEASE_KINDS,
     Mode,
@@ -267,6 +268,13 @@ def _act(session_id: int, do: Any, anchor: str = "") -> Any:
         sentence, status, fields = refusal(error)
         return _session_page(session_id, sentence, tuple(fields)), status
     return redirect(url_for("console.service_session", session_id=target or session_id) + anchor)
+
+
+@bp.get("/service/sessions/<int:session_id>/attachments/<sha256>")
+def service_attachment(session_id: int, sha256: str) -> BaseResponse:
+    """A file attached to the session (a signed form, photos), as the API sends it."""
+    entry = access.get(db_session(), staff(), ServiceSession, session_id)
+    return send_attachment(entry.attachments, sha256, f"session {session_id}")
 
 
 @bp.post("/service/sessions/<int:session_id>/step/<any(start, end):step>")
