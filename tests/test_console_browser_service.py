@@ -229,6 +229,7 @@ def test_a_service_manager_records_a_session_and_delivers_an_incident_report(wor
             "/console/service/sessions/new",
             f"/console/service/sessions/new?organisation_id={world['org']}",
             f"/console/service/requests/{world['request']}",
+            "/console/tickets/deadlines",
             "/console/service/requests?lang=zh-CN",
             "/console/tickets",
         ):

@@ -246,3 +246,18 @@ def test_the_overview_gets_open_tickets_by_their_nearest_deadline(app, factory):
         assert [c.ticket.id for c in open_tickets_by_deadline(db.session, 1, ENGINEER)] == [
             urgent.id
         ]
+
+
+def test_the_deadline_report_says_which_deadlines_were_missed_and_by_how_long(
+    client, factory, clock
+):
+    as_staff(client, factory, "viewer")
+    late = _ticket(factory, level=2, region="beijing")
+    clock.shift(timedelta(hours=3))  # on site within 2 hours: missed by an hour
+    html = page(client, f"/console/tickets/deadlines?organisation_id={late.organisation_id}")
+    assert "deadlines: 0 met, 1 missed" in html
+    assert re.search(r"on site</td>.*?missed</strong>, 60 minutes late", html, re.S)
+    r = client.get(f"/console/tickets/deadlines?organisation_id={late.organisation_id}&format=csv")
+    assert r.mimetype == "text/csv"
+    assert r.text.splitlines()[1].startswith(f"{late.id},{late.organisation.slug},2,on_site,")
+    assert 'href="/console/tickets/deadlines"' in page(client, "/console/tickets")

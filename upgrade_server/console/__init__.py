@@ -16,6 +16,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from upgrade_server.console import (  # noqa: F401  (their routes join bp)
+        deadline_report_pages,
         incident_report_pages,
         overview_pages,
         service_pages,
