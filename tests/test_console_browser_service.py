@@ -230,6 +230,7 @@ def test_a_service_manager_records_a_session_and_delivers_an_incident_report(wor
             f"/console/service/sessions/new?organisation_id={world['org']}",
             f"/console/service/requests/{world['request']}",
             "/console/tickets/deadlines",
+            f"/console/tickets/{world['ticket']}/report",  # delivered: read only
             "/console/service/requests?lang=zh-CN",
             "/console/tickets",
         ):
