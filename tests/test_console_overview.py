@@ -110,7 +110,7 @@ def test_open_tickets_by_nearest_deadline_with_a_countdown(client, factory):
     section = html.split('id="tickets-heading"')[1].split("</section>")[0]
     assert section.index(f"#{opened[1]}") < section.index(f"#{opened[0]}")  # level 1 first
     assert "(2)" in section and "data-deadline=" in section and " left" in section
-    assert "data-units=" in section
+    assert "data-countdown-units=" in html
 
 
 def test_the_overview_costs_the_same_statements_for_a_bigger_fleet(client, factory):

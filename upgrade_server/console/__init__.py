@@ -18,9 +18,14 @@ def init_app(app: Flask) -> None:
     from upgrade_server.console import (  # noqa: F401  (their routes join bp)
         account_pages,
         audit_pages,
+        deadline_report_pages,
         device_pages,
+        incident_report_pages,
         organisation_pages,
         overview_pages,
+        service_pages,
+        service_request_pages,
+        ticket_pages,
     )
     from upgrade_server.console.views import bp
 

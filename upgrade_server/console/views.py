@@ -8,7 +8,6 @@ not do, `require(permission)` in a view refuses it, and the services check again
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -133,33 +132,6 @@ def sections() -> list[tuple[str, Any]]:
     ]
 
 
-def countdown(due: datetime, now: datetime) -> str:
-    """ "2 h 05 min left" or "overdue by 9 min 30 s": the time to a deadline, as
-    the page first shows it (countdown.js keeps it current in the browser)."""
-    seconds = int((due - now).total_seconds())
-    minutes, secs = divmod(abs(seconds), 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    day, hour, minute, second = countdown_words()["units"].split(",")
-    if days:
-        span = f"{days} {day} {hours} {hour}"
-    elif hours:
-        span = f"{hours} {hour} {mins:02d} {minute}"
-    else:  # the last hour, to the second
-        span = f"{mins} {minute} {secs:02d} {second}"
-    words = countdown_words()
-    return (words["left"] if seconds >= 0 else words["overdue"]).replace("{}", span)
-
-
-def countdown_words() -> dict[str, str]:
-    """The words countdown.js needs, in the page's language (data attributes)."""
-    return {
-        "left": _("%(span)s left", span="{}"),
-        "overdue": _("overdue by %(span)s", span="{}"),
-        "units": _("d,h,min,s"),
-    }
-
-
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     # Every console page: the reader, what they may do, the sections.
@@ -167,8 +139,6 @@ def _helpers() -> dict[str, Any]:
         "can": can,
         "console_sections": sections,
         "user": current_user(),
-        "countdown": countdown,
-        "countdown_words": countdown_words,
     }
 
 

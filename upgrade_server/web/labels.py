@@ -302,6 +302,35 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "site": _("site"),
         "organisation_id": _("organisation"),
     },
+    # The console's tickets: what a notification of a ticket was about, and where it is.
+    "notification-event": {
+        "ticket-opened": _("urgent ticket opened"),
+        "ticket-emergency": _("became an emergency"),
+        "deadline-acknowledge": _("acknowledgement due soon"),
+        "deadline-on_site": _("on site due soon"),
+        "deadline-part_on_site": _("part on site due soon"),
+        "deadline-report": _("incident report due soon"),
+    },
+    "notification-state": {
+        "queued": _("queued"),
+        "sent": _("sent"),
+        "retrying": _("failed, retrying"),
+        "cancelled": _("not sent: no longer so"),
+    },
+    # The console's service record: a session's steps, a request's response.
+    "session-step": {
+        "planned": _("planned"),
+        "started": _("start recorded"),
+        "start-confirmed": _("start confirmed by the customer"),
+        "ended": _("end recorded"),
+        "signed-off": _("end confirmed by the customer"),
+        "cancelled": _("cancelled"),
+    },
+    "request-answer": {
+        "waiting": _("waiting, not yet due"),
+        "overdue": _("not answered, overdue"),
+        "answered": _("answered"),
+    },
 }
 
 

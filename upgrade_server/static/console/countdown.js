@@ -1,31 +1,53 @@
-// Keeps "2 h 05 min left" / "overdue by 9 min 30 s" current on elements that
-// carry data-deadline (an ISO time). The server wrote the first text and gives
-// the words in the page's language: data-left and data-overdue ("{}" is the
-// span), data-units ("d,h,min,s").
+// Live countdowns: every element with data-deadline (an ISO 8601 instant) has its
+// text rewritten each second as the time left, or how long overdue. The server
+// renders the same text, so the page reads right without this script.
+// The words come from the nearest ancestor with data-countdown-units ("d h min s"),
+// data-countdown-left ("{time} left") and data-countdown-overdue ("overdue by {time}");
+// data-countdown-now (the server's time when it rendered) corrects a client clock
+// that is off.
 (function () {
   "use strict";
-  function span(ms, units) {
-    var total = Math.floor(Math.abs(ms) / 1000);
-    var minutes = Math.floor(total / 60);
-    var secs = total % 60;
-    var days = Math.floor(minutes / 1440);
-    var hours = Math.floor((minutes % 1440) / 60);
-    var mins = minutes % 60;
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    if (days) { return days + " " + units[0] + " " + hours + " " + units[1]; }
-    if (hours) { return hours + " " + units[1] + " " + two(mins) + " " + units[2]; }
-    return mins + " " + units[2] + " " + two(secs) + " " + units[3];
+  var elements = Array.prototype.slice.call(document.querySelectorAll("[data-deadline]"));
+  if (!elements.length) { return; }
+  var loaded = Date.now();
+
+  function words(el) {
+    var holder = el.closest("[data-countdown-units]") || el;
+    var units = (holder.getAttribute("data-countdown-units") || "d h min s").split(" ");
+    var now = Date.parse(holder.getAttribute("data-countdown-now") || "");
+    return {
+      units: units,
+      left: holder.getAttribute("data-countdown-left") || "{time} left",
+      overdue: holder.getAttribute("data-countdown-overdue") || "overdue by {time}",
+      skew: isNaN(now) ? 0 : now - loaded
+    };
   }
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  function span(seconds, u) {
+    var days = Math.floor(seconds / 86400);
+    var hours = Math.floor(seconds % 86400 / 3600);
+    var minutes = Math.floor(seconds % 3600 / 60);
+    var secs = seconds % 60;
+    if (days) { return days + " " + u[0] + " " + hours + " " + u[1]; }
+    if (hours) { return hours + " " + u[1] + " " + two(minutes) + " " + u[2] + " " + two(secs) + " " + u[3]; }
+    return minutes + " " + u[2] + " " + two(secs) + " " + u[3];
+  }
+
+  var counters = elements.map(function (el) {
+    return { el: el, due: Date.parse(el.getAttribute("data-deadline")), w: words(el) };
+  }).filter(function (c) { return !isNaN(c.due); });
+
   function tick() {
-    var now = Date.now();
-    document.querySelectorAll("[data-deadline]").forEach(function (el) {
-      var left = Date.parse(el.getAttribute("data-deadline")) - now;
-      var units = (el.getAttribute("data-units") || "d,h,min,s").split(",");
-      var form = el.getAttribute(left >= 0 ? "data-left" : "data-overdue") || "{}";
-      var text = form.replace("{}", span(left, units));
-      if (el.textContent !== text) { el.textContent = text; }
-      el.classList.toggle("bad", left < 0);
+    counters.forEach(function (c) {
+      var ms = c.due - (Date.now() + c.w.skew);
+      var seconds = Math.floor(Math.abs(ms) / 1000);
+      var text = (ms >= 0 ? c.w.left : c.w.overdue).replace("{time}", span(seconds, c.w.units));
+      if (c.el.textContent !== text) { c.el.textContent = text; }
+      c.el.classList.toggle("overdue", ms < 0);
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { tick(); setInterval(tick, 1000); });
+  tick();
+  window.setInterval(tick, 1000);
 })();
