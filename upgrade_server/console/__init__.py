@@ -15,7 +15,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from upgrade_server.console import overview_pages  # noqa: F401  (its routes join bp)
+    from upgrade_server.console import overview_pages, release_pages  # noqa: F401  (routes join bp)
     from upgrade_server.console.views import bp
 
     app.register_blueprint(bp)
