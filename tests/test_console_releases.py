@@ -546,3 +546,43 @@ def test_chinese_pages_show_no_raw_codes(client, factory, fleet):
         assert re.search(r"[\u4e00-\u9fff]", text)
         english = {"Release notes", "Version", "Publish", "Channels", "devices"}
         assert not [w for w in english if w in text], path
+
+
+def test_odd_input_gets_words_never_a_server_error(client, factory, fleet, product, app):
+    release_id = fleet["release_id"]
+    as_staff(client, factory, "publisher")
+    for query in (
+        "product=99999999999999&page=0&status=xyz",
+        "page=abc&channel=" + "x" * 100,
+        "q=%25_%5C&page=99999",
+    ):
+        page(client, f"/console/releases?{query}")
+    review = f"/console/releases/{release_id}/rollout?review=1&channel=stable"
+    for odd in (
+        "waves=1e400",
+        "waves=abc",
+        "waves=",
+        "waves=50,100&soak_hours=1e308",
+        "waves=100&soak_hours=nan",
+        "waves=100&min_success_percent=inf",
+        "waves=100&stop_failure_percent=-1",
+        "waves=10,5,100",
+    ):
+        r = client.get(f"{review}&{odd}")
+        assert r.status_code in (200, 422), (odd, r.status_code)
+    page(client, f"/console/releases/{release_id}/promote?channel={'y' * 300}", 422)
+    page(client, "/console/releases/new?product=99999", 404)
+    page(client, "/console/releases/99999", 404)
+    token = csrf(page(client, f"/console/releases/{release_id}/withdraw"))
+    r = client.post(
+        f"/console/releases/{release_id}/withdraw", data={"csrf_token": token, "reason": "x" * 3000}
+    )
+    assert r.status_code == 422 and db.session.get(Release, release_id).status == "published"
+    r = client.post(
+        f"/console/releases/new?product={product.id}",
+        data=_publish_form(token, "6.0.0", **{"notes-en": "a\x00b"}),
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 400 and 'value="6.0.0"' in r.get_data(as_text=True)
+    assert db.session.scalars(select(Release).where(Release.version == "6.0.0")).first() is None
+    assert list((app.extensions["artifact_store"].root / ".tmp").iterdir()) == []

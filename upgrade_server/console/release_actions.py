@@ -10,6 +10,7 @@ error status rolls the request's work back).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -99,8 +100,11 @@ def releases_withdraw(release_id: int) -> Any:
     status = 200
     if request.method == "POST":
         try:
-            if not reason:
-                error, status = _("Say why the release is withdrawn."), 422
+            if not reason or len(reason) > MAX_REASON:
+                error, status = (
+                    _("Say why the release is withdrawn, in 2000 characters at most."),
+                    422,
+                )
             else:
                 repository = repository_for(session(), release.product, current_settings())
                 releases.withdraw_release(
@@ -128,7 +132,7 @@ def releases_withdraw(release_id: int) -> Any:
 
 def parse_waves(text: str) -> list[int] | None:
     """'1, 10, 100' (cumulative percentages) as shares in basis points; None
-    when it is not a list of numbers."""
+    when it is not a rising list of percentages ending at 100."""
     shares = []
     for part in text.replace("%", "").replace("，", ",").split(","):
         part = part.strip()
@@ -139,14 +143,24 @@ def parse_waves(text: str) -> list[int] | None:
         if not 0 <= percent <= 100:
             return None
         shares.append(round(percent * BUCKETS / 100))
-    return shares or None
+    # As the service will insist: each wave further than the last, the last all.
+    if not shares or shares[-1] != BUCKETS or any(a >= b for a, b in pairwise(shares)):
+        return None
+    return shares
 
 
-def _float(value: str) -> float | None:
+# Bounds of the form's gates: hours up to the API's 90 days, percentages.
+GATE_BOUNDS = {"soak_hours": 90 * 24.0, "min_success_percent": 100.0, "stop_failure_percent": 100.0}
+MAX_REASON = 2000
+
+
+def _number(value: str, high: float) -> float | None:
+    """A number from 0 to `high` as typed, else None (NaN and infinities too)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if 0 <= number <= high else None
 
 
 def rollout_input(form: Any, hardware: list[str]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -155,11 +169,13 @@ def rollout_input(form: Any, hardware: list[str]) -> tuple[dict[str, Any] | None
     mistakes: list[str] = []
     shares = parse_waves(form.get("waves", ""))
     if shares is None:
-        mistakes.append(_("Waves: percentages separated by commas, such as 1, 10, 100."))
+        mistakes.append(
+            _("Waves: rising percentages separated by commas, ending at 100, such as 1, 10, 100.")
+        )
     gates: dict[str, Any] = {"auto_advance": form.get("auto_advance") == "1"}
-    numbers = {name: _float(form.get(name, "")) for name in GATE_FIELDS}
-    if any(v is None or v < 0 for v in numbers.values()):
-        mistakes.append(_("Gates: give each as a number, zero or more."))
+    numbers = {name: _number(form.get(name, ""), GATE_BOUNDS[name]) for name in GATE_FIELDS}
+    if any(v is None for v in numbers.values()):
+        mistakes.append(_("Gates: hours up to 2160, percentages from 0 to 100."))
     else:
         gates["min_soak_seconds"] = round((numbers["soak_hours"] or 0) * 3600)
         gates["min_success_rate"] = min(1.0, (numbers["min_success_percent"] or 0) / 100)

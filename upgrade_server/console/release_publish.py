@@ -27,9 +27,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from upgrade_server.accounts.roles import Permission
 from upgrade_server.console.release_form import Entered, problems, rendered_texts, safe_filename
 from upgrade_server.console.views import bp, require, staff
-from upgrade_server.errors import AppError, ConflictError, InvalidInputError
+from upgrade_server.errors import AppError, BadRequestError, ConflictError, InvalidInputError
 from upgrade_server.extensions import artifact_store, current_settings
 from upgrade_server.extensions import session as db_session
+from upgrade_server.jsonbody import unstorable_text
 from upgrade_server.notes.documents import GUIDANCE_KINDS
 from upgrade_server.products import service as products
 from upgrade_server.products.models import Product
@@ -138,6 +139,9 @@ def _publish(product: Product, entered: Entered) -> tuple[Any, bool]:
         or artifact.stream.size == 0
     ):
         raise InvalidInputError("no artifact", [{"field": "artifact", "message": "required"}])
+    for name, value in request.form.items(multi=True):
+        if unstorable_text(name) or unstorable_text(value):
+            raise BadRequestError(f"field {name!r}: text that cannot be stored")
     writer: StagingWriter = artifact.stream
     metadata = entered.metadata(safe_filename(artifact.filename))
     staged = writer.finish()

@@ -55,7 +55,8 @@
     var data = new FormData(form);
     data.set("action", "publish");
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
+    // Not form.action: the buttons named "action" shadow it.
+    xhr.open("POST", form.getAttribute("action"));
     xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", function (e) {
