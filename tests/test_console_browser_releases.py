@@ -48,6 +48,7 @@ def _publish(live: Live, product_id: int, version: str, **metadata: Any) -> int:
 def _seed(live: Live) -> None:
     """A product with two releases and eight devices on 1.0.0 (stable), and a publisher."""
     product_id = add_product(live, "gw", ("rev-a", "rev-b"))
+    add_product(live, "meter", ("m1",))
     _publish(live, product_id, "0.9.0", channels=["stable"], security_fix=True)
     _publish(live, product_id, "1.0.0", channels=["beta", "stable"], notes=NOTES)
     withdrawn = _publish(live, product_id, "0.9.1", channels=["stable"])
@@ -105,7 +106,12 @@ def test_a_publisher_publishes_with_notes_and_starts_a_rollout_by_keyboard(scrat
             assert_accessible(page)
 
             _press(page, "a:text('Publish a release')")
-            page.wait_for_url(re.compile(r"/console/releases/new"))
+            page.wait_for_url(re.compile(r"/console/releases/new$"))
+            assert_accessible(page)  # which product?
+            page.locator("#product").focus()
+            page.keyboard.type("gw")
+            _press(page, "button:text('Continue')")
+            page.wait_for_url(re.compile(r"/console/releases/new\?product=\d+"))
             assert_accessible(page)
             _type_into(page, "#version", "1.1.0")
             _type_into(page, "#notes-zh-CN", NOTES["zh-CN"])

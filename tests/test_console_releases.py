@@ -572,6 +572,8 @@ def test_odd_input_gets_words_never_a_server_error(client, factory, fleet, produ
         assert r.status_code in (200, 422), (odd, r.status_code)
     page(client, f"/console/releases/{release_id}/promote?channel={'y' * 300}", 422)
     page(client, "/console/releases/new?product=99999", 404)
+    chooser = page(client, "/console/releases/new")  # two products: which one?
+    assert f'<option value="{product.id}">' in chooser and "Continue" in chooser
     page(client, "/console/releases/99999", 404)
     token = csrf(page(client, f"/console/releases/{release_id}/withdraw"))
     r = client.post(

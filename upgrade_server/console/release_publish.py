@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, redirect, render_template, request, session, url_for
+from flask import g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from upgrade_server.accounts.roles import Permission
+from upgrade_server.accounts.roles import Permission, allows
 from upgrade_server.console.release_form import Entered, problems, rendered_texts, safe_filename
 from upgrade_server.console.views import bp, require, staff
 from upgrade_server.errors import AppError, BadRequestError, ConflictError, InvalidInputError
@@ -40,6 +40,7 @@ from upgrade_server.storage.base import StagingWriter
 from upgrade_server.transaction import on_failure
 from upgrade_server.uploads import stream_files_into, upload_was_cut_short
 from upgrade_server.web import problems as sentences
+from upgrade_server.web.views import viewer
 
 _PUBLISH = "console.releases_new"
 # Notes and guidance in two languages can be long; the parser's buffer is 1 MiB.
@@ -48,10 +49,16 @@ _FORM_MEMORY = 4 * 1024 * 1024
 
 @bp.url_value_preprocessor
 def _arm_streaming(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    # Runs before the guard parses the form: a logged-in visitor's artifact
-    # streams into staging. Should they not be let in after all (or the form
-    # fail), the unit of work or _drop_unused_upload removes it.
-    if endpoint != _PUBLISH or request.method != "POST" or session.get("user_id") is None:
+    # Runs before the guard parses the form (for its token): a publisher's
+    # artifact streams into staging; anyone else's body stays within the
+    # app's usual limit and is refused. A file the view does not make a
+    # release of is removed (the unit of work, _drop_unused_upload).
+    if endpoint != _PUBLISH or request.method != "POST":
+        return
+    principal = viewer()
+    if principal is None or principal.role is None or not principal.role.is_vendor:
+        return
+    if not allows(principal.role, Permission.RELEASE_PUBLISH):
         return
     settings = current_settings()
     request.max_content_length = settings.max_artifact_bytes + settings.max_request_bytes
