@@ -210,7 +210,7 @@ def test_a_publisher_publishes_through_the_form_with_its_file(client, factory, p
     assert "<strong>dual-link backup</strong>" in html
 
 
-def test_the_upload_script_gets_json_back(client, factory, product):
+def test_the_upload_script_gets_json_back(client, factory, product, app):
     as_staff(client, factory, "publisher")
     token = _form(client, f"/console/releases/new?product={product.id}")
     headers = {"X-Requested-With": "XMLHttpRequest"}
@@ -221,6 +221,14 @@ def test_the_upload_script_gets_json_back(client, factory, product):
         headers=headers,
     )
     assert r.status_code == 201 and r.get_json()["location"].startswith("/console/releases/")
+    # A preview sent with its file (a browser without the script) keeps no byte of it.
+    r = client.post(
+        f"/console/releases/new?product={product.id}",
+        data=_publish_form(token, "3.2.1", action="preview"),
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 200 and "choose it again" in r.get_data(as_text=True)
+    assert list((app.extensions["artifact_store"].root / ".tmp").iterdir()) == []
     r = client.post(
         f"/console/releases/new?product={product.id}",
         data=_publish_form(token, "3.2", b"other"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, redirect, render_template, request, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -43,6 +43,8 @@ from upgrade_server.web import problems as sentences
 from upgrade_server.web.views import viewer
 
 _PUBLISH = "console.releases_new"
+# On the request, not `g`: an app context (and so `g`) can outlive a request.
+_KEPT = "upgrade_server.console.upload_kept"
 # Notes and guidance in two languages can be long; the parser's buffer is 1 MiB.
 _FORM_MEMORY = 4 * 1024 * 1024
 
@@ -68,7 +70,7 @@ def _arm_streaming(endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 @bp.after_request
 def _drop_unused_upload(response: BaseResponse) -> BaseResponse:
-    if request.endpoint == _PUBLISH and not g.get("upload_kept"):
+    if request.endpoint == _PUBLISH and not request.environ.get(_KEPT):
         for writer in request.__dict__.get("artifact_writers", []):
             writer.abort()
     return response
@@ -126,7 +128,7 @@ def releases_new() -> Any:
         release, created = _publish(product, entered)
     except AppError as error:
         return _refused(product, entered, error)
-    g.upload_kept = True
+    request.environ[_KEPT] = True
     notice: dict[str, Any] = {} if created else {"notice": "exists"}
     target = url_for("console.releases_detail", release_id=release.id, **notice)
     if _wants_json():
