@@ -15,7 +15,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from upgrade_server.console import overview_pages, release_pages  # noqa: F401  (routes join bp)
+    from upgrade_server.console import (  # noqa: F401  (their routes join bp)
+        account_pages,
+        audit_pages,
+        organisation_pages,
+        overview_pages,
+        release_pages,
+    )
     from upgrade_server.console.views import bp
 
     app.register_blueprint(bp)

@@ -63,6 +63,7 @@ SECTIONS: tuple[tuple[str, Any, Permission | None], ...] = (
     ("console.service", lazy_gettext("Service"), None),
     ("console.tickets", lazy_gettext("Tickets"), None),
     ("console.organisations", lazy_gettext("Organisations"), None),
+    ("console.accounts", lazy_gettext("Accounts"), Permission.USER_READ),
     ("console.audit", lazy_gettext("Audit"), Permission.AUDIT_READ),
 )
 

@@ -36,6 +36,7 @@ from upgrade_server.errors import (
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.releases.models import Release, ReleaseStatus
 from upgrade_server.releases.service import bump_generation, channels, promote_release
+from upgrade_server.rollouts import listeners as _listeners  # noqa: F401  (connects them)
 from upgrade_server.rollouts import progress as figures_of
 from upgrade_server.rollouts.models import (
     ACTIVE_STATES,
