@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from upgrade_server.accounts.roles import Permission, allows
 from upgrade_server.console.release_form import Entered, problems, rendered_texts, safe_filename
 from upgrade_server.console.views import bp, require, staff
+from upgrade_server.database import writes
 from upgrade_server.errors import AppError, BadRequestError, ConflictError, InvalidInputError
 from upgrade_server.extensions import artifact_store, current_settings
 from upgrade_server.extensions import session as db_session
@@ -106,6 +107,7 @@ def _page(product: Product, entered: Entered, status: int = 200, **context: Any)
 
 
 @bp.route("/releases/new", methods=["GET", "POST"])
+@writes  # a product's first form makes its default channels
 def releases_new() -> Any:
     require(Permission.RELEASE_PUBLISH)
     product = _product()
