@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
         incident_report_pages,
         organisation_pages,
         overview_pages,
+        release_pages,
         service_pages,
         service_request_pages,
         ticket_pages,
