@@ -5,11 +5,14 @@ action; axe-core judges each page."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.clock import today
 from tests.helpers.browser import assert_accessible, browser_page, console_login, screenshot
@@ -18,6 +21,7 @@ from tests.live import add_product, live_server
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.devices import provisioning
+from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import contracts
 from upgrade_server.extensions import db
 from upgrade_server.organisations import service as organisations
@@ -29,7 +33,7 @@ pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 @pytest.fixture
 def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
     with live_server(scratch_url, tmp_path / "instance") as live:
-        add_product(live, "gw", ("rev-a",))
+        product_id = add_product(live, "gw", ("rev-a",))
         with live.app.app_context():
             cli = Principal.cli()
             org = organisations.create_organisation(
@@ -78,7 +82,38 @@ def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
                     password=PASSWORD,
                 ).id
             db.session.commit()
-            yield {"live": live, "organisation": org.id, "users": users}
+            device = db.session.scalars(select(Device).order_by(Device.id)).first()
+            device_id = device.id
+        client = live.app.test_client()
+        published = client.post(
+            f"/api/v1/products/{product_id}/releases",
+            data={
+                "metadata": json.dumps({"version": "1.1.0", "channels": ["stable"]}),
+                "artifact": (io.BytesIO(b"fw" * 100), "gw-1.1.0.bin"),
+            },
+            headers=live.headers,
+            content_type="multipart/form-data",
+        )
+        assert published.status_code == 201, published.get_json()
+        ticket = client.post(
+            "/api/v1/tickets",
+            json={
+                "title": "Link down",
+                "level": 2,
+                "device_ids": [device_id],
+                "organisation_id": org.id,
+            },
+            headers=live.headers,
+        )
+        assert ticket.status_code == 201, ticket.get_json()
+        yield {
+            "live": live,
+            "organisation": org.id,
+            "users": users,
+            "device": device_id,
+            "release": published.get_json()["id"],
+            "ticket": ticket.get_json()["id"],
+        }
 
 
 def _type_into(page: Any, selector: str, text: str) -> None:
@@ -152,11 +187,21 @@ def test_an_admin_adds_a_contract_and_sets_a_window_with_the_keyboard(world, tmp
         assert_accessible(page)
 
 
-# Every console page a viewer can open on this branch (the overview is the lead's).
+# Every console page a viewer can open.
 def _viewer_pages(world: dict[str, Any]) -> list[str]:
     org, users = world["organisation"], world["users"]
     return [
         "/console/",
+        "/console/releases",
+        f"/console/releases/{world['release']}",
+        "/console/releases/signatures",
+        "/console/devices",
+        f"/console/devices/{world['device']}",
+        "/console/service",
+        "/console/service/requests",
+        "/console/tickets",
+        f"/console/tickets/{world['ticket']}",
+        "/console/tickets/deadlines",
         "/console/organisations",
         f"/console/organisations/{org}",
         "/console/accounts",
@@ -189,6 +234,7 @@ def test_a_viewer_walks_every_page_and_sees_no_write_action(world):
             assert nav.locator("a[href='/console/organisations']").count() == 1
             assert nav.locator("a[href='/console/audit']").count() == 0
             assert_accessible(page)
-        response = page.goto(f"{base}/console/audit")
-        assert response is not None and response.status == 403
+        for refused in ("/console/audit", "/console/releases/new", "/console/service/sessions/new"):
+            response = page.goto(base + refused)
+            assert response is not None and response.status == 403, refused
         assert_accessible(page)
