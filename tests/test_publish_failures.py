@@ -154,3 +154,20 @@ def test_too_large_artifact_is_413_and_stores_nothing(client, published, app):
         settings.max_artifact_bytes = original
     assert r.status_code == 413
     assert stored_state(app, published["product"]) == published["before"]
+
+
+@pytest.mark.parametrize("field", ["version", "min_from_version"])
+def test_a_version_longer_than_the_tables_keep_is_a_422_and_changes_nothing(
+    client, published, app, field
+):
+    """A valid semantic version of 65 characters: every table keeps 64 (a 500
+    on PostgreSQL before)."""
+    long = "1.0.1-" + "a" * 59
+    extra = {"min_from_version": long} if field == "min_from_version" else {}
+    version = long if field == "version" else "1.0.2"
+    r = publish(
+        client, published["headers"], published["product"].id, version, b"x", expect=None, **extra
+    )
+    assert r.status_code == 422, r.get_data(as_text=True)
+    assert any(e["field"] == field for e in r.get_json()["errors"])
+    assert stored_state(app, published["product"]) == published["before"]

@@ -44,6 +44,7 @@ MAX_SHORT = 200
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_SHORT)]
 Text = Annotated[StrictStr, Field(max_length=MAX_TEXT)]
+MAX_VERSION = 64
 Short = Annotated[StrictStr, Field(max_length=MAX_SHORT)]
 Scalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
 Texts = dict[Language, Text]
@@ -152,7 +153,8 @@ class ParameterChange(_Strict):
 class ReleaseMetadata(_Strict):
     """The `metadata` part of a publish: what the release is and what its notes say."""
 
-    version: Annotated[StrictStr, Field(min_length=1, max_length=100)] = Field(
+    # 64: what every table keeps of a version (releases, devices, install events).
+    version: Annotated[StrictStr, Field(min_length=1, max_length=MAX_VERSION)] = Field(
         description="semantic version, e.g. 2.1.0 or 2.1.0-rc.1"
     )
     filename: Short | None = Field(None, description="default: the artifact part's file name")
@@ -160,7 +162,9 @@ class ReleaseMetadata(_Strict):
     hardware_revisions: list[Name] | None = Field(
         None, description="default: every revision of the product"
     )
-    min_from_version: Short | None = Field(None, description="the lowest version it installs from")
+    min_from_version: Annotated[StrictStr, Field(max_length=MAX_VERSION)] | None = Field(
+        None, description="the lowest version it installs from"
+    )
     security_fix: StrictBool = False
     notes: Texts = Field(default_factory=dict, description="Markdown, per language")
     guidance: dict[GuidanceKind, Texts] = Field(
