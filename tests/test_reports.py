@@ -171,3 +171,14 @@ def test_postgres_nan_infinity_or_nul_in_one_report_blocks_no_other(
         assert f"device {device_id}" in caplog.text
     assert writer.flush() == 0
     engine.dispose()
+
+
+def test_csv_downloads_never_carry_a_formula_a_spreadsheet_would_run(app):
+    """A text a customer typed ("=HYPERLINK(...)", "@SUM(...)") reads as text;
+    numbers stay numbers."""
+    from upgrade_server.csvfiles import csv_response
+
+    with app.test_request_context():
+        rows = [{"title": '=HYPERLINK("http://x")', "note": "@SUM(A1)", "late": -5, "ok": "fine"}]
+        body = csv_response(rows, ["title", "note", "late", "ok"], "x.csv").get_data(as_text=True)
+    assert body.splitlines()[1] == '"\'=HYPERLINK(""http://x"")",\'@SUM(A1),-5,fine'

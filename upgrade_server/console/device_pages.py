@@ -25,6 +25,7 @@ from upgrade_server.accounts.roles import Permission
 from upgrade_server.console import device_queries as queries
 from upgrade_server.console.device_timeline import console_link, timeline
 from upgrade_server.console.views import bp, require, staff
+from upgrade_server.csvfiles import spreadsheet_safe
 from upgrade_server.devices import service as device_service
 from upgrade_server.entitlements.service import coverage_of
 from upgrade_server.errors import AppError
@@ -76,12 +77,6 @@ def devices() -> str:
     )
 
 
-def _cell(text: str) -> str:
-    """A text as a spreadsheet shows it, never as a formula it would run (a
-    site named "=HYPERLINK(...)" by a customer)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/devices.csv")
 def devices_csv() -> Response:
     """The filtered list, every row, streamed."""
@@ -96,13 +91,13 @@ def devices_csv() -> Response:
         for n, r in enumerate(rows, 1):
             writer.writerow(
                 (
-                    _cell(r.serial),
-                    _cell(r.organisation_slug),
-                    _cell(r.product),
-                    _cell(r.hardware),
-                    _cell(r.current_version or ""),
-                    _cell(r.channel),
-                    _cell(r.site),
+                    spreadsheet_safe(r.serial),
+                    spreadsheet_safe(r.organisation_slug),
+                    spreadsheet_safe(r.product),
+                    spreadsheet_safe(r.hardware),
+                    spreadsheet_safe(r.current_version or ""),
+                    spreadsheet_safe(r.channel),
+                    spreadsheet_safe(r.site),
                     r.last_seen_at.isoformat() if r.last_seen_at else "",
                     r.state,
                     r.through or "",
