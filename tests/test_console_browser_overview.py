@@ -126,5 +126,13 @@ def test_the_overview_by_keyboard_accessible_in_both_languages(busy, tmp_path):
         page.goto(f"{base}/console/?lang=zh-CN")
         assert page.get_by_role("heading", name="总览", level=1).is_visible()
         assert page.locator("html").get_attribute("lang") == "zh-CN"
+        # Chinese is drawn with a CJK font (fonts-noto-cjk), not boxes.
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+        heading = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "main h1"})
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": heading["nodeId"]})["fonts"]
+        assert any("CJK" in f["familyName"] for f in fonts), fonts
         assert_accessible(page)
         assert refused == []

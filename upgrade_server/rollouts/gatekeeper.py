@@ -125,14 +125,15 @@ class Gatekeeper:
             conn, device.organisation_id, device.update_settings_generation, device.timezone
         )
         approvals = settings.approvals
-        if not (active.by_release or approvals.needed or settings.windows):
+        by_release = active.by_release
+        if not (by_release or approvals.needed or settings.windows):
             return Admitted(found, None, active)  # most checks: nothing to ask
-        if found and (active.by_release or approvals.needed):
+        if found and (by_release or approvals.needed):
             # A handful of rollouts and approvals, however many candidates:
             # devices that share them share the filtered candidates too.
             device_id, organisation, hardware = device.id, device.organisation_id, device.hardware
             blocked: tuple[int, ...] = ()  # in the rollouts' order: one key per set
-            for release, view in active.by_release.items():
+            for release, view in by_release.items():
                 if view.offers(device_id, organisation, hardware) is False:
                     blocked += (release,)
             allowed = approvals.allowed_for(device.id) if approvals.needed else None
@@ -151,9 +152,10 @@ class Gatekeeper:
                             self._filtered.clear()
                         self._filtered[memo] = kept
                 found = kept
-        state = settings.window(now) if found else None
-        closed = state if state is not None and not state.open else None
-        return Admitted(found, closed, active)
+        if not (found and settings.windows):
+            return Admitted(found, None, active)
+        state = settings.window(now)
+        return Admitted(found, state if state is not None and not state.open else None, active)
 
     def emergency(self, admitted: Admitted, candidate: Candidate) -> bool:
         """Is `candidate` under an emergency rollout (which ignores windows)?"""

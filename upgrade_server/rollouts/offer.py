@@ -19,6 +19,9 @@ from upgrade_server.rollouts.models import Rollout, RolloutDevice, RolloutState
 from upgrade_server.rollouts.plan import Target, Wave, bucket_of
 
 _OFFERING = (RolloutState.RUNNING, RolloutState.PAUSED)
+# Buckets a view keeps (about 100 bytes each): a fleet of a million devices'
+# worth; past it the rest are hashed at each check.
+MAX_BUCKETS_KEPT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class RolloutView:
     organisations: frozenset[int] = field(init=False, default=frozenset())
     hardware: frozenset[str] = field(init=False, default=frozenset())
     prefix: bytes = field(init=False, default=b"")
+    # Each device's bucket, hashed once per view (a view lives until the
+    # product's release generation moves): the check of a device seen before
+    # costs a dictionary lookup, not a SHA-256.
+    buckets: dict[int, int] = field(init=False, default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         fold = object.__setattr__  # frozen: set once, here
@@ -70,8 +77,14 @@ class RolloutView:
         if device_id in self.pinned:
             return True
         share = self.share
-        if share and bucket_of(self.prefix, device_id) < share:
-            return True
+        if share:
+            found = self.buckets.get(device_id)
+            if found is None:
+                found = bucket_of(self.prefix, device_id)
+                if len(self.buckets) < MAX_BUCKETS_KEPT:
+                    self.buckets[device_id] = found
+            if found < share:
+                return True
         return (
             device_id in self.devices
             or organisation_id in self.organisations
