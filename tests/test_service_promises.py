@@ -598,3 +598,20 @@ def test_an_engineer_records_the_response_in_the_portal(client, shop):
     ).get_json()
     assert found["response"] == "已电话回复" and found["responded_by"] == engineer.email
     assert "已电话回复" in client.get("/portal/service").get_data(as_text=True)
+
+
+def test_a_late_response_by_the_start_of_work_or_a_planned_session_is_kept_as_a_breach(
+    client, shop, clock
+):
+    """Answered late by planning a session or starting the work (not by the
+    respond step), the missed deadline is still a row, with how late."""
+    planned = _post(client, shop["customer"], "/api/v1/service-requests", {"title": "a"}, 201)
+    started = _post(client, shop["customer"], "/api/v1/service-requests", {"title": "b"}, 201)
+    clock.shift(timedelta(hours=26))
+    body = {"kind": "follow-up", "organisation_id": shop["org"].id, "request_id": planned["id"]}
+    _post(client, shop["support"], "/api/v1/service-sessions", body, 201)
+    _post(client, shop["support"], f"/api/v1/service-requests/{started['id']}/start")
+    rows = {r.request_id: r for r in db.session.scalars(select(ServiceRequestBreach))}
+    assert set(rows) == {planned["id"], started["id"]}
+    for row in rows.values():
+        assert row.met_at is not None and 119 <= row.late_minutes <= 121

@@ -138,6 +138,7 @@ def advance(
         entry.started_at, entry.started_by = at or now, actor.label
         if isinstance(entry, ServiceRequest):
             responses.mark_responded(entry, entry.started_at, actor.label)
+            responses.record_breaches(session, [entry], now)  # answered late: kept
     elif step == "confirm-start":
         entry.start_confirmed_at, entry.start_confirmed_by = now, actor.label
     elif step == "end":

@@ -86,6 +86,7 @@ def create_session(
         raise InvalidInputError("the session is invalid", errors)
     if request is not None and not request.signed_off:
         responses.mark_responded(request, utcnow(), actor.label)
+        responses.record_breaches(session, [request], utcnow())  # answered late: kept
     entry = ServiceSession(
         organisation_id=organisation.id,
         kind=kind.value,
