@@ -161,6 +161,15 @@ def test_a_publisher_publishes_with_notes_and_starts_a_rollout_by_keyboard(scrat
             page.wait_for_url(release_url)
             rollouts = page.locator("section[aria-labelledby='rollouts-h']").inner_text()
             assert "stable" in rollouts and "running" in rollouts and "1 of 2 (50 %)" in rollouts
+            assert_accessible(page)  # with the rollout's controls
+            # Paused from the keyboard, then the abort's confirmation (not sent).
+            with page.expect_navigation():
+                _press(page, "button:text('Pause the rollout')")
+            assert "paused" in page.locator("section[aria-labelledby='rollouts-h']").inner_text()
+            _press(page, "a:text('Abort…')")
+            page.wait_for_url(re.compile(r"/abort$"))
+            assert "withdraws the offer for good" in page.inner_text("main")
+            assert_accessible(page)
 
             # The other pages of the section pass axe too, in both languages.
             for path in ("promote?channel=beta", "withdraw"):

@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
         organisation_pages,
         overview_pages,
         release_pages,
+        rollout_controls,
         service_pages,
         service_request_pages,
         ticket_pages,

@@ -18,6 +18,7 @@ from upgrade_server.console import (  # noqa: F401  (their routes join bp)
     release_signatures,
 )
 from upgrade_server.console.release_form import rendered_texts
+from upgrade_server.console.rollout_controls import controls_for
 from upgrade_server.console.views import bp, staff
 from upgrade_server.database import escape_like
 from upgrade_server.extensions import current_settings, session
@@ -112,6 +113,7 @@ def releases_detail(release_id: int) -> str:
         active=active,
         totals=totals,
         promote_to=[c.name for c in channels if c not in release.channels],
+        rollout_controls=controls_for,
         notice=request.args.get("notice", ""),
     )
 

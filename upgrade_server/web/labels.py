@@ -153,6 +153,11 @@ LABELS: dict[str, dict[str, LazyString]] = {
         "resume": _("resumed"),
         "abort": _("aborted"),
     },
+    "rollout-step": {
+        "pause": _("Pause the rollout"),
+        "resume": _("Resume the rollout"),
+        "advance": _("Advance to the next wave now"),
+    },
     "hotline-status": {
         "told": _("told in time"),
         "told-late": _("told late"),
