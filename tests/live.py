@@ -70,3 +70,22 @@ def add_product(live: Live, code: str, revisions: tuple[str, ...] = ("rev-a", "r
         )
         db.session.commit()
         return product.id
+
+
+def publish(live: Live, product_id: int, version: str, **metadata: Any) -> int:
+    """Publish `version` (a small artifact; stable unless `channels` says
+    otherwise) through the live app's API; its release id."""
+    import io
+    import json
+
+    r = live.app.test_client().post(
+        f"/api/v1/products/{product_id}/releases",
+        data={
+            "metadata": json.dumps({"version": version, "channels": ["stable"], **metadata}),
+            "artifact": (io.BytesIO(version.encode() * 100), f"gw-{version}.bin"),
+        },
+        headers=live.headers,
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 201, r.get_json()
+    return int(r.get_json()["id"])

@@ -3,9 +3,7 @@ Chromium (headless) against the app on a loopback port."""
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import re
 import shutil
 import subprocess
@@ -18,7 +16,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.clock import at, today
 from tests.helpers.portal import GUIDANCE, PASSWORD
-from tests.live import Live, add_product, live_server
+from tests.live import add_product, live_server, publish
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.accounts.roles import Role
@@ -45,27 +43,12 @@ HOSTILE_NOTES = {
 }
 
 
-def _publish(live: Live, product_id: int, version: str, **metadata: Any) -> int:
-    client = live.app.test_client()
-    r = client.post(
-        f"/api/v1/products/{product_id}/releases",
-        data={
-            "metadata": json.dumps({"version": version, "channels": ["stable"], **metadata}),
-            "artifact": (io.BytesIO(version.encode() * 100), f"gw-{version}.bin"),
-        },
-        headers=live.headers,
-        content_type="multipart/form-data",
-    )
-    assert r.status_code == 201, r.get_json()
-    return int(r.get_json()["id"])
-
-
 @pytest.fixture
 def world(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
     with live_server(scratch_url, tmp_path / "instance") as live:
         product_id = add_product(live, "gw", ("rev-a",))
-        _publish(live, product_id, "1.0.0")
-        update_id = _publish(
+        publish(live, product_id, "1.0.0")
+        update_id = publish(
             live,
             product_id,
             "1.1.0",

@@ -4,8 +4,6 @@ Content-Security-Policy, and a deadline's countdown that keeps time."""
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 from tests.clock import today
 from tests.helpers.browser import assert_accessible, browser_page, console_login, screenshot
 from tests.helpers.portal import PASSWORD
-from tests.live import Live, add_product, live_server
+from tests.live import add_product, live_server, publish
 from upgrade_server.accounts import service as accounts
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.devices import provisioning
@@ -25,27 +23,13 @@ from upgrade_server.organisations import service as organisations
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
 
-def _publish(live: Live, product_id: int, version: str, channel: str = "stable") -> int:
-    r = live.app.test_client().post(
-        f"/api/v1/products/{product_id}/releases",
-        data={
-            "metadata": json.dumps({"version": version, "channels": [channel]}),
-            "artifact": (io.BytesIO(version.encode() * 100), f"gw-{version}.bin"),
-        },
-        headers=live.headers,
-        content_type="multipart/form-data",
-    )
-    assert r.status_code == 201, r.get_json()
-    return int(r.get_json()["id"])
-
-
 @pytest.fixture
 def busy(scratch_url, tmp_path) -> Iterator[dict[str, Any]]:
     """A fleet of 12 on two revisions, a release rolled out, an open ticket."""
     with live_server(scratch_url, tmp_path / "instance") as live:
         product_id = add_product(live, "gw", ("rev-a", "rev-b"))
-        _publish(live, product_id, "1.0.0")
-        newest = _publish(live, product_id, "1.1.0", channel="beta")
+        publish(live, product_id, "1.0.0")
+        newest = publish(live, product_id, "1.1.0", channels=["beta"])
         with live.app.app_context():
             cli = Principal.cli()
             org = organisations.create_organisation(db.session, cli, slug="acme", name="Acme")

@@ -35,7 +35,13 @@ from upgrade_server.errors import AuthenticationError, PermissionDeniedError
 from upgrade_server.extensions import session as db_session
 from upgrade_server.web import problems
 from upgrade_server.web.extensions import LANGUAGES, csrf
-from upgrade_server.web.views import current_user, local_path, start_session, viewer
+from upgrade_server.web.views import (
+    current_user,
+    end_session,
+    local_path,
+    start_session,
+    viewer,
+)
 
 bp = APIBlueprint(
     "console",
@@ -180,11 +186,5 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    user = current_user()
-    if user is not None:
-        accounts.log_out(db_session(), user)
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    end_session()
     return redirect(url_for("console.login"))

@@ -195,8 +195,9 @@ def local_path(target: str) -> str | None:
     return target
 
 
-@bp.post("/logout")
-def logout() -> BaseResponse:
+def end_session() -> None:
+    """Log the reader out: every copy of their session cookie is refused from
+    now on (portal and console alike); the language chosen is kept."""
     user = current_user()
     if user is not None:
         accounts.log_out(db_session(), user)
@@ -204,6 +205,11 @@ def logout() -> BaseResponse:
     session.clear()
     if lang:
         session["lang"] = lang
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    end_session()
     return redirect(url_for("portal.login"))
 
 
