@@ -19,12 +19,10 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from flask_babel import refresh as babel_refresh
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -34,11 +32,11 @@ from upgrade_server.accounts.roles import Permission, allows
 from upgrade_server.errors import AuthenticationError, PermissionDeniedError
 from upgrade_server.extensions import session as db_session
 from upgrade_server.web import problems
-from upgrade_server.web.extensions import LANGUAGES, csrf
 from upgrade_server.web.views import (
     current_user,
     end_session,
     local_path,
+    start_page_request,
     start_session,
     viewer,
 )
@@ -96,14 +94,7 @@ def require(permission: Permission) -> Principal:
 
 @bp.before_request
 def _guard() -> BaseResponse | None:
-    # As the portal: the form token and the locale per request.
-    g.pop("csrf_token", None)
-    lang = request.args.get("lang")
-    if lang in LANGUAGES:
-        session["lang"] = lang
-    babel_refresh()
-    if request.method == "POST":
-        csrf.protect()
+    start_page_request()  # as the portal: the language, a POST's CSRF token
     if request.endpoint in OPEN:
         return None
     principal = viewer()

@@ -93,7 +93,9 @@ def require_login() -> Principal:
 
 
 @bp.before_request
-def _before() -> None:
+def start_page_request() -> None:
+    """Before every page of the portal and the console: the language asked
+    for, and a POST's CSRF token checked."""
     # Flask-WTF caches the form token and Flask-Babel the locale in the app
     # context, which outlives the request when an outer one is active (the test
     # suite, a script): both per request.
