@@ -29,6 +29,8 @@ SERVICE = ROOT / "tests" / "ddi" / "rauc_service.py"
 # Debian's Python: the one with python3-gi (the service, the client's venv).
 SYSTEM_PYTHON = "/usr/bin/python3"
 DEADLINE = 30.0
+# What rauc-hawkbit logs when its polling failed (any error: it retries after 60 s).
+RETRY = "Retry will happen in"
 
 T = TypeVar("T")
 
@@ -220,14 +222,36 @@ class RaucClient:
     def describe(self) -> str:
         return _tail(self.log)
 
+    def trouble(self) -> str | None:
+        """Why the client will do nothing more in a test's time, if it will
+        not: it stopped, or its polling failed (it retries after 60 s)."""
+        if self.process.poll() is not None:
+            return f"rauc-hawkbit-client stopped ({self.process.returncode})"
+        if RETRY in self.text():
+            return "rauc-hawkbit-client's polling failed"
+        return None
+
+    def wait(
+        self,
+        condition: Callable[[], T | None],
+        what: str,
+        describe: Callable[[], str] | None = None,
+        timeout: float = DEADLINE,
+    ) -> T:
+        """`wait_for(condition)`, failing at once if the client is in trouble."""
+        described = describe or self.describe
+
+        def met() -> T | None:
+            found = condition()
+            if not found and (trouble := self.trouble()):
+                raise AssertionError(f"{trouble} while waiting for {what}\n{described()}")
+            return found
+
+        return wait_for(met, what, timeout, described)
+
     def wait_for_polls(self, count: int, timeout: float = DEADLINE) -> None:
-        wait_for(
-            lambda: self.polls() >= count or self.process.poll() is not None,
-            f"{count} base polls of rauc-hawkbit-client",
-            timeout,
-            self.describe,
-        )
-        assert self.process.poll() is None, "rauc-hawkbit-client stopped\n" + self.describe()
+        """Until the client has had `count` base polls answered in all."""
+        self.wait(lambda: self.polls() >= count, f"{count} base polls", timeout=timeout)
 
 
 @contextmanager
