@@ -23,6 +23,8 @@ from upgrade_server.releases.models import Release
 from upgrade_server.updates.models import InstallEvent
 
 FIRMWARE = b"firmware 1.1.0 " * 300
+SHA1 = hashlib.sha1(FIRMWARE, usedforsecurity=False).hexdigest()
+MD5 = hashlib.md5(FIRMWARE, usedforsecurity=False).hexdigest()
 
 
 class Controller:
@@ -155,8 +157,8 @@ def test_an_offered_release_is_an_action_with_its_artifact_and_every_hash(client
     (artifact,) = chunk["artifacts"]
     assert artifact["size"] == len(FIRMWARE)
     assert artifact["hashes"] == {
-        "sha1": hashlib.sha1(FIRMWARE).hexdigest(),
-        "md5": hashlib.md5(FIRMWARE).hexdigest(),
+        "sha1": SHA1,
+        "md5": MD5,
         "sha256": hashlib.sha256(FIRMWARE).hexdigest(),
     }
     href = artifact["_links"]["download-http"]["href"]
@@ -168,7 +170,7 @@ def test_an_offered_release_is_an_action_with_its_artifact_and_every_hash(client
     assert part.status_code == 206 and part.data == FIRMWARE[100:200]
     assert client.head(href, headers=ddi.headers).status_code == 200
     md5sum = client.get(artifact["_links"]["md5sum-http"]["href"], headers=ddi.headers)
-    assert md5sum.data.decode() == f"{hashlib.md5(FIRMWARE).hexdigest()}  fw.bin\n"
+    assert md5sum.data.decode() == f"{MD5}  fw.bin\n"
     # Another device's token does not reach it; nor does no token.
     assert client.get(href).status_code == 401
     assert client.get(ddi.base + "/deploymentBase/999999", headers=ddi.headers).status_code == 404
@@ -403,8 +405,6 @@ def test_an_older_release_gets_its_sha1_and_md5_from_the_stored_bytes(client, wo
     ddi = world["ddi"]
     document = client.get(ddi.links()["deploymentBase"]["href"], headers=ddi.headers).get_json()
     hashes = document["deployment"]["chunks"][0]["artifacts"][0]["hashes"]
-    assert hashes["md5"] == hashlib.md5(FIRMWARE).hexdigest()
+    assert hashes["md5"] == MD5
     db.session.expire_all()
-    assert (
-        db.session.get(Release, release["id"]).artifact_sha1 == hashlib.sha1(FIRMWARE).hexdigest()
-    )
+    assert db.session.get(Release, release["id"]).artifact_sha1 == SHA1
