@@ -67,6 +67,12 @@ class Server:
         self.operator("publish", "gw", version, str(bundle), "--channel", "stable")
         return BUNDLE
 
+    def release_id(self, version: str) -> int:
+        from upgrade_server.releases.models import Release
+
+        with self.engine.connect() as conn:
+            return conn.execute(select(Release.id).where(Release.version == version)).scalar_one()
+
     def device(self, serial: str, **dates: str) -> Device:
         """A device of "acme" on 0.9.0, with its client's config."""
         secret = provision(self.database_url, self.instance, "gw", "rev-a", serial, **dates)
@@ -105,10 +111,35 @@ class Device:
                 select(DeviceRow.current_version).where(DeviceRow.serial == self.serial)
             ).scalar_one()
 
-    def finished(self) -> list[tuple[str, str | None]] | None:
-        """Its steps once the last one ends the install, else None."""
+    def first_attempt(self) -> list[tuple[str, str | None]] | None:
+        """Its steps up to the first that ends an install, once there is one."""
         steps = self.steps()
-        return steps if steps and steps[-1][0] in FINAL else None
+        ends = [n for n, (status, _) in enumerate(steps) if status in FINAL]
+        return steps[: ends[0] + 1] if ends else None
+
+    def error_texts(self) -> list[str]:
+        """The error texts of its failed steps."""
+        from upgrade_server.devices.models import Device as DeviceRow
+        from upgrade_server.updates.models import InstallEvent
+
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(InstallEvent.error_text)
+                    .join(DeviceRow, DeviceRow.id == InstallEvent.device_id)
+                    .where(DeviceRow.serial == self.serial, InstallEvent.status == "failed")
+                    .order_by(InstallEvent.id)
+                ).scalars()
+            )
+
+    def open_action(self) -> int | None:
+        """The release the server holds it to be part-way through installing."""
+        from upgrade_server.devices.models import Device as DeviceRow
+
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(DeviceRow.installing_release_id).where(DeviceRow.serial == self.serial)
+            ).scalar_one()
 
     def client(self, bus: str, run: int = 1) -> AbstractContextManager[RaucClient]:
         """Its rauc-hawkbit-client (run `run`: each run logs to a file of its own)."""
@@ -147,7 +178,7 @@ def test_a_covered_device_installs_the_bundle_and_is_then_up_to_date(server, bus
 
     with device.client(bus, run=1) as client:
         steps = client.wait(
-            device.finished, "the install to end", lambda: device.describe(client, rauc)
+            device.first_attempt, "the install to end", lambda: device.describe(client, rauc)
         )
         assert "Download successful" in client.text(), client.describe()  # its md5 matched
     assert steps == [("downloading", None), ("installing", None), ("installed", None)]
@@ -158,7 +189,9 @@ def test_a_covered_device_installs_the_bundle_and_is_then_up_to_date(server, bus
     # A new run of the client: offered nothing, it downloads nothing.
     with device.client(bus, run=2) as again:
         again.wait_for_polls(3)
-        assert "Deployment found" not in again.text(), again.describe()
+        polls = again.answers(f"/controller/v1/{device.serial}")
+        assert [poll["_links"] for poll in polls] == [{}] * len(polls), again.describe()
+        assert "deploymentBase" not in again.text(), again.describe()
     assert rauc.installs() == 1
     assert not (device.home / "bundle.raucb").exists()
     assert device.steps() == steps
@@ -171,11 +204,14 @@ def test_a_failed_install_is_recorded_and_the_version_kept(server, bus, rauc):
 
     with device.client(bus) as client:
         steps = client.wait(
-            device.finished, "the install to end", lambda: device.describe(client, rauc)
+            device.first_attempt, "the install to end", lambda: device.describe(client, rauc)
         )
         client.wait(lambda: "Result:   FAILED" in client.text(), "the client's result")
-    assert [status for status, _ in steps] == ["downloading", "installing", "failed"]
-    assert rauc.completed() == [1]
+    # RAUC's LastError (sent as proceeding/failure) ends the attempt; the
+    # closed/failure that follows tells the same end again.
+    assert steps == [("downloading", None), ("installing", None), ("failed", "E_DDI_FAILURE")]
+    assert device.error_texts()[0] == "Installation error: stand-in told to fail"
+    assert rauc.completed()[0] == 1
     assert device.version() == "0.9.0"
 
 
@@ -201,12 +237,25 @@ def test_a_release_withdrawn_during_the_install_is_cancelled_and_the_client_reje
             "the client to answer the cancel",
             lambda: device.describe(client, rauc),
         )
+        release_id = server.release_id("1.1.0")
+        # The action's id is the release's.
+        assert client.answers(f"/cancelAction/{release_id}")[0] == {
+            "id": str(release_id),
+            "cancelAction": {"stopId": str(release_id)},
+        }
+        # A rejected cancel leaves the action open: the next poll cancels again.
+        rejected = client.text().count("Rejecting cancelation request")
+        client.wait(
+            lambda: client.text().count("Rejecting cancelation request") > rejected,
+            "the cancel to be asked again",
+        )
         assert device.steps() == [("downloading", None), ("installing", None)]
+        assert device.open_action() == release_id
         assert rauc.completed() == []
         # The device finishes the install it went on with.
         rauc.release()
         steps = client.wait(
-            device.finished, "the install to end", lambda: device.describe(client, rauc)
+            device.first_attempt, "the install to end", lambda: device.describe(client, rauc)
         )
         # Installed, the action is done: no cancel comes after the poll under way.
         client.wait_for_polls(client.polls() + 1)
@@ -215,7 +264,9 @@ def test_a_release_withdrawn_during_the_install_is_cancelled_and_the_client_reje
         assert client.text().count("Rejecting cancelation request") == rejected
     assert rauc.completed() == [0]
     assert steps == [("downloading", None), ("installing", None), ("installed", None)]
+    assert device.steps() == steps
     assert device.version() == "1.1.0"
+    assert device.open_action() is None
 
 
 def test_a_device_not_covered_is_offered_nothing(server, bus, rauc):
@@ -225,7 +276,9 @@ def test_a_device_not_covered_is_offered_nothing(server, bus, rauc):
 
     with device.client(bus) as client:
         client.wait_for_polls(3)
-        assert "Deployment found" not in client.text(), client.describe()
+        polls = client.answers(f"/controller/v1/{device.serial}")
+        assert [set(poll["_links"]) - {"configData"} for poll in polls] == [set()] * len(polls)
+        assert "deploymentBase" not in client.text(), client.describe()
     assert rauc.installs() == 0
     assert device.steps() == []
     assert device.version() == "0.9.0"

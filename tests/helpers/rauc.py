@@ -13,6 +13,8 @@ Every wait here is on a condition (a file, the database), with a deadline.
 
 from __future__ import annotations
 
+import ast
+import itertools
 import os
 import signal
 import subprocess
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CLIENT = ROOT / ".venv-rauc-hawkbit" / "bin" / "rauc-hawkbit-client"
@@ -214,6 +216,18 @@ class RaucClient:
 
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+    def answers(self, path: str) -> list[Any]:
+        """The server's JSON answers to the client's GETs of URLs ending in
+        `path`, oldest first, as its debug log prints them (Python reprs)."""
+        found = []
+        lines = self.text().splitlines()
+        for line, following in itertools.pairwise(lines):
+            _, _, get = line.partition(" DEBUG    GET ")
+            if get.endswith(path) and not get.startswith("binary "):
+                _, _, answer = following.partition(" DEBUG    ")
+                found.append(ast.literal_eval(answer))
+        return found
 
     def polls(self) -> int:
         """Base polls answered so far (each ends in the sleep the server asked for)."""
