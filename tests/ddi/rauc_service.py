@@ -6,8 +6,8 @@ Run by Debian's /usr/bin/python3 (python3-gi), not by the project's venv:
 
 on the bus that DBUS_SYSTEM_BUS_ADDRESS names. It owns `de.pengutronix.rauc`
 and serves `de.pengutronix.rauc.Installer` on `/` as rauc does, as far as
-rauc-hawkbit uses it: `Install(s)` is answered at once; then the bundle is
-copied, `Progress` changes and `Completed(i)` is emitted.
+rauc-hawkbit uses it: `Install(s)` keeps a copy of the bundle and is answered
+at once; then `Progress` changes and `Completed(i)` is emitted.
 
 The test steers it and reads it through files in STATE_DIR:
 
@@ -136,13 +136,14 @@ class Installer:
         else:
             self.progress(100, "Installing done.", 1)
         self.set_properties(Operation=GLib.Variant("s", "idle"))
+        # Journaled first: whatever the client does on Completed comes after.
+        self.journal(f"completed {self.installs} {result}")
+        self.busy = False
         assert self.connection is not None
         self.connection.emit_signal(
             None, "/", INTERFACE, "Completed", GLib.Variant("(i)", (result,))
         )
         self.connection.flush_sync(None)
-        self.journal(f"completed {self.installs} {result}")
-        self.busy = False
         return False
 
 
