@@ -438,3 +438,23 @@ def test_a_failed_action_rests_before_it_is_offered_again_longer_each_time(clien
     assert "deploymentBase" not in ddi.links()
     clock.shift(timedelta(hours=1))
     assert _action(ddi.links()) == action
+
+
+def test_an_aborted_rollout_cancels_the_action_and_a_running_one_offers_it(client, factory):
+    from tests.helpers.rollouts import fleet
+
+    staged = fleet(client, factory, rev_a=1, rev_b=0)
+    device, token = factory.device(
+        staged.organisation, staged.product, hardware_revision="rev-a", current_version="1.0.0"
+    )
+    ddi = Controller(client, device, token)
+    rollout = staged.start(client, waves=[{"share": 10000}])
+    assert _action(ddi.links()) == staged.release_id
+    ddi.feedback(staged.release_id, "proceeding")
+    r = client.post(
+        f"/api/v1/rollouts/{rollout['id']}/abort",
+        json={"reason": "bad build"},
+        headers=staged.publisher.headers,
+    )
+    assert r.status_code == 200, r.get_json()
+    assert ddi.links()["cancelAction"]["href"].endswith(f"/cancelAction/{staged.release_id}")
