@@ -343,8 +343,15 @@ def test_a_device_not_covered_is_offered_nothing(client, world, factory):
     assert _action(world["ddi"].links()) == release["id"]
 
 
-def test_a_closed_window_holds_a_new_action_and_marks_one_under_way(client, world):
+def test_a_closed_window_holds_a_new_action_and_marks_one_under_way(client, world, factory):
     zone = ZoneInfo(world["org"].timezone)
+    ddi = world["ddi"]
+    release = _publish(client, world)
+    action = _action(ddi.links())
+    ddi.feedback(action, "proceeding")  # under way before the window is set
+    later, later_token = factory.device(
+        organisation=world["org"], product=world["product"], current_version="1.0.0"
+    )
     opens = (NOW + timedelta(hours=3)).astimezone(zone)
     r = client.put(
         f"/api/v1/organisations/{world['org'].id}/maintenance-windows",
@@ -358,18 +365,20 @@ def test_a_closed_window_holds_a_new_action_and_marks_one_under_way(client, worl
                 }
             ]
         },
-        headers=_admin(world, client),
+        headers=factory.caller("admin").headers,
     )
     assert r.status_code == 200, r.get_json()
-    _publish(client, world)
-    ddi = world["ddi"]
-    assert "deploymentBase" not in ddi.links()
-
-
-def _admin(world, client):
-    from tests.factories import Factory
-
-    return Factory(db.session).caller("admin").headers
+    # A device that had not started waits for the window: nothing to run.
+    assert "deploymentBase" not in Controller(client, later, later_token).links()
+    # The one under way keeps its action, told not to install now.
+    links = ddi.links()
+    assert _action(links) == release["id"]
+    deployment = client.get(links["deploymentBase"]["href"], headers=ddi.headers).get_json()
+    assert deployment["deployment"]["maintenanceWindow"] == "unavailable"
+    assert (deployment["deployment"]["download"], deployment["deployment"]["update"]) == (
+        "attempt",
+        "skip",
+    )
 
 
 def test_feedback_that_is_not_ddi_is_refused_clearly(client, world):
@@ -408,3 +417,44 @@ def test_an_older_release_gets_its_sha1_and_md5_from_the_stored_bytes(client, wo
     assert hashes["md5"] == MD5
     db.session.expire_all()
     assert db.session.get(Release, release["id"]).artifact_sha1 == SHA1
+
+
+def test_a_failed_action_rests_before_it_is_offered_again_longer_each_time(client, world, clock):
+    _publish(client, world)
+    ddi = world["ddi"]
+    action = _action(ddi.links())
+    ddi.feedback(action, "proceeding")
+    ddi.feedback(action, "closed", "failure", details=["no space left"])
+    # Not downloaded again at every poll...
+    assert "deploymentBase" not in ddi.links()
+    clock.shift(timedelta(minutes=59))
+    assert "deploymentBase" not in ddi.links()
+    # ...but tried again an hour later, then two hours after a second failure.
+    clock.shift(timedelta(minutes=2))
+    assert _action(ddi.links()) == action
+    ddi.feedback(action, "proceeding")
+    ddi.feedback(action, "closed", "failure")
+    clock.shift(timedelta(hours=1, minutes=1))
+    assert "deploymentBase" not in ddi.links()
+    clock.shift(timedelta(hours=1))
+    assert _action(ddi.links()) == action
+
+
+def test_an_aborted_rollout_cancels_the_action_and_a_running_one_offers_it(client, factory):
+    from tests.helpers.rollouts import fleet
+
+    staged = fleet(client, factory, rev_a=1, rev_b=0)
+    device, token = factory.device(
+        staged.organisation, staged.product, hardware_revision="rev-a", current_version="1.0.0"
+    )
+    ddi = Controller(client, device, token)
+    rollout = staged.start(client, waves=[{"share": 10000}])
+    assert _action(ddi.links()) == staged.release_id
+    ddi.feedback(staged.release_id, "proceeding")
+    r = client.post(
+        f"/api/v1/rollouts/{rollout['id']}/abort",
+        json={"reason": "bad build"},
+        headers=staged.publisher.headers,
+    )
+    assert r.status_code == 200, r.get_json()
+    assert ddi.links()["cancelAction"]["href"].endswith(f"/cancelAction/{staged.release_id}")

@@ -7,19 +7,25 @@ device is part-way through (Device.installing_release_id) that is no longer
 what it would be offered (the release was withdrawn, a rollout aborted, a
 newer release superseded it) is cancelled first, as hawkBit cancels an
 action before assigning another.
+
+An action that ended in failure is a closed action in hawkBit's terms: it is
+offered again only after a pause that doubles with each failed attempt (1 h,
+2 h, 4 h, ... up to a day), so a device whose install fails for good does not
+download the release at every poll, and one that failed by chance tries again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from upgrade_server.compiled_queries import compiled
 from upgrade_server.device_edge.update_check import UpdateCheck
 from upgrade_server.releases.models import Release
 from upgrade_server.rollouts.gatekeeper import Gatekeeper
@@ -43,6 +49,30 @@ class Actions(NamedTuple):
 
 NOTHING = Actions(None, None, False, None)
 
+FIRST_RETRY = timedelta(hours=1)
+LONGEST_RETRY = timedelta(days=1)
+# (Two typed columns make a Select[int, datetime]; compiled() takes any select.)
+_FAILURES = cast(
+    "Select[Any]",
+    select(func.count().label("failures"), func.max(InstallEvent.received_at).label("last")).where(
+        InstallEvent.device_id == bindparam("device_id"),
+        InstallEvent.release_id == bindparam("release_id"),
+        # Not IN (...): a compiled query takes no expanding parameters.
+        (InstallEvent.status == "failed") | (InstallEvent.status == "rolled_back"),
+    ),
+)
+
+
+def retry_after(failures: int, last: datetime) -> datetime:
+    """When an action that failed `failures` times, last at `last`, is offered again."""
+    return last + min(FIRST_RETRY * 2 ** min(failures - 1, 10), LONGEST_RETRY)
+
+
+def resting(conn: Connection, device_id: int, release_id: int, now: datetime) -> bool:
+    """Has the device's last attempt at the release failed too recently to try again?"""
+    row = compiled(_FAILURES, conn).first(conn, {"device_id": device_id, "release_id": release_id})
+    return bool(row.failures) and now < retry_after(row.failures, row.last)
+
 
 def actions(check: UpdateCheck, conn: Connection, row: Any, now: datetime) -> Actions:
     """What `row` (targets.COLUMNS) is offered or must cancel now."""
@@ -54,6 +84,8 @@ def actions(check: UpdateCheck, conn: Connection, row: Any, now: datetime) -> Ac
     chosen, _ = pick(admitted.found, row)
     if chosen is None or (open_id is not None and chosen.release_id != open_id):
         return Actions(None, open_id, False, None) if open_id is not None else NOTHING
+    if open_id is None and resting(conn, row.id, chosen.release_id, now):
+        return NOTHING
     gate: Gatekeeper = check.extensions["gatekeeper"]
     forced = gate.emergency(admitted, chosen)
     window = None

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from upgrade_server.clock import utcnow
 from upgrade_server.device_edge.ddi.deployments import (
+    NOTHING,
     Actions,
     action_href_hash,
     actions,
@@ -54,6 +55,8 @@ class BasePoll:
     def __init__(self, check: UpdateCheck) -> None:
         self.check = check
         self.sleep = sleep_text(check.poll_seconds)
+        idle = poll_document("", NOTHING, self.sleep, ask_config=False)
+        self.idle = json.dumps(idle, separators=(",", ":")).encode()
 
     def __call__(
         self, environ: dict[str, Any], tenant: str, controller_id: str
@@ -66,17 +69,19 @@ class BasePoll:
             if not exc.connection_invalidated:
                 raise
             row, acts = self._actions(tenant, controller_id, authorization)  # a new connection
-        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-        base = controller_base(
-            environ.get("wsgi.url_scheme", "http"),
-            host,
-            environ.get("SCRIPT_NAME", ""),
-            tenant,
-            controller_id,
-        )
-        # Attributes are asked for until the device has sent some.
-        document = poll_document(base, acts, self.sleep, ask_config=not row.inventory)
-        body = json.dumps(document, separators=(",", ":")).encode()
+        if acts is NOTHING and row.inventory:
+            body = self.idle  # most polls: nothing to do, nothing asked
+        else:
+            base = controller_base(
+                environ.get("wsgi.url_scheme", "http"),
+                environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+                environ.get("SCRIPT_NAME", ""),
+                tenant,
+                controller_id,
+            )
+            # Attributes are asked for until the device has sent some.
+            document = poll_document(base, acts, self.sleep, ask_config=not row.inventory)
+            body = json.dumps(document, separators=(",", ":")).encode()
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
