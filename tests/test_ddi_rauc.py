@@ -207,11 +207,17 @@ def test_a_failed_install_is_recorded_and_the_version_kept(server, bus, rauc):
             device.first_attempt, "the install to end", lambda: device.describe(client, rauc)
         )
         client.wait(lambda: "Result:   FAILED" in client.text(), "the client's result")
+        # A failed action rests before it is offered again (the client would
+        # download and install again at once).
+        client.wait_for_polls(client.polls() + 3)
+        assert "Deployment found" not in client.text().split("Result:   FAILED", 1)[1]
+    assert rauc.installs() == 1
+    assert device.steps() == steps
     # RAUC's LastError (sent as proceeding/failure) ends the attempt; the
     # closed/failure that follows tells the same end again.
     assert steps == [("downloading", None), ("installing", None), ("failed", "E_DDI_FAILURE")]
     assert device.error_texts()[0] == "Installation error: stand-in told to fail"
-    assert rauc.completed()[0] == 1
+    assert rauc.completed() == [1]
     assert device.version() == "0.9.0"
 
 
