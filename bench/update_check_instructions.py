@@ -152,6 +152,9 @@ def main() -> int:
     parser.add_argument("--releases", type=int, default=200)
     parser.add_argument("--child", nargs=3, metavar=("TARGET", "KIND", "REQUESTS"))
     parser.add_argument("--answer-size", action="store_true")
+    parser.add_argument(
+        "--only-ddi", action="store_true", help="only the DDI poll beside the native check"
+    )
     args = parser.parse_args()
     if args.answer_size:
         from bench.seed import device_secret
@@ -183,32 +186,34 @@ def main() -> int:
             "UPGRADE_SERVER_STAGING_CLEANUP_SECONDS": "0",
             "UPGRADE_SERVER_ROLLOUT_EVALUATE_SECONDS": "0",
         }
-        # The floor answers JSON of the server's size.
-        env["FLOOR_BODY_BYTES"] = str(_answer_size(env))
-        # The same fleet with its newest release under a rollout (first wave 10 %).
-        rollout_url = f"sqlite:///{tmp / 'fleet-rollout.db'}"
-        seed(rollout_url, args.devices, args.releases, rollout=True)
-        envs = {"server": env, "floor": env, "rollout": {**env, "DATABASE_URL": rollout_url}}
-        per_request: dict[tuple[str, str], float] = {}
-        for kind in KINDS:
-            for target in ("server", "floor", "rollout"):
-                low, high = (instructions(target, kind, n, envs[target], tmp) for n in COUNTS)
-                per_request[target, kind] = (high - low) / (COUNTS[1] - COUNTS[0])
-        figures = {}
-        for kind in KINDS:
-            server, floor = per_request["server", kind], per_request["floor", kind]
-            rolled = per_request["rollout", kind]
-            figures[kind] = {
-                "server": round(server),
-                "floor": round(floor),
-                "rollout": round(rolled),
-            }
-            label = "update check" if kind == "check" else "304 answers"
-            print(
-                f"SQLite {label}: {server:,.0f} instructions per request | floor {floor:,.0f}"
-                f" | ratio {floor / server:.2f}x | under a rollout {rolled:,.0f}"
-                f" = {floor / rolled:.2f}x"
-            )
+        figures: dict[str, dict[str, int]] = {}
+        if not args.only_ddi:
+            # The floor answers JSON of the server's size.
+            env["FLOOR_BODY_BYTES"] = str(_answer_size(env))
+            # The same fleet with its newest release under a rollout (first wave 10 %).
+            rollout_url = f"sqlite:///{tmp / 'fleet-rollout.db'}"
+            seed(rollout_url, args.devices, args.releases, rollout=True)
+            envs = {"server": env, "floor": env, "rollout": {**env, "DATABASE_URL": rollout_url}}
+            per_request: dict[tuple[str, str], float] = {}
+            for kind in KINDS:
+                for target in ("server", "floor", "rollout"):
+                    low, high = (instructions(target, kind, n, envs[target], tmp) for n in COUNTS)
+                    per_request[target, kind] = (high - low) / (COUNTS[1] - COUNTS[0])
+
+            for kind in KINDS:
+                server, floor = per_request["server", kind], per_request["floor", kind]
+                rolled = per_request["rollout", kind]
+                figures[kind] = {
+                    "server": round(server),
+                    "floor": round(floor),
+                    "rollout": round(rolled),
+                }
+                label = "update check" if kind == "check" else "304 answers"
+                print(
+                    f"SQLite {label}: {server:,.0f} instructions per request | floor {floor:,.0f}"
+                    f" | ratio {floor / server:.2f}x | under a rollout {rolled:,.0f}"
+                    f" = {floor / rolled:.2f}x"
+                )
         # Every device on the newest release: the DDI poll beside the native check.
         from bench.update_check import up_to_date
 

@@ -480,3 +480,40 @@ def test_gateway_tokens_through_the_api_admins_only_shown_once(client, world, fa
     revoked = client.delete(f"{url}/{token['id']}", headers=admin.headers)
     assert revoked.status_code == 200 and revoked.get_json()["revoked_at"]
     assert gateway.get().status_code == 401
+
+
+def test_feedback_as_swupdate_sends_it_a_numeric_id_and_a_long_log(client, world):
+    release = _publish(client, world)
+    ddi = world["ddi"]
+    url = f"{ddi.base}/deploymentBase/{release['id']}/feedback"
+    log = ["[TRACE] " + "x" * 1000] * 45 + ["Installing Update Chunk Artifacts."]
+    for details in (["Installing Update Chunk Artifacts."], log):
+        r = client.post(
+            url,
+            json={
+                "id": release["id"],
+                "time": "20261203T133609",
+                "status": {
+                    "result": {"progress": {"cnt": 0, "of": 1}, "finished": "none"},
+                    "execution": "proceeding",
+                    "details": details,
+                },
+            },
+            headers=ddi.headers,
+        )
+        assert r.status_code == 200, r.get_data(as_text=True)
+    failed = client.post(
+        url,
+        json={
+            "id": release["id"],
+            "status": {"execution": "closed", "result": {"finished": "failure"}, "details": log},
+        },
+        headers=ddi.headers,
+    )
+    assert failed.status_code == 200
+    assert ddi.steps() == [("downloading", None), ("installing", None), ("failed", "E_DDI_FAILURE")]
+    db.session.expire_all()
+    text = db.session.execute(
+        select(InstallEvent.error_text).where(InstallEvent.status == "failed")
+    ).scalar_one()
+    assert len(text) == 2000 and text.startswith("[TRACE]")

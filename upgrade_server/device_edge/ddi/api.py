@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Dict, Integer, List, Nested, String
+from apiflask.fields import Dict, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, current_app, request
 from marshmallow import EXCLUDE
@@ -62,18 +62,30 @@ class StatusIn(_Lenient):
     execution = String(required=True, validate=OneOf(feedback.EXECUTIONS))
     result = Nested(ResultIn, load_default=None)
     code = Integer(load_default=None, validate=Range(-(2**31), 2**31 - 1))
-    details = List(String(validate=Length(0, 512)), load_default=list, validate=Length(0, 50))
+    # Any number of lines of any length (SWUpdate sends its whole log as one
+    # feedback, with lines of a kilobyte): kept cut to size (feedback.Feedback),
+    # never refused. The body's 64 KiB limit bounds them.
+    details = List(
+        String(),
+        load_default=list,
+        metadata={"description": "free text; the first 2,000 characters are kept"},
+    )
+
+
+# SWUpdate sends the action's id as a number, hawkBit's documents as a
+# string; neither is used (the URL names the action).
+_ECHOED = {"description": "the action's id, as the client sends it (ignored)"}
 
 
 class FeedbackIn(_Lenient):
-    id = String(load_default=None, validate=Length(0, 64))
-    time = String(load_default=None, validate=Length(0, 64))
+    id = Raw(load_default=None, metadata=_ECHOED)
+    time = Raw(load_default=None, metadata={"description": "when, as the client says (ignored)"})
     status = Nested(StatusIn, required=True)
 
 
 class ConfigDataIn(_Lenient):
-    id = String(load_default=None, validate=Length(0, 64))
-    time = String(load_default=None, validate=Length(0, 64))
+    id = Raw(load_default=None, metadata=_ECHOED)
+    time = Raw(load_default=None, metadata={"description": "when, as the client says (ignored)"})
     status = Nested(StatusIn, load_default=None)
     mode = String(load_default="merge", validate=OneOf(("merge", "replace", "remove")))
     data = Dict(

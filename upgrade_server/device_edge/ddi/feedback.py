@@ -55,11 +55,13 @@ class Feedback:
             status["execution"],
             result.get("finished") or "none",
             status.get("code"),
-            tuple(status.get("details") or ()),
+            # Enough lines to fill the error text; the rest of a long log is dropped.
+            tuple(line[:2000] for line in (status.get("details") or ())[:200]),
         )
 
     @property
     def text(self) -> str | None:
+        """The details as the install event's error text (at most 2,000 characters)."""
         return "\n".join(self.details)[:2000] or None
 
 
