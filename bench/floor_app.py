@@ -35,3 +35,11 @@ def check() -> Response:
     if request.headers.get("If-None-Match", "").strip('"') == ETAG:
         return Response(status=304, headers={"ETag": f'"{ETAG}"'})
     return Response(BODY, mimetype="application/json", headers={"ETag": f'"{ETAG}"'})
+
+
+@app.get("/<tenant>/controller/v1/<controller_id>")
+def ddi_poll(tenant: str, controller_id: str) -> Response:
+    """The floor of a DDI base poll: the same JSON, asked with GET."""
+    if DATABASE_URL:
+        _round_trip()
+    return Response(BODY, mimetype="application/json")

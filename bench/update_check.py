@@ -7,12 +7,14 @@ the same size (and 304 to If-None-Match) under the same gunicorn settings.
 It also prints SQL statements per update check, p50 latency at 1,000,000
 devices over p50 at 10,000 (SQLite), and idle-poll throughput of the exported
 timestamp.json through nginx against nginx serving a static file of the same
-size.
+size. And the hawkBit DDI base poll of an up-to-date device beside the native
+update check of an up-to-date device, against the floor, in the same run.
 
     python bench/update_check.py [--seconds 5] [--rounds 3] [--skip-million]
 
 Targets (issue 4): throughput >= 0.7x floor; 304s >= 0.8x; <= 3 SQL statements
-per check; p50(1M) / p50(10k) <= 1.2; idle polls >= 0.9x nginx static.
+per check; p50(1M) / p50(10k) <= 1.2; idle polls >= 0.9x nginx static;
+(issue 18) an up-to-date device's DDI poll costs no more than its native check.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from bench.common import gunicorn, nginx, wrk
 from bench.seed import device_secret, seed
 
 LUA = Path(__file__).resolve().parent / "update_check.lua"
+LUA_CURRENT = Path(__file__).resolve().parent / "update_check_current.lua"
+LUA_DDI = Path(__file__).resolve().parent / "ddi_poll.lua"
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -187,6 +191,83 @@ def measure(
         print(f"{label}: non-2xx/3xx answers: {errors:.0f}")
 
 
+def up_to_date(db_url: str) -> str:
+    """Every device of the seeded fleet on the newest release, with attributes
+    sent (as a hawkBit device that polls with nothing to do); the version."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        newest = conn.execute(
+            text("SELECT version FROM releases ORDER BY version_key DESC LIMIT 1")
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE devices SET current_version = :v, inventory = :i"),
+            {"v": newest, "i": '{"MAC": "00:00:5e:00:53:01"}'},
+        )
+    engine.dispose()
+    return str(newest)
+
+
+def measure_ddi(
+    db_url: str, label: str, instance: Path, seconds: int, tokens: Path, rounds: int
+) -> None:
+    """The DDI base poll and the native update check of up-to-date devices,
+    and the floor (a GET answering JSON of the poll's size), measured in turn."""
+    version = up_to_date(db_url)
+    targets = tokens.with_suffix(".ddi")
+    numbers = [int(line.rsplit("-", 1)[1]) for line in tokens.read_text().split()]
+    targets.write_text("".join(f"SN-{i:08d} {device_secret(i)}\n" for i in numbers))
+    env = {
+        "DATABASE_URL": db_url,
+        "UPGRADE_SERVER_INSTANCE_PATH": str(instance),
+        "UPGRADE_SERVER_LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(
+        BENCH_TOKENS=str(tokens), BENCH_DDI_TARGETS=str(targets), BENCH_VERSION=version
+    )
+    with ExitStack() as stack:
+        url, _ = stack.enter_context(gunicorn("wsgi:app", env))
+        request = urllib.request.Request(
+            f"{url}/bench/controller/v1/SN-{numbers[0]:08d}",
+            headers={"Authorization": f"TargetToken {device_secret(numbers[0])}"},
+        )
+        with urllib.request.urlopen(request) as response:
+            poll = response.read()
+        assert b"deploymentBase" not in poll, poll
+        floor_env = {"FLOOR_BODY_BYTES": str(len(poll))}
+        if db_url.startswith("postgresql"):
+            floor_env["FLOOR_DATABASE_URL"] = db_url
+        floor, _ = stack.enter_context(gunicorn("bench.floor_app:app", floor_env))
+        kinds = {
+            "ddi": (url, LUA_DDI),
+            "native": (f"{url}/api/device/v1/update-check", LUA_CURRENT),
+            "floor": (f"{floor}/bench/controller/v1/x", None),
+        }
+        runs: dict[str, list[dict[str, float]]] = {}
+        for _ in range(rounds):
+            for kind, (target, script) in kinds.items():
+                runs.setdefault(kind, []).append(wrk(target, seconds, script=script))
+
+    def rps(kind: str) -> float:
+        return statistics.median([r["rps"] for r in runs[kind]])
+
+    def ratio(a: str, b: str) -> str:
+        each = [x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b], strict=True)]
+        return f"{statistics.median(each):.2f}x (rounds {min(each):.2f}-{max(each):.2f})"
+
+    floor_kind = "floor + one SELECT 1" if "FLOOR_DATABASE_URL" in floor_env else "floor"
+    print(
+        f"{label}: up-to-date devices ({version}): DDI base poll {rps('ddi'):.0f}/s = "
+        f"{ratio('ddi', 'floor')} of the {floor_kind} ({rps('floor'):.0f}/s, {len(poll)} B); "
+        f"native update check {rps('native'):.0f}/s = {ratio('native', 'floor')}; "
+        f"DDI / native {ratio('ddi', 'native')} (target >= 1.0x, within the machine's drift)"
+    )
+    errors = sum(r["errors"] for kind in ("ddi", "native") for r in runs[kind])
+    if errors:
+        print(f"{label}: non-2xx/3xx answers: {errors:.0f}")
+
+
 def token_file(folder: Path, devices: int, sample: int = 20_000) -> Path:
     path = folder / f"tokens-{devices}.txt"
     chosen = random.sample(range(devices), min(sample, devices))
@@ -219,12 +300,22 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--releases", type=int, default=1_000)
     parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument(
+        "--only-ddi", action="store_true", help="only the DDI poll beside the native check"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp_name:
         tmp = Path(tmp_name)
         tokens = token_file(tmp, args.devices)
         sqlite_url = f"sqlite:///{tmp / 'fleet.db'}"
         seed(sqlite_url, args.devices, args.releases)
+        if args.only_ddi:
+            measure_ddi(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds)
+            pg_url = postgres_database("bench_update_check")
+            if pg_url:
+                seed(pg_url, args.devices, args.releases)
+                measure_ddi(pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens, args.rounds)
+            return 0
         uncached, cached = statements_per_check(sqlite_url, tmp / "i")
         print(
             f"SQL statements per update check: {cached}, {uncached} when its answer is not"
@@ -238,10 +329,12 @@ def main() -> int:
             " cached yet (target <= 2)"
         )
         measure(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds, rollout_url)
+        measure_ddi(sqlite_url, "SQLite", tmp / "i", args.seconds, tokens, args.rounds)
         pg_url = postgres_database("bench_update_check")
         if pg_url:
             seed(pg_url, args.devices, args.releases)
             measure(pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens, args.rounds)
+            measure_ddi(pg_url, "PostgreSQL", tmp / "i", args.seconds, tokens, args.rounds)
         if not args.skip_million:
             p50 = {}
             for count in (10_000, 1_000_000):

@@ -10,6 +10,10 @@ warm-up cancelled. A ratio is floor / server, so higher is better, as in
 `update_check.py`. SQLite only: a PostgreSQL round trip is spent in the server
 process, which callgrind does not see.
 
+Then, on a fleet where every device runs the newest release, the hawkBit DDI
+base poll beside the native update check (both with nothing to install):
+DDI / native is the poll's cost over the check's (issue 18: at most 1.0).
+
     python bench/update_check_instructions.py [--devices 10000] [--releases 200]
 """
 
@@ -34,10 +38,11 @@ COUNTS = (200, 1200)
 KINDS = ("check", "304")
 
 
-def _environ(token: str, etag: str) -> dict[str, Any]:
+def _environ(token: str, etag: str, kind: str = "check", serial: str = "") -> dict[str, Any]:
     import io
 
-    body = b'{"current_version":"1.0.0","channel":"stable"}'
+    version = os.environ.get("BENCH_VERSION", "1.0.0") if kind == "current" else "1.0.0"
+    body = b'{"current_version":"%s","channel":"stable"}' % version.encode()
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/api/device/v1/update-check",
@@ -59,17 +64,33 @@ def _environ(token: str, etag: str) -> dict[str, Any]:
     }
     if etag:
         environ["HTTP_IF_NONE_MATCH"] = etag
+    if kind == "ddi":  # the base poll: a GET with the device's TargetToken
+        environ.update(
+            REQUEST_METHOD="GET",
+            PATH_INFO=f"/bench/controller/v1/{serial}",
+            CONTENT_LENGTH="",
+            CONTENT_TYPE="",
+            HTTP_AUTHORIZATION=f"TargetToken {token}",
+            HTTP_HOST="bench",
+        )
+        environ["wsgi.input"] = io.BytesIO(b"")
     return environ
 
 
-def _call(app: Callable[..., Iterable[bytes]], token: str, etag: str) -> tuple[str, str]:
+def _call(
+    app: Callable[..., Iterable[bytes]],
+    token: str,
+    etag: str,
+    kind: str = "check",
+    serial: str = "",
+) -> tuple[str, str]:
     """One request as gunicorn makes it; returns (status, ETag)."""
     seen: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> None:
         seen["status"], seen["headers"] = status, dict(headers)
 
-    result = app(_environ(token, etag), start_response)
+    result = app(_environ(token, etag, kind, serial), start_response)
     b"".join(result)
     close = getattr(result, "close", None)
     if close is not None:
@@ -86,15 +107,18 @@ def child(target: str, kind: str, requests: int) -> None:
     else:
         from bench.floor_app import app
     tokens = [device_secret(i) for i in range(20)]
+    serials = [f"SN-{i:08d}" for i in range(20)]
+    expected = {"304": "304", "current": "204"}.get(kind, "200")
     etags = {}
     for i in range(WARM_UP):
         token = tokens[i % len(tokens)]
-        status, etags[token] = _call(app, token, "")
-        assert status.startswith("200"), status
+        status, etags[token] = _call(app, token, "", kind, serials[i % len(tokens)])
+        assert status.startswith("204" if kind == "current" else "200"), status
     for i in range(requests):
         token = tokens[i % len(tokens)]
-        status, _ = _call(app, token, etags[token] if kind == "304" else "")
-        assert status.startswith("304" if kind == "304" else "200"), status
+        etag = etags[token] if kind == "304" else ""
+        status, _ = _call(app, token, etag, kind, serials[i % len(tokens)])
+        assert status.startswith(expected), status
 
 
 def instructions(target: str, kind: str, requests: int, env: dict[str, str], out: Path) -> int:
@@ -185,6 +209,22 @@ def main() -> int:
                 f" | ratio {floor / server:.2f}x | under a rollout {rolled:,.0f}"
                 f" = {floor / rolled:.2f}x"
             )
+        # Every device on the newest release: the DDI poll beside the native check.
+        from bench.update_check import up_to_date
+
+        current_url = f"sqlite:///{tmp / 'fleet-current.db'}"
+        seed(current_url, args.devices, args.releases)
+        current_env = {**env, "DATABASE_URL": current_url, "BENCH_VERSION": up_to_date(current_url)}
+        cost = {}
+        for kind in ("current", "ddi"):
+            low, high = (instructions("server", kind, n, current_env, tmp) for n in COUNTS)
+            cost[kind] = (high - low) / (COUNTS[1] - COUNTS[0])
+        print(
+            f"SQLite, up-to-date devices: DDI base poll {cost['ddi']:,.0f} instructions per"
+            f" request | native update check {cost['current']:,.0f} | DDI / native"
+            f" {cost['ddi'] / cost['current']:.2f} (target <= 1.0)"
+        )
+        figures["ddi"] = {"poll": round(cost["ddi"]), "native": round(cost["current"])}
         print(json.dumps(figures))
     return 0
 

@@ -32,12 +32,15 @@ def _readme_layout() -> dict[str, set[str]]:
 
 
 def _tree() -> dict[str, set[str]]:
+    """{module or package (subpackages as `package/sub/`): its modules}."""
     tree: dict[str, set[str]] = {}
     for path in sorted(PACKAGE.iterdir()):
         if path.suffix == ".py":
             tree[path.name] = set()
         elif (path / "__init__.py").exists():
-            tree[f"{path.name}/"] = {p.stem for p in path.glob("*.py") if p.stem != "__init__"}
+            for package in sorted(p.parent for p in path.rglob("__init__.py")):
+                key = f"{package.relative_to(PACKAGE).as_posix()}/"
+                tree[key] = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
     return tree
 
 

@@ -12,6 +12,7 @@ import secrets
 
 API_TOKEN_PREFIX = "usk_"
 DEVICE_TOKEN_PREFIX = "usd_"
+GATEWAY_TOKEN_PREFIX = "usg_"
 SHOWN_PREFIX_LENGTH = 12
 
 

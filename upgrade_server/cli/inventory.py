@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from upgrade_server.accounts.principal import Principal
 from upgrade_server.cli import fail, transaction
-from upgrade_server.devices import provisioning
+from upgrade_server.devices import gateway_tokens, provisioning
 from upgrade_server.devices import service as devices
 from upgrade_server.devices.models import Device
 from upgrade_server.errors import AppError
@@ -53,6 +53,56 @@ def create_org(slug: str, name: str, timezone: str, region: str, contact_email: 
 def list_orgs() -> None:
     for org in session().execute(select(Organisation).order_by(Organisation.id)).scalars():
         click.echo(f"{org.id}\t{org.slug}\t{org.name}\t{org.timezone}\t{org.region}")
+
+
+@org_group.group(
+    "gateway-token", help="hawkBit gateway tokens: DDI for any device of one organisation."
+)
+def gateway_token_group() -> None:
+    pass
+
+
+def _organisation(slug: str) -> Organisation:
+    found = organisations.find_by_slug(session(), slug)
+    if found is None:
+        raise click.ClickException(f"no organisation {slug}")
+    return found
+
+
+@gateway_token_group.command("issue", help="Issue a gateway token for ORGANISATION (shown once).")
+@click.argument("organisation")
+@click.option("--name", required=True, help="What or where it is for.")
+def issue_gateway_token(organisation: str, name: str) -> None:
+    try:
+        with transaction() as db:
+            issued = gateway_tokens.issue_gateway_token(
+                db, Principal.cli(), _organisation(organisation), name
+            )
+    except AppError as error:
+        fail(error)
+    click.echo(f"gateway token {issued.token.id} for {organisation}: {issued.secret}")
+    click.echo("Shown once: devices send it as `Authorization: GatewayToken <token>`.", err=True)
+
+
+@gateway_token_group.command("list", help="ORGANISATION's gateway tokens (never the secrets).")
+@click.argument("organisation")
+def list_gateway_tokens(organisation: str) -> None:
+    for token in gateway_tokens.list_gateway_tokens(
+        session(), Principal.cli(), _organisation(organisation)
+    ):
+        state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+        click.echo(f"{token.id}\t{token.prefix}…\t{token.name}\t{state}")
+
+
+@gateway_token_group.command("revoke", help="Revoke a gateway token by its id (at once).")
+@click.argument("token_id", type=int)
+def revoke_gateway_token(token_id: int) -> None:
+    try:
+        with transaction() as db:
+            gateway_tokens.revoke_gateway_token(db, Principal.cli(), token_id)
+    except AppError as error:
+        fail(error)
+    click.echo(f"gateway token {token_id} revoked")
 
 
 @click.group("product", help="Products and hardware revisions.")

@@ -11,6 +11,7 @@
     coverage.py      the device's own coverage
     alarms.py        alarm upload
     tuf.py           TUF metadata and targets
+    ddi/             the hawkBit DDI API, for devices running SWUpdate or RAUC
 
 The domains (updates, devices, entitlements, tickets, signing) keep the rules;
 this package only speaks HTTP to devices. Problems are rendered by the same
@@ -31,6 +32,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     from upgrade_server.device_edge import alarms, coverage, identity, tuf, updates  # noqa: F401
     from upgrade_server.device_edge.blueprints import api
     from upgrade_server.device_edge.blueprints import tuf as tuf_bp
+    from upgrade_server.device_edge.ddi.api import bp as ddi_bp
+    from upgrade_server.device_edge.ddi.poll import BasePoll
     from upgrade_server.device_edge.update_check import UpdateCheck
     from upgrade_server.rollouts.gatekeeper import Gatekeeper
     from upgrade_server.updates.offers import AnswerCache
@@ -40,8 +43,25 @@ def init_app(app: Flask, settings: Settings) -> None:
     with app.app_context():
         app.extensions["hot_connection"] = KeptConnections(db.engine)
     app.extensions["update_check"] = UpdateCheck(app.extensions, settings.update_poll_seconds)
+    app.extensions["ddi_poll"] = BasePoll(app.extensions["update_check"])
     app.register_blueprint(api)
     app.register_blueprint(tuf_bp)
+    app.register_blueprint(ddi_bp)
+    app.config["SECURITY_SCHEMES"] = {
+        **(app.config.get("SECURITY_SCHEMES") or {}),
+        **{
+            scheme: {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": f"`{scheme} <token>`: {what} (hawkBit DDI)",
+            }
+            for scheme, what in (
+                ("TargetToken", "the device's own token"),
+                ("GatewayToken", "a gateway token of the device's organisation"),
+            )
+        },
+    }
 
 
 def wrap(app: Flask) -> None:
@@ -49,5 +69,5 @@ def wrap(app: Flask) -> None:
     from upgrade_server.device_edge.wsgi import DeviceEdge
 
     app.wsgi_app = DeviceEdge(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions["update_check"]
+        app.wsgi_app, app.extensions["update_check"], app.extensions["ddi_poll"]
     )

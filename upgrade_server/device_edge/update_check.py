@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -32,25 +33,28 @@ from upgrade_server.devices.models import Device, DeviceToken
 from upgrade_server.errors import AuthenticationError, BadRequestError, InvalidInputError
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
-from upgrade_server.rollouts.gatekeeper import Gatekeeper, wait_answer
+from upgrade_server.rollouts.gatekeeper import Admitted, Gatekeeper, wait_answer
 from upgrade_server.updates.offers import Answer, AnswerCache, candidates, choose, pick
 from upgrade_server.updates.reports import ReportWriter, report_values
 
+# What the answer depends on, read with the token in one query (the DDI
+# poll reads the same columns: device_edge/ddi/targets.py).
+DEVICE_COLUMNS = (
+    Device.id,
+    Device.product_id,
+    Device.organisation_id,
+    Device.channel,
+    Device.current_version,
+    Device.inventory,
+    Device.upgrade_windows,
+    HardwareRevision.code.label("hardware"),
+    Product.release_generation,
+    Product.security_fixes_free,
+    Organisation.update_settings_generation,
+    Organisation.timezone,
+)
 _DEVICE = (
-    select(
-        Device.id,
-        Device.product_id,
-        Device.organisation_id,
-        Device.channel,
-        Device.current_version,
-        Device.inventory,
-        Device.upgrade_windows,
-        HardwareRevision.code.label("hardware"),
-        Product.release_generation,
-        Product.security_fixes_free,
-        Organisation.update_settings_generation,
-        Organisation.timezone,
-    )
+    select(*DEVICE_COLUMNS)
     .select_from(DeviceToken)
     .join(Device, Device.id == DeviceToken.device_id)
     .join(Organisation, Organisation.id == Device.organisation_id)
@@ -126,16 +130,8 @@ class UpdateCheck:
                     [{"field": "current_version", "message": "send the installed version"}],
                 )
             channel = channel_asked or device.channel
-            cache: AnswerCache = self.extensions["answer_cache"]
-            key = (device.product_id, device.release_generation, device.hardware, channel, version)
-            found = cache.get(key)
-            if found is None:
-                found = candidates(
-                    conn, device, version, channel, self.poll_seconds, self.URL_PREFIX
-                )
-                cache.put(key, found)
+            admitted = self.admitted(conn, device, version, channel, now)
             gate: Gatekeeper = self.extensions["gatekeeper"]
-            admitted = gate.admit(conn, found, device, now, key)
             answer = choose(admitted.found, device, self.poll_seconds)
             if admitted.closed is not None and answer.body is not None:
                 # Outside its organisation's maintenance window: told to wait,
@@ -146,13 +142,33 @@ class UpdateCheck:
             inventory = dict(attributes or {})
             if hardware:
                 inventory["hardware_revision"] = hardware
-            values = report_values(device, now, version, channel, inventory)
-            writer: ReportWriter | None = self.extensions.get("report_writer")
-            if writer is None:
-                record_report(conn, device.id, values)
-            else:
-                writer.add(device.id, values)
+            self.seen(conn, device.id, report_values(device, now, version, channel, inventory))
         return answer
+
+    def admitted(
+        self, conn: Connection, device: Any, version: str, channel: str, now: datetime
+    ) -> Admitted:
+        """The releases `device` (a row of DEVICE_COLUMNS) on `version` may be
+        offered now in `channel`, newest first, and whether its window is
+        closed: the candidates (cached per product generation) less what
+        rollouts and approvals keep from it. Its coverage is asked by pick()."""
+        cache: AnswerCache = self.extensions["answer_cache"]
+        key = (device.product_id, device.release_generation, device.hardware, channel, version)
+        found = cache.get(key)
+        if found is None:
+            found = candidates(conn, device, version, channel, self.poll_seconds, self.URL_PREFIX)
+            cache.put(key, found)
+        gate: Gatekeeper = self.extensions["gatekeeper"]
+        return gate.admit(conn, found, device, now, key)
+
+    def seen(self, conn: Connection, device_id: int, values: dict[str, Any]) -> None:
+        """Keep what the device reported (written behind in batches when the
+        report writer runs)."""
+        writer: ReportWriter | None = self.extensions.get("report_writer")
+        if writer is None:
+            record_report(conn, device_id, values)
+        else:
+            writer.add(device_id, values)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ every answer to one: the same headers (X-Request-ID, nosniff, and on a 401 the
 one `WWW-Authenticate`) and the same body limit, whether the answer comes from
 Flask or from the update check served here without it.
 
+hawkBit's DDI API (`/{tenant}/controller/v1/...`, ddi/) passes through here
+too, with its own `WWW-Authenticate`; its base poll is answered here as the
+update check is.
+
 The update check (`POST /api/device/v1/update-check`) is answered before Flask
 dispatches it: Flask's request machinery (context push, hooks, routing,
 response objects) costs more than the check itself, and a fleet calls it
@@ -27,6 +31,9 @@ from typing import Any
 from werkzeug.http import HTTP_STATUS_CODES
 
 from upgrade_server import metrics
+from upgrade_server.device_edge.ddi import targets as ddi_targets
+from upgrade_server.device_edge.ddi.poll import PATH as DDI_POLL
+from upgrade_server.device_edge.ddi.poll import BasePoll
 from upgrade_server.device_edge.update_check import UpdateCheck
 from upgrade_server.errors import (
     AppError,
@@ -40,6 +47,7 @@ from upgrade_server.failures import answer_for
 log = logging.getLogger(__name__)
 
 DEVICE_PATHS = (UpdateCheck.URL_PREFIX + "/", "/tuf/")
+DDI_PATHS = "/controller/v1/"  # after the tenant
 PATH = UpdateCheck.URL_PREFIX + "/update-check"
 # The largest request body any device endpoint takes (an alarm's details,
 # an update check's inventory); larger ones are refused by their declared length.
@@ -50,13 +58,15 @@ _SET_HERE = frozenset({"x-request-id", "x-content-type-options", "www-authentica
 Headers = list[tuple[str, str]]
 
 
-def edge_headers(status: int, headers: Headers, request_id: str) -> Headers:
+def edge_headers(
+    status: int, headers: Headers, request_id: str, challenge: str = WWW_AUTHENTICATE
+) -> Headers:
     """`headers` with the ones every device answer carries, whichever path made it."""
     kept = [(k, v) for k, v in headers if k.lower() not in _SET_HERE]
     kept.append(("X-Request-ID", request_id))
     kept.append(("X-Content-Type-Options", "nosniff"))
     if status == 401:
-        kept.append(("WWW-Authenticate", WWW_AUTHENTICATE))
+        kept.append(("WWW-Authenticate", challenge))
     return kept
 
 
@@ -85,22 +95,34 @@ def declared_length(environ: dict[str, Any]) -> int:
 class DeviceEdge:
     """The device edge, in front of the app."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], check: UpdateCheck) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], check: UpdateCheck, ddi_poll: BasePoll
+    ) -> None:
         self.app = app
         self.check = check
+        self.ddi_poll = ddi_poll
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
+        challenge = WWW_AUTHENTICATE
         if not path.startswith(DEVICE_PATHS):
-            return self.app(environ, start_response)
+            if DDI_PATHS not in path:
+                return self.app(environ, start_response)
+            challenge = ddi_targets.WWW_AUTHENTICATE
         # Flask's request id is this one (it reads the header), so both paths
         # log it. 32 random hex digits as uuid4().hex gives, without its system
         # call (random reseeds in each forked worker; an id needs no secrecy).
         request_id = environ.get("HTTP_X_REQUEST_ID") or _random_bits(128).to_bytes(16).hex()
         environ["HTTP_X_REQUEST_ID"] = request_id
-        if path == PATH and environ.get("REQUEST_METHOD") == "POST":
+        method = environ.get("REQUEST_METHOD")
+        if path == PATH and method == "POST":
             status, headers, body = respond(self.check, environ)
             metrics.count_update_check(status, body)
+        elif method == "GET" and (poll := DDI_POLL.match(path)) is not None:
+            try:
+                status, headers, body = self.ddi_poll(environ, poll[1], poll[2])
+            except Exception as error:
+                status, headers, body = problem_answer(error, path)
         else:
             try:
                 declared_length(environ)
@@ -109,13 +131,13 @@ class DeviceEdge:
             else:
 
                 def edge_start(line: str, headers: Headers, exc_info: Any = None) -> Any:
-                    headers = edge_headers(int(line[:3]), headers, request_id)
+                    headers = edge_headers(int(line[:3]), headers, request_id, challenge)
                     return start_response(line, headers, exc_info)
 
                 return self.app(environ, edge_start)
         start_response(
             f"{status} {HTTP_STATUS_CODES.get(status, '')}",
-            edge_headers(status, headers, request_id),
+            edge_headers(status, headers, request_id, challenge),
         )
         return [body]
 

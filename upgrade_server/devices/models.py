@@ -63,6 +63,13 @@ class Device(Base):
     # counts and filters of coverage ending (indexed; it changes only when
     # coverage does, never per update check).
     upgrade_through: Mapped[date | None] = mapped_column(Date)
+    # The release it is part-way through installing (its last install step
+    # for it is not an outcome), kept by updates.service.record_event: a
+    # hawkBit client's open action, cancelled when the release is withdrawn
+    # or no longer offered (device_edge/ddi), read with the device's token.
+    installing_release_id: Mapped[int | None] = mapped_column(
+        ForeignKey("releases.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship(lazy="joined")
@@ -122,3 +129,23 @@ class DeviceToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     device: Mapped[Device] = relationship(lazy="joined")
+
+
+class GatewayToken(Base):
+    """An organisation's hawkBit gateway token: authenticates any of its
+    devices on the DDI API (`Authorization: GatewayToken ...`), as a gateway
+    or a device without a token of its own does. Only its SHA-256 is stored."""
+
+    __tablename__ = "gateway_tokens"
+    __table_args__ = (Index("ix_gateway_tokens_organisation_id", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")

@@ -63,6 +63,11 @@ class Release(Base):
     status: Mapped[str] = mapped_column(String(24), default=ReleaseStatus.PENDING.value)
     artifact_sha256: Mapped[str] = mapped_column(String(64), index=True)
     artifact_size: Mapped[int]
+    # The digests hawkBit's DDI clients check (device_edge/ddi); taken at
+    # upload. None for a release published before they were kept: filled from
+    # the stored bytes the first time a DDI client asks (ddi.deployments).
+    artifact_sha1: Mapped[str | None] = mapped_column(String(40))
+    artifact_md5: Mapped[str | None] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(200))
     target_path: Mapped[str] = mapped_column(String(300))
     min_from_version: Mapped[str | None] = mapped_column(String(64))

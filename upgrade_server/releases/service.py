@@ -209,6 +209,8 @@ def publish_release(
             status=ReleaseStatus.PENDING.value,
             artifact_sha256=staged.sha256,
             artifact_size=staged.size,
+            artifact_sha1=staged.sha1 or None,
+            artifact_md5=staged.md5 or None,
             filename=fields["filename"],
             target_path=f"{fields['version']}/{fields['filename']}",
             min_from_version=fields["min_from_version"],

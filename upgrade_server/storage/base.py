@@ -41,6 +41,10 @@ class StagingWriter(ABC):
     def __init__(self, max_bytes: int | None) -> None:
         self._max = max_bytes
         self._hash = hashlib.sha256()
+        # The digests hawkBit's DDI clients check (SWUpdate sha1, RAUC's client
+        # md5), taken in the same pass: the bytes are never read twice.
+        self._sha1 = hashlib.sha1(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -48,6 +52,8 @@ class StagingWriter(ABC):
         if self._max is not None and self.size > self._max:
             raise PayloadTooLargeError(f"the artifact exceeds {self._max} bytes")
         self._hash.update(data)
+        self._sha1.update(data)
+        self._md5.update(data)
         self._write(data)
         return len(data)
 
@@ -67,7 +73,7 @@ class StagingWriter(ABC):
                 f"received bytes have SHA-256 {self.sha256}, expected {expected_sha256}"
             )
         handle = self._finish()
-        return Staged(self.sha256, self.size, handle)
+        return Staged(self.sha256, self.size, handle, self._sha1.hexdigest(), self._md5.hexdigest())
 
     @abstractmethod
     def _write(self, data: bytes) -> None: ...
@@ -85,6 +91,8 @@ class Staged:
     sha256: str
     size: int
     handle: Any
+    sha1: str = ""
+    md5: str = ""
 
 
 class ArtifactStore(ABC):

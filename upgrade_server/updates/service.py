@@ -67,7 +67,7 @@ _ORDER = {
 _TERMINAL = {InstallStatus.INSTALLED, InstallStatus.FAILED, InstallStatus.ROLLED_BACK}
 
 
-def _allowed_after(previous: InstallStatus | None, new: InstallStatus) -> bool:
+def allowed_after(previous: InstallStatus | None, new: InstallStatus) -> bool:
     """The install state machine for one release on one device."""
     if previous is None or previous in (InstallStatus.FAILED, InstallStatus.ROLLED_BACK):
         # A new attempt may start anywhere (a device may skip reporting steps),
@@ -150,7 +150,7 @@ def record_event(
             .limit(1)
         ).scalar_one_or_none()
         previous_status = InstallStatus(previous) if previous else None
-        if not _allowed_after(previous_status, status):
+        if not allowed_after(previous_status, status):
             raise ConflictError(
                 f"cannot go from {previous_status.value if previous_status else 'nothing'} "
                 f"to {status.value} for release {release.version}",
@@ -168,6 +168,11 @@ def record_event(
     session.add(event)
     if status is InstallStatus.INSTALLED:
         device.current_version = version
+    if release is None or status in OUTCOMES:
+        if release is None or device.installing_release_id == release.id:
+            device.installing_release_id = None
+    else:
+        device.installing_release_id = release.id
     session.flush()
     if release is not None and status in OUTCOMES:
         events.install_outcome.send(session, event=event)
