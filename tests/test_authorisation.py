@@ -32,6 +32,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
         "customer-admin",
     },
     ("GET", "/api/v1/organisations/<int:organisation_id>/approvals"): EVERYONE,
+    ("GET", "/api/v1/organisations/<int:organisation_id>/gateway-tokens"): {"admin"},
+    ("POST", "/api/v1/organisations/<int:organisation_id>/gateway-tokens"): {"admin"},
+    ("DELETE", "/api/v1/organisations/<int:organisation_id>/gateway-tokens/<int:token_id>"): {
+        "admin"
+    },
     ("POST", "/api/v1/organisations/<int:organisation_id>/approvals"): {"admin", "customer-admin"},
     ("GET", "/api/v1/sites/<int:site_id>"): EVERYONE,
     ("PATCH", "/api/v1/sites/<int:site_id>"): {"admin"},

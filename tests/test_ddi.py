@@ -438,3 +438,45 @@ def test_a_failed_action_rests_before_it_is_offered_again_longer_each_time(clien
     assert "deploymentBase" not in ddi.links()
     clock.shift(timedelta(hours=1))
     assert _action(ddi.links()) == action
+
+
+def test_an_aborted_rollout_cancels_the_action_and_a_running_one_offers_it(client, factory):
+    from tests.helpers.rollouts import fleet
+
+    staged = fleet(client, factory, rev_a=1, rev_b=0)
+    device, token = factory.device(
+        staged.organisation, staged.product, hardware_revision="rev-a", current_version="1.0.0"
+    )
+    ddi = Controller(client, device, token)
+    rollout = staged.start(client, waves=[{"share": 10000}])
+    assert _action(ddi.links()) == staged.release_id
+    ddi.feedback(staged.release_id, "proceeding")
+    r = client.post(
+        f"/api/v1/rollouts/{rollout['id']}/abort",
+        json={"reason": "bad build"},
+        headers=staged.publisher.headers,
+    )
+    assert r.status_code == 200, r.get_json()
+    assert ddi.links()["cancelAction"]["href"].endswith(f"/cancelAction/{staged.release_id}")
+
+
+def test_gateway_tokens_through_the_api_admins_only_shown_once(client, world, factory):
+    admin = factory.caller("admin")
+    url = f"/api/v1/organisations/{world['org'].id}/gateway-tokens"
+    customer = factory.caller("customer-admin", world["org"])
+    assert client.post(url, json={"name": "x"}, headers=customer.headers).status_code == 403
+    r = client.post(url, json={"name": "site gateway"}, headers=admin.headers)
+    assert r.status_code == 201, r.get_json()
+    secret, token = r.get_json()["token"], r.get_json()["gateway_token"]
+    assert secret.startswith("usg_") and token["prefix"] == secret[:12]
+    listed = client.get(url, headers=admin.headers)
+    assert secret not in listed.get_data(as_text=True)
+    assert [t["name"] for t in listed.get_json()] == ["site gateway"]
+    gateway = Controller(client, world["device"], secret, scheme="GatewayToken")
+    assert gateway.get().status_code == 200
+    other = f"/api/v1/organisations/{factory.organisation().id}/gateway-tokens/{token['id']}"
+    db.session.commit()
+    assert client.delete(other, headers=admin.headers).status_code == 404
+    revoked = client.delete(f"{url}/{token['id']}", headers=admin.headers)
+    assert revoked.status_code == 200 and revoked.get_json()["revoked_at"]
+    assert gateway.get().status_code == 401

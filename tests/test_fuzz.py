@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.gunicorn_server import gunicorn
+from upgrade_server.cli.demo import DEMO_ORG
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
@@ -54,7 +55,13 @@ def _load_demo(database_url: str, instance: Path) -> dict[str, str]:
 
 
 def _fuzz(
-    url: str, token: str, folder: Path, name: str, seconds: int, *select: str
+    url: str,
+    token: str,
+    folder: Path,
+    name: str,
+    seconds: int,
+    *select: str,
+    scheme: str = "Bearer",
 ) -> dict[str, Any]:
     report = folder / f"{name}.json"
     command = [
@@ -64,7 +71,7 @@ def _fuzz(
         "--checks",
         "not_a_server_error",
         "--header",
-        f"Authorization: Bearer {token}",
+        f"Authorization: {scheme} {token}",
         "--seed",
         str(SEED),
         "--max-time",
@@ -98,6 +105,22 @@ def test_no_input_the_document_allows_or_not_gets_a_5xx(scratch_url, tmp_path):
             runs[role] = _fuzz(
                 url, token, tmp_path, role, BUDGET, "--exclude-path-regex", ENDS_ACCESS
             )
+        # The demo device speaking hawkBit DDI: its tenant and controller id
+        # fixed (schemathesis.toml in the run's folder), all else generated.
+        (tmp_path / "schemathesis.toml").write_text(
+            f'[parameters]\n"path.tenant" = "{DEMO_ORG}"\n"path.controller_id" = "DEMO-0001"\n'
+        )
+        runs["device over DDI"] = _fuzz(
+            url,
+            tokens["device"],
+            tmp_path,
+            "ddi",
+            BUDGET,
+            "--include-path-regex",
+            "/controller/v1/",
+            scheme="TargetToken",
+        )
+        (tmp_path / "schemathesis.toml").unlink()
         # The admin last: it may end the others' access.
         for role in ("device", "customer", "admin"):
             runs[f"{role}, ending access"] = _fuzz(

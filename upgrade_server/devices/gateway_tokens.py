@@ -80,10 +80,13 @@ def list_gateway_tokens(
     )
 
 
-def revoke_gateway_token(session: Session, actor: Principal, token_id: int) -> GatewayToken:
+def revoke_gateway_token(
+    session: Session, actor: Principal, token_id: int, organisation: Organisation | None = None
+) -> GatewayToken:
+    """Revoke a token (of `organisation`, when given); at once."""
     _require(actor)
     token = session.get(GatewayToken, token_id)
-    if token is None:
+    if token is None or (organisation is not None and token.organisation_id != organisation.id):
         raise NotFoundError(f"no gateway token {token_id}")
     if token.revoked_at is None:
         token.revoked_at = utcnow()

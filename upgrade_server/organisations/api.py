@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import DateTime, Email, Integer, String
+from apiflask.fields import DateTime, Email, Integer, Nested, String
 from apiflask.validators import Length, OneOf
 
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
+from upgrade_server.devices import gateway_tokens
 from upgrade_server.extensions import session
 from upgrade_server.organisations import service
 from upgrade_server.organisations.models import Organisation, Region
@@ -83,3 +84,55 @@ def get_organisation(organisation_id: int) -> Any:
 def update_organisation(organisation_id: int, data: dict[str, Any]) -> Any:
     """Change an organisation's name, time zone, region or contact."""
     return service.update_organisation(session(), current_principal(), organisation_id, data)
+
+
+class GatewayTokenIn(Schema):
+    name = String(required=True, validate=Length(1, 100))
+
+
+class GatewayTokenOut(Schema):
+    id = Integer()
+    organisation_id = Integer()
+    name = String()
+    prefix = String(metadata={"description": "the token's first characters, to recognise it"})
+    created_by = String()
+    created_at = DateTime()
+    revoked_at = DateTime(allow_none=True)
+
+
+class IssuedGatewayTokenOut(Schema):
+    gateway_token = Nested(GatewayTokenOut)
+    token = String(metadata={"description": "shown this once: `GatewayToken <token>`"})
+
+
+@bp.get("/<int:organisation_id>/gateway-tokens")
+@bp.auth_required(token_auth, roles=roles_for(Permission.ORGANISATION_WRITE))
+@bp.output(GatewayTokenOut(many=True))
+def list_gateway_tokens(organisation_id: int) -> Any:
+    """The organisation's hawkBit gateway tokens (never their secrets)."""
+    organisation = service.get_organisation(session(), current_principal(), organisation_id)
+    return gateway_tokens.list_gateway_tokens(session(), current_principal(), organisation)
+
+
+@bp.post("/<int:organisation_id>/gateway-tokens")
+@bp.auth_required(token_auth, roles=roles_for(Permission.ORGANISATION_WRITE))
+@bp.input(GatewayTokenIn, arg_name="data")
+@bp.output(IssuedGatewayTokenOut, status_code=201)
+def issue_gateway_token(organisation_id: int, data: dict[str, Any]) -> Any:
+    """Issue a gateway token: hawkBit DDI for any device of the organisation."""
+    organisation = service.get_organisation(session(), current_principal(), organisation_id)
+    issued = gateway_tokens.issue_gateway_token(
+        session(), current_principal(), organisation, data["name"]
+    )
+    return {"gateway_token": issued.token, "token": issued.secret}
+
+
+@bp.delete("/<int:organisation_id>/gateway-tokens/<int:token_id>")
+@bp.auth_required(token_auth, roles=roles_for(Permission.ORGANISATION_WRITE))
+@bp.output(GatewayTokenOut)
+def revoke_gateway_token(organisation_id: int, token_id: int) -> Any:
+    """Revoke a gateway token; it stops working at once."""
+    organisation = service.get_organisation(session(), current_principal(), organisation_id)
+    return gateway_tokens.revoke_gateway_token(
+        session(), current_principal(), token_id, organisation
+    )
