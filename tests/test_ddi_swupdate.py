@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,12 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
-from tests.clock import today
+from tests.clock import ZONE, ExpiredDevice
 from tests.gunicorn_server import gunicorn, seed_publisher
 from tests.helpers.databases import scratch_database
 from tests.helpers.swupdate import Device, Signer, build_swu, wait_for
 from upgrade_server.cli.main import cli
+from upgrade_server.clock import today_in
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
@@ -360,12 +360,14 @@ def test_a_withdrawn_release_is_cancelled_on_a_device_part_way_through_it(
 
 
 def test_a_device_whose_coverage_ended_is_offered_nothing(server, signer, devices, tmp_path):
-    accepted = today() - timedelta(days=4 * 366)
+    # Accepted four years ago, no contract: coverage ended about a year ago.
+    # The server runs on the real clock, so the dates are relative to the real today.
+    dates = ExpiredDevice.relative_to(today_in(ZONE))
     device_id, token = server.provision(
         "gw-x",
         "SWU-4",
-        delivered_on=(accepted - timedelta(days=11)).isoformat(),
-        accepted_on=accepted.isoformat(),
+        delivered_on=dates.delivered_on.isoformat(),
+        accepted_on=dates.accepted_on.isoformat(),
     )
     device = devices("SWU-4", token)
     explain = _explain(server, device, device_id)
