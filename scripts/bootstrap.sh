@@ -22,6 +22,11 @@ SYSTEM_PACKAGES="libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk"
 if [ "${1:-requirements.txt}" = "requirements-dev.txt" ]; then
   SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium poppler-utils faketime swupdate cpio openssl"
 fi
+# RAUC's hawkBit client (tests/test_ddi_rauc.py) runs on Debian's Python with
+# its GObject bindings, on a private dbus-daemon.
+if [ "${1:-requirements.txt}" = "requirements-dev.txt" ]; then
+  SYSTEM_PACKAGES="$SYSTEM_PACKAGES python3-gi gir1.2-glib-2.0 python3-cairo dbus python3-venv"
+fi
 missing=""
 for package in $SYSTEM_PACKAGES; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
@@ -40,3 +45,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r "${1:-requirements.txt}"
+
+# RAUC's hawkBit client in a venv of its own, on Debian's Python (for python3-gi).
+if [ "${1:-requirements.txt}" = "requirements-dev.txt" ] && [ ! -x .venv-rauc-hawkbit/bin/rauc-hawkbit-client ]; then
+  rm -rf .venv-rauc-hawkbit
+  /usr/bin/python3 -m venv --system-site-packages .venv-rauc-hawkbit
+  .venv-rauc-hawkbit/bin/python -m pip install -q -r tests/ddi/rauc-hawkbit-requirements.txt
+fi
