@@ -20,7 +20,7 @@ apt_install() {
 # PDFs with pdftotext and moves the process clock with libfaketime.
 SYSTEM_PACKAGES="libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk"
 if [ "${1:-requirements.txt}" = "requirements-dev.txt" ]; then
-  SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium poppler-utils faketime"
+  SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium poppler-utils faketime swupdate cpio openssl"
 fi
 # RAUC's hawkBit client (tests/test_ddi_rauc.py) runs on Debian's Python with
 # its GObject bindings, on a private dbus-daemon.
