@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -50,13 +50,28 @@ def read_only_database(url: str) -> Iterator[None]:
     admin.dispose()
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll `condition` until it returns something true (returned), or fail after `timeout`."""
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T | None],
+    what: str,
+    timeout: float = 20.0,
+    explain: Callable[[], str] = lambda: "",
+) -> T:
+    """What `condition()` returns once it is truthy, polled every 20 ms; after
+    `timeout` seconds an AssertionError naming `what`, with `explain()` (a
+    process's log, say) attached."""
     deadline = time.monotonic() + timeout
     while True:
         found = condition()
         if found:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what or condition}")
+            raise AssertionError(f"waited {timeout:.0f} s for {what}\n{explain()}")
         time.sleep(0.02)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll `condition` until it returns something true (returned), or fail after `timeout`."""
+    return wait_for(condition, what or str(condition), timeout)

@@ -22,9 +22,10 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
 from tests.clock import ZONE, ExpiredDevice
+from tests.faults import wait_for
 from tests.gunicorn_server import gunicorn, seed_publisher
 from tests.helpers.databases import scratch_database
-from tests.helpers.swupdate import Device, Signer, build_swu, wait_for
+from tests.helpers.swupdate import Device, Signer, build_swu
 from upgrade_server.cli.main import cli
 from upgrade_server.clock import today_in
 

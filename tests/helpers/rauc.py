@@ -18,12 +18,13 @@ import itertools
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.faults import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CLIENT = ROOT / ".venv-rauc-hawkbit" / "bin" / "rauc-hawkbit-client"
@@ -35,24 +36,6 @@ DEADLINE = 30.0
 RETRY = "Retry will happen in"
 
 T = TypeVar("T")
-
-
-def wait_for(
-    condition: Callable[[], T | None],
-    what: str,
-    timeout: float = DEADLINE,
-    describe: Callable[[], str] = lambda: "",
-) -> T:
-    """What `condition` returns once it returns something truthy; fails
-    after `timeout` seconds with `what` and `describe()`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}\n{describe()}")
-        time.sleep(0.05)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> int:
@@ -175,7 +158,7 @@ def rauc_service(bus: str, folder: Path) -> Iterator[RaucService]:
         wait_for(
             lambda: (state / "ready").exists() or process.poll() is not None,
             "the RAUC stand-in to own de.pengutronix.rauc",
-            describe=service.describe,
+            explain=service.describe,
         )
         assert process.poll() is None, "the RAUC stand-in stopped\n" + service.describe()
         yield service

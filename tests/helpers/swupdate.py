@@ -19,14 +19,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-T = TypeVar("T")
 
 SWUPDATE = "/usr/bin/swupdate"
 # What swupdate logs at every start, of no help in an assertion's message.
@@ -103,24 +99,6 @@ def _unprivileged() -> tuple[list[str], int | None, int | None]:
     nobody = pwd.getpwnam("nobody")
     prefix = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
     return prefix, nobody.pw_uid, nobody.pw_gid
-
-
-def wait_for(
-    condition: Callable[[], T],
-    what: str,
-    timeout: float = 20.0,
-    explain: Callable[[], str] = lambda: "",
-) -> T:
-    """`condition()` once it is truthy, polled every 0.1 s; after `timeout`
-    seconds an AssertionError naming `what`, with `explain()` (logs) attached."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}\n{explain()}")
-        time.sleep(0.1)
 
 
 @dataclass
