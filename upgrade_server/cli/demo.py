@@ -252,7 +252,9 @@ def demo_command(serve: bool, host: str, port: int) -> None:
         f"  API docs: {base}/api/docs\n  Health:   {base}/readyz\n"
         f"  TUF:      {base}/tuf/{DEMO_PRODUCT}/metadata/1.root.json "
         f"(trusted root of the demo release {DEMO_RELEASE['version']})\n"
-        f"  Try:      curl -H 'Authorization: Bearer <admin token>' {base}/api/v1/devices"
+        f"  Try:      curl -H 'Authorization: Bearer <admin token>' {base}/api/v1/devices\n"
+        f"  hawkBit:  SWUpdate or RAUC clients poll {base}/{DEMO_ORG}/controller/v1/<serial>"
+        " (tenant = the organisation, TargetToken = the device's token)"
     )
     if serve:
         _exec_gunicorn(host, port)
