@@ -517,3 +517,22 @@ def test_feedback_as_swupdate_sends_it_a_numeric_id_and_a_long_log(client, world
         select(InstallEvent.error_text).where(InstallEvent.status == "failed")
     ).scalar_one()
     assert len(text) == 2000 and text.startswith("[TRACE]")
+
+
+def test_a_request_is_refused_as_a_message_then_by_who_sends_it_then_by_what_it_says(client, world):
+    release = _publish(client, world)
+    url = f"{world['ddi'].base}/deploymentBase/{release['id']}/feedback"
+    nobody = {"Authorization": "TargetToken usd_nobody"}
+    as_text = client.post(url, data="{}", headers={**nobody, "Content-Type": "text/plain"})
+    assert_problem(as_text, 415, "unsupported-media-type")
+    not_json = client.post(url, data="{", headers={**nobody, "Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    nan = client.post(
+        url, data='{"status": NaN}', headers={**nobody, "Content-Type": "application/json"}
+    )
+    assert nan.status_code == 400
+    too_big = client.post(url, json={"status": {"details": ["x" * 70_000]}}, headers=nobody)
+    assert too_big.status_code == 413
+    assert_problem(client.post(url, json={"status": {}}, headers=nobody), 401, "unauthenticated")
+    invalid = client.post(url, json={"status": {}}, headers=world["ddi"].headers)
+    assert_problem(invalid, 422, "invalid-input")

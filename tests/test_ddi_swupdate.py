@@ -11,6 +11,7 @@ it; a device whose coverage ended is offered nothing.
 from __future__ import annotations
 
 import re
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from tests.faults import wait_for
 from tests.gunicorn_server import gunicorn, seed_publisher
 from tests.helpers.databases import scratch_database
 from tests.helpers.swupdate import Device, Signer, build_swu
+from tests.tuf_client import Device as TufDevice
 from upgrade_server.cli.main import cli
 from upgrade_server.clock import today_in
 
@@ -298,6 +300,11 @@ def test_a_covered_device_installs_the_signed_update_and_confirms_it_after_its_r
     assert [r.kind for r in requests].count("artifact") == kinds.count("artifact")
     # Every answer was a 200: SWUpdate gives up an install whose feedback is refused.
     assert {r.status for r in requests} == {200}, explain()
+    # The .swu is also a target of the product's TUF repository: a device with a
+    # TUF-capable helper verifies the same bytes against the signed metadata.
+    root = urllib.request.urlopen(f"{server.url}/tuf/gw/metadata/1.root.json").read()
+    tuf = TufDevice(server.url, "gw", root, tmp_path / "tuf")
+    assert tuf.fetch("1.1.0/gw-1.1.0.swu") == swu.read_bytes()
 
 
 def test_an_update_signed_with_another_key_fails_and_changes_nothing(server, devices, tmp_path):

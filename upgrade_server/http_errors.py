@@ -49,9 +49,11 @@ def check_request(app: Flask) -> None:
         reason = unstorable_text(name) or unstorable_text(value)
         if reason:
             raise BadRequestError(f"parameter {name!r}: {reason}")
-    if request.method not in _BODY_METHODS or not request.path.startswith("/api/"):
+    # hawkBit's DDI (/{tenant}/controller/v1/...) is a device API too.
+    ddi = request.blueprint == "ddi"
+    if request.method not in _BODY_METHODS or not (request.path.startswith("/api/") or ddi):
         return
-    device = request.path.startswith(DEVICE_PATHS)
+    device = ddi or request.path.startswith(DEVICE_PATHS)
     if device:
         # The device edge's limit holds for a chunked body too (a declared
         # length past it was refused before the app). One byte more is read:

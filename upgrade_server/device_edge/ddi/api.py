@@ -14,7 +14,7 @@ from typing import Any
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Dict, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from marshmallow import EXCLUDE
 
 from upgrade_server.clock import utcnow
@@ -106,11 +106,25 @@ def _check() -> UpdateCheck:
     return check
 
 
+@bp.before_request
+def _authenticate() -> None:
+    """Who is asking, before what they say is read: a request is refused as a
+    message (413, 415, 400: http_errors.check_request), then by who sends it
+    (401), then by what it says (422), as on every device endpoint. The base
+    poll answers its own 401 (poll.py, as the device edge does)."""
+    if request.endpoint == "ddi.base_poll" or request.view_args is None:
+        return
+    g.ddi_target = find_target(
+        session().connection(),
+        request.view_args["tenant"],
+        request.view_args["controller_id"],
+        request.headers.get("Authorization", ""),
+    )
+
+
 def _target(tenant: str, controller_id: str) -> tuple[Any, Device]:
     """The calling device (targets.COLUMNS row, and the model)."""
-    row = find_target(
-        session().connection(), tenant, controller_id, request.headers.get("Authorization", "")
-    )
+    row = g.ddi_target
     device = session().get(Device, row.id)
     assert device is not None
     return row, device
