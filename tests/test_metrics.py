@@ -93,6 +93,26 @@ def test_update_check_answers_are_told_apart():
     assert value(found, name, answer="failed") == 1
 
 
+def test_ddi_poll_answers_are_told_apart():
+    instruments = Instruments()
+    links = '{{"config":{{"polling":{{"sleep":"00:30:00"}}}},"_links":{{{}}}}}'
+    instruments.ddi_poll(200, links.format('"deploymentBase":{"href":"x"}').encode())
+    instruments.ddi_poll(200, links.format('"cancelAction":{"href":"x"}').encode())
+    instruments.ddi_poll(200, links.format("").encode())
+    instruments.ddi_poll(200, links.format('"configData":{"href":"x"}').encode())
+    instruments.ddi_poll(401, b"{}")
+    instruments.ddi_poll(503, b"{}")
+    found = _registry_samples(instruments)
+    name = "upgrade_server_ddi_polls_total"
+    assert {a: value(found, name, answer=a) for a in ("action", "cancel", "nothing")} == {
+        "action": 1,
+        "cancel": 1,
+        "nothing": 2,
+    }
+    assert value(found, name, answer="refused") == 1
+    assert value(found, name, answer="failed") == 1
+
+
 def test_downloads_count_bytes_served_or_handed_to_the_store():
     instruments = Instruments()
     instruments.download("local", 200, 1000, 1000)

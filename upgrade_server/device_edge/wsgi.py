@@ -123,6 +123,7 @@ class DeviceEdge:
                 status, headers, body = self.ddi_poll(environ, poll[1], poll[2])
             except Exception as error:
                 status, headers, body = problem_answer(error, path)
+            metrics.count_ddi_poll(status, body)
         else:
             try:
                 declared_length(environ)

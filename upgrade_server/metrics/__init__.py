@@ -45,6 +45,12 @@ def count_update_check(status: int, body: bytes) -> None:
         _on.update_check(status, body)
 
 
+def count_ddi_poll(status: int, body: bytes) -> None:
+    """A hawkBit DDI base poll answered with `status` and `body` (the device edge's)."""
+    if _on is not None:
+        _on.ddi_poll(status, body)
+
+
 def count_download(backend: str, status: int, sent: int | None, size: int) -> None:
     """An artifact download answered with `status`: `sent` bytes from this
     server, or a redirect to the store's link for the whole `size`."""

@@ -55,6 +55,12 @@ REFUSED = "refused"  # a problem of the request: token, body (4xx)
 FAILED = "failed"  # the server's own: database unreachable, a bug (5xx)
 ANSWERS = (OFFERED, NOT_COVERED, UP_TO_DATE, NOT_MODIFIED, REFUSED, FAILED)
 
+# The hawkBit DDI base poll's answers.
+DDI_ACTION = "action"  # an action to run (deploymentBase)
+DDI_CANCEL = "cancel"  # an action to stop (cancelAction)
+DDI_NOTHING = "nothing"  # nothing to do but ask again
+DDI_ANSWERS = (DDI_ACTION, DDI_CANCEL, DDI_NOTHING, REFUSED, FAILED)
+
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -81,6 +87,13 @@ class Instruments:
             "upgrade_server_update_checks",
             "Update checks by answer: offered, not_covered, up_to_date, not_modified,"
             " refused (4xx), failed (5xx).",
+            ["answer"],
+            registry=r,
+        )
+        self.ddi_polls = Counter(
+            "upgrade_server_ddi_polls",
+            "hawkBit DDI base polls by answer: action, cancel, nothing, refused (4xx),"
+            " failed (5xx).",
             ["answer"],
             registry=r,
         )
@@ -131,6 +144,7 @@ class Instruments:
             registry=r,
         )
         self._answers = {answer: self.update_checks.labels(answer) for answer in ANSWERS}
+        self._ddi_answers = {answer: self.ddi_polls.labels(answer) for answer in DDI_ANSWERS}
         for status in InstallStatus:
             self.install_reports.labels(status.value)
         self._requests: dict[tuple[str, str, str], Any] = {}
@@ -154,6 +168,18 @@ class Instruments:
         else:
             answer = REFUSED if status < 500 else FAILED
         self._answers[answer].inc()
+
+    def ddi_poll(self, status: int, body: bytes) -> None:
+        if status == 200:
+            if b'"deploymentBase"' in body:
+                answer = DDI_ACTION
+            elif b'"cancelAction"' in body:
+                answer = DDI_CANCEL
+            else:
+                answer = DDI_NOTHING
+        else:
+            answer = REFUSED if status < 500 else FAILED
+        self._ddi_answers[answer].inc()
 
     def download(self, backend: str, status: int, sent: int | None, size: int) -> None:
         if status in _REDIRECTS:
