@@ -207,6 +207,7 @@ def test_the_approval_setting_toggles(client, factory, organisation):
         ("/overrides", {"serial": "ACME-0001"}),
         ("/approval", {"updates_need_approval": "yes"}),
         ("/windows", {"rows": "0"}),
+        ("/gateway-tokens", {"name": "site gateway"}),
     ],
 )
 def test_forms_need_the_token_and_a_role_that_may(client, factory, organisation, suffix, data):
@@ -413,3 +414,30 @@ def test_an_admin_changes_the_facts_and_bad_ones_are_named(client, factory, orga
     # A forged window form is refused, and the windows stay.
     r = _post(client, f"{path}/windows", {"rows": "many"}, token_from=path)
     assert r.status_code == 400
+
+
+def test_a_gateway_tokens_secret_is_shown_once_and_it_lets_a_hawkbit_client_poll(
+    client, factory, organisation
+):
+    path = f"/console/organisations/{organisation.id}"
+    as_staff(client, factory, "admin")
+    refused = _post(client, f"{path}/gateway-tokens", {"name": " "}, token_from=path)
+    assert refused.status_code == 422 and 'id="gateway-name"' in refused.get_data(as_text=True)
+    r = _post(client, f"{path}/gateway-tokens", {"name": "site gateway"}, token_from=path)
+    assert r.status_code == 201
+    html = r.get_data(as_text=True)
+    secret = re.search(r'id="secret"[^>]*value="(usg_[^"]+)"', html).group(1)
+    assert f"/{organisation.slug}/controller/v1/&lt;serial&gt;" in html
+    listed = page(client, path)
+    assert secret not in listed and secret[:12] in listed and "site gateway" in listed
+    ddi = {"Authorization": f"GatewayToken {secret}"}
+    poll = f"/{organisation.slug}/controller/v1/ACME-0001"
+    assert client.get(poll, headers=ddi).status_code == 200
+    token_id = re.search(r"/gateway-tokens/(\d+)/revoke", listed).group(1)
+    revoked = _post(client, f"{path}/gateway-tokens/{token_id}/revoke", {}, token_from=path)
+    assert revoked.status_code == 302 and revoked.location.endswith("#gateway")
+    assert client.get(poll, headers=ddi).status_code == 401
+    assert "revoked" in page(client, path)
+    # A viewer sees no gateway token at all.
+    as_staff(client, factory, "viewer")
+    assert "site gateway" not in page(client, path)

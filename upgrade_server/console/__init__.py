@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
         audit_pages,
         deadline_report_pages,
         device_pages,
+        gateway_token_pages,
         incident_report_pages,
         organisation_pages,
         overview_pages,

@@ -1,7 +1,8 @@
 """The console's organisations: the list (searched, paged), an organisation's
 page (its facts, devices, coverage with its contracts and overrides, sites,
-maintenance windows with their state now, the approval setting and its
-users), and the forms that change them. Every change goes through the
+maintenance windows with their state now, the approval setting, its users
+and, for admins, its hawkBit gateway tokens: gateway_token_pages), and the
+forms that change them. Every change goes through the
 service the JSON API calls, with the staff member as the actor."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from upgrade_server.accounts.roles import Permission
 from upgrade_server.clock import utcnow
 from upgrade_server.console.form_errors import FormError, form_error, parse_date, parse_int
 from upgrade_server.console.views import bp, require, staff
+from upgrade_server.devices import gateway_tokens
 from upgrade_server.devices.models import Device
 from upgrade_server.entitlements import contracts as coverage_contracts
 from upgrade_server.entitlements import service as coverage
@@ -179,6 +181,11 @@ def _detail_page(organisation_id: int, error: FormError | None = None, **forms: 
                 .limit(LISTED)
             )
         ),
+        gateway_tokens=(
+            gateway_tokens.list_gateway_tokens(session, actor, organisation)
+            if actor.may(Permission.ORGANISATION_WRITE)
+            else []
+        ),
         window_rows=windows[0],
         window_state=windows[1],
         kinds=KINDS,
@@ -194,7 +201,7 @@ def _windows(organisation: Organisation) -> tuple[list[MaintenanceWindowSetting]
     return rows, maintenance.state_of(organisation, rows, utcnow())
 
 
-def _refused(organisation_id: int, error: AppError, name: str) -> Any:
+def refused(organisation_id: int, error: AppError, name: str) -> Any:
     """The page again, the refused form `name` open with what was entered."""
     failed = form_error(error)
     db_session().rollback()
@@ -219,7 +226,7 @@ def organisations_update(organisation_id: int) -> Any:
             },
         )
     except AppError as error:
-        return _refused(organisation_id, error, "facts")
+        return refused(organisation_id, error, "facts")
     db_session().commit()
     return _back(organisation_id, "facts")
 
@@ -254,7 +261,7 @@ def organisations_contract_add(organisation_id: int) -> Any:
             },
         )
     except AppError as error:
-        return _refused(organisation_id, error, "contract")
+        return refused(organisation_id, error, "contract")
     session.commit()
     return _back(organisation_id, "contracts")
 
@@ -307,7 +314,7 @@ def organisations_override_add(organisation_id: int) -> Any:
             },
         )
     except AppError as error:
-        return _refused(organisation_id, error, "override")
+        return refused(organisation_id, error, "override")
     session.commit()
     return _back(organisation_id, "overrides")
 
@@ -320,7 +327,7 @@ def organisations_approval(organisation_id: int) -> Any:
     try:
         approvals.set_required(db_session(), actor, organisation_id, required)
     except AppError as error:
-        return _refused(organisation_id, error, "approval")
+        return refused(organisation_id, error, "approval")
     db_session().commit()
     return _back(organisation_id, "approval")
 
