@@ -9,6 +9,7 @@ done, and what it was doing can be sent again to the other.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import uuid
@@ -202,6 +203,31 @@ def test_a_publish_on_one_node_is_offered_and_served_by_the_other_at_once(
     tuf = Device(b.url, "gw-one", root, tmp_path / "tuf")
     assert tuf.fetch(offer["target_path"]) == firmware.read_bytes()
     assert _check(a.url, device).json()["release_id"] == offer["release_id"]
+    # A hawkBit client, through b too: the action's artifact from the bucket,
+    # with the digests its client checks taken at the upload on a.
+    serial = uuid.uuid4().hex
+    ddi = {
+        "Authorization": "TargetToken "
+        + provision(deployment.database_url, tmp_path / "seed", "gw-one", "rev-a", serial)
+    }
+    poll = HTTP.request("GET", f"{b.url}/acme/controller/v1/{serial}", headers=ddi).json()
+    action = HTTP.request("GET", poll["_links"]["deploymentBase"]["href"], headers=ddi).json()
+    (artifact,) = action["deployment"]["chunks"][0]["artifacts"]
+    assert (
+        artifact["hashes"]["md5"]
+        == hashlib.md5(firmware.read_bytes(), usedforsecurity=False).hexdigest()
+    )
+    assert (
+        artifact["hashes"]["sha1"]
+        == hashlib.sha1(firmware.read_bytes(), usedforsecurity=False).hexdigest()
+    )
+    sent = HTTP.request(
+        "GET", artifact["_links"]["download-http"]["href"], headers=ddi, redirect=False
+    )
+    assert sent.status == 302 and sent.headers["Location"].startswith(
+        deployment.store().client.meta.endpoint_url
+    )
+    assert HTTP.request("GET", sent.headers["Location"]).data == firmware.read_bytes()
 
     run_remote(
         Via(b.url, deployment.publisher), "withdraw", "gw-one", "1.0.0", "--reason", "recalled"
