@@ -3,11 +3,21 @@ else the file itself (sendfile, Range, If-Range, ETag)."""
 
 from __future__ import annotations
 
-from flask import Response, send_file
+from flask import Response, request, send_file
 
 from upgrade_server import metrics
 from upgrade_server.extensions import artifact_store, current_settings
 from upgrade_server.releases.models import Release
+
+
+def starts_a_download() -> bool:
+    """Is this request the start of a download (a GET of the whole file or
+    from its first byte), not a resumed range or a HEAD? A download is
+    counted once, however many ranges it takes."""
+    if request.method != "GET":
+        return False
+    range_header = request.headers.get("Range", "")
+    return not range_header or range_header.replace(" ", "").startswith("bytes=0-")
 
 
 def send_artifact(release: Release, max_age: int) -> Response:

@@ -16,7 +16,7 @@ from upgrade_server.device_edge.auth import current_device, device_auth
 from upgrade_server.device_edge.blueprints import api
 from upgrade_server.device_edge.update_check import BODY, Field
 from upgrade_server.device_edge.wsgi import respond
-from upgrade_server.downloads import send_artifact
+from upgrade_server.downloads import send_artifact, starts_a_download
 from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import session
 from upgrade_server.releases.models import Release
@@ -136,9 +136,7 @@ def notes(release_id: int) -> dict[str, Any]:
 def download(release_id: int) -> Response:
     """The artifact: resumable (Range, If-Range), from disk with sendfile or via S3."""
     release = _release_for_device(release_id)
-    # Count a download once, not once per resumed range.
-    range_header = request.headers.get("Range", "")
-    if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
+    if starts_a_download():
         service.count_download(session(), release)
     return send_artifact(release, max_age=0)
 

@@ -16,6 +16,7 @@ from apiflask.fields import Dict, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, current_app, g, request
 from marshmallow import EXCLUDE
+from sqlalchemy import select
 
 from upgrade_server.clock import utcnow
 from upgrade_server.database import read_only, writes
@@ -24,7 +25,7 @@ from upgrade_server.device_edge.ddi.poll import BasePoll
 from upgrade_server.device_edge.ddi.targets import find_target
 from upgrade_server.device_edge.update_check import SEMVER, UpdateCheck
 from upgrade_server.devices.models import Device
-from upgrade_server.downloads import send_artifact
+from upgrade_server.downloads import send_artifact, starts_a_download
 from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import artifact_store, session
 from upgrade_server.releases import versions
@@ -205,7 +206,7 @@ def installed_base(
     installed = (
         session()
         .execute(
-            InstallEvent.__table__.select()
+            select(InstallEvent.id)
             .where(
                 InstallEvent.device_id == device.id,
                 InstallEvent.release_id == release.id,
@@ -316,9 +317,6 @@ def artifact(tenant: str, controller_id: str, module_id: int, filename: str) -> 
     if md5sum:
         deployments.fill_digests(release, artifact_store())
         return Response(f"{release.artifact_md5}  {release.filename}\n", mimetype="text/plain")
-    range_header = request.headers.get("Range", "")
-    if request.method == "GET" and (
-        not range_header or range_header.replace(" ", "").startswith("bytes=0-")
-    ):
+    if starts_a_download():
         service.count_download(session(), release)
     return send_artifact(release, max_age=0)
