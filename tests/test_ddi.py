@@ -536,3 +536,20 @@ def test_a_request_is_refused_as_a_message_then_by_who_sends_it_then_by_what_it_
     assert_problem(client.post(url, json={"status": {}}, headers=nobody), 401, "unauthenticated")
     invalid = client.post(url, json={"status": {}}, headers=world["ddi"].headers)
     assert_problem(invalid, 422, "invalid-input")
+
+
+def test_every_ddi_answer_keeps_the_device_edges_headers(client, world):
+    release = _publish(client, world)
+    ddi = world["ddi"]
+    answers = [
+        ddi.get(),
+        ddi.get(f"/deploymentBase/{release['id']}"),
+        client.get(ddi.base),
+        ddi.get("/deploymentBase/0"),
+    ]
+    for r in answers:
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert len(r.headers["X-Request-ID"]) == 32
+    assert answers[2].status_code == 401 and "Bearer" not in answers[2].headers["WWW-Authenticate"]
+    mine = client.get(ddi.base, headers={**ddi.headers, "X-Request-ID": "trace-1"})
+    assert mine.headers["X-Request-ID"] == "trace-1"
