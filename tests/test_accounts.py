@@ -264,12 +264,22 @@ def test_two_admins_demoting_each_other_at_once_leave_one(scratch_url, is_postgr
         with ThreadPoolExecutor(max_workers=1) as pool:
             other = pool.submit(accounts.update_user, second, cli, ids[0], {"role": "support"})
             # The second waits for the first's locks (or, unguarded, finishes).
-            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            # Asked outside a transaction: within one, PostgreSQL answers
+            # pg_stat_activity from the transaction's first snapshot.
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
             deadline = time.monotonic() + 30
-            with engine.connect() as watcher:
-                while not other.done() and not watcher.execute(waiting).scalar_one():
-                    assert time.monotonic() < deadline, "the second change neither ran nor waited"
-                    time.sleep(0.01)
+            watching = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                with watching as watcher:
+                    while not other.done() and not watcher.execute(waiting).scalar_one():
+                        assert time.monotonic() < deadline, "the second neither ran nor waited"
+                        time.sleep(0.01)
+            except BaseException:
+                first.rollback()  # else the pool's exit waits for the second forever
+                raise
             first.commit()
             with pytest.raises(ConflictError):
                 other.result(timeout=30)
