@@ -48,20 +48,20 @@ class _Lenient(Schema):
         unknown = EXCLUDE  # hawkBit clients send fields of newer API versions
 
 
-class ProgressIn(_Lenient):
+class DdiProgressIn(_Lenient):
     cnt = Integer(validate=Range(0, 2**31 - 1))
     of = Integer(validate=Range(0, 2**31 - 1))
     percentage = Integer(validate=Range(0, 100))  # RAUC's hawkBit client
 
 
-class ResultIn(_Lenient):
+class DdiResultIn(_Lenient):
     finished = String(load_default="none", validate=OneOf(feedback.RESULTS))
-    progress = Nested(ProgressIn, load_default=None)
+    progress = Nested(DdiProgressIn, load_default=None)
 
 
-class StatusIn(_Lenient):
+class DdiStatusIn(_Lenient):
     execution = String(required=True, validate=OneOf(feedback.EXECUTIONS))
-    result = Nested(ResultIn, load_default=None)
+    result = Nested(DdiResultIn, load_default=None)
     code = Integer(load_default=None, validate=Range(-(2**31), 2**31 - 1))
     # Any number of lines of any length (SWUpdate sends its whole log as one
     # feedback, with lines of a kilobyte): kept cut to size (feedback.Feedback),
@@ -78,16 +78,16 @@ class StatusIn(_Lenient):
 _ECHOED = {"description": "the action's id, as the client sends it (ignored)"}
 
 
-class FeedbackIn(_Lenient):
+class DdiFeedbackIn(_Lenient):
     id = Raw(load_default=None, metadata=_ECHOED)
     time = Raw(load_default=None, metadata={"description": "when, as the client says (ignored)"})
-    status = Nested(StatusIn, required=True)
+    status = Nested(DdiStatusIn, required=True)
 
 
-class ConfigDataIn(_Lenient):
+class DdiConfigDataIn(_Lenient):
     id = Raw(load_default=None, metadata=_ECHOED)
     time = Raw(load_default=None, metadata={"description": "when, as the client says (ignored)"})
-    status = Nested(StatusIn, load_default=None)
+    status = Nested(DdiStatusIn, load_default=None)
     mode = String(load_default="merge", validate=OneOf(("merge", "replace", "remove")))
     data = Dict(
         keys=String(validate=Length(1, 128)),
@@ -97,7 +97,7 @@ class ConfigDataIn(_Lenient):
     )
 
 
-class HistoryIn(Schema):
+class DdiHistoryIn(Schema):
     actionHistory = Integer(load_default=None, validate=Range(-1, 100))
     c = String(load_default=None, validate=Length(0, 64))
 
@@ -175,7 +175,7 @@ def base_poll(tenant: str, controller_id: str) -> Response:
 
 @bp.get("/deploymentBase/<int:action_id>")
 @writes  # the sha1 and md5 of an older release are kept on first use
-@bp.input(HistoryIn, location="query", arg_name="query")
+@bp.input(DdiHistoryIn, location="query", arg_name="query")
 @bp.doc(security=SECURITY, responses={404: "no such action for this controller"})
 def deployment_base(
     tenant: str, controller_id: str, action_id: int, query: dict[str, Any]
@@ -195,7 +195,7 @@ def deployment_base(
 
 @bp.get("/installedBase/<int:action_id>")
 @writes
-@bp.input(HistoryIn, location="query", arg_name="query")
+@bp.input(DdiHistoryIn, location="query", arg_name="query")
 @bp.doc(security=SECURITY, responses={404: "the controller did not install this action"})
 def installed_base(
     tenant: str, controller_id: str, action_id: int, query: dict[str, Any]
@@ -224,7 +224,7 @@ def installed_base(
 
 
 @bp.post("/deploymentBase/<int:action_id>/feedback")
-@bp.input(FeedbackIn, arg_name="data")
+@bp.input(DdiFeedbackIn, arg_name="data")
 @bp.doc(security=SECURITY, responses={200: "recorded (or a repeat)", 404: "no such action"})
 def deployment_feedback(
     tenant: str, controller_id: str, action_id: int, data: dict[str, Any]
@@ -249,7 +249,7 @@ def cancel_action(tenant: str, controller_id: str, action_id: int) -> dict[str, 
 
 
 @bp.post("/cancelAction/<int:action_id>/feedback")
-@bp.input(FeedbackIn, arg_name="data")
+@bp.input(DdiFeedbackIn, arg_name="data")
 @bp.doc(security=SECURITY, responses={200: "recorded (or a repeat)", 404: "no such action"})
 def cancel_feedback(
     tenant: str, controller_id: str, action_id: int, data: dict[str, Any]
@@ -262,7 +262,7 @@ def cancel_feedback(
 
 
 @bp.put("/configData")
-@bp.input(ConfigDataIn, arg_name="data")
+@bp.input(DdiConfigDataIn, arg_name="data")
 @bp.doc(security=SECURITY, responses={200: "kept in the device's inventory"})
 def config_data(tenant: str, controller_id: str, data: dict[str, Any]) -> Response:
     """The controller's attributes, into the device's inventory; a version
