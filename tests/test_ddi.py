@@ -553,3 +553,17 @@ def test_every_ddi_answer_keeps_the_device_edges_headers(client, world):
     assert answers[2].status_code == 401 and "Bearer" not in answers[2].headers["WWW-Authenticate"]
     mine = client.get(ddi.base, headers={**ddi.headers, "X-Request-ID": "trace-1"})
     assert mine.headers["X-Request-ID"] == "trace-1"
+
+
+def test_the_base_polls_flask_view_answers_as_the_device_edge_does(app, client, world):
+    """The edge answers every base poll; were the view reached, the same answer."""
+    _publish(client, world)
+    ddi = world["ddi"]
+    with app.test_request_context(ddi.base, headers=ddi.headers):
+        view = app.view_functions["ddi.base_poll"]
+        tenant, serial = ddi.base.split("/")[1], ddi.base.split("/")[-1]
+        answer = view(tenant=tenant, controller_id=serial)
+    assert answer.status_code == 200
+    assert answer.get_json()["_links"].keys() == ddi.links().keys()
+    with app.test_request_context(ddi.base):
+        assert view(tenant=tenant, controller_id=serial).status_code == 401

@@ -167,7 +167,8 @@ def base_poll(tenant: str, controller_id: str) -> Response:
     # The device edge (wsgi.py) answers every base poll before Flask
     # dispatches it; were this view reached, it would answer the same way.
     try:
-        status, headers, body = BasePoll(_check())(request.environ, tenant, controller_id)
+        poll: BasePoll = current_app.extensions["ddi_poll"]
+        status, headers, body = poll(request.environ, tenant, controller_id)
     except Exception as error:
         status, headers, body = problem_answer(error, request.path)
     return Response(body, status=status, headers=headers)
