@@ -133,8 +133,9 @@ def record_action_feedback(
             event_id=f"ddi-{release.id}-{attempt}-{step.value}",
             status=step.value,
             release_id=release.id,
+            # A failure keeps the client's details; progress is not an error.
             error_code=error_code(feedback) if failed else None,
-            error_text=feedback.text,
+            error_text=feedback.text if failed else None,
         ),
     )
     return event
