@@ -115,7 +115,7 @@ def test_no_input_the_document_allows_or_not_gets_a_5xx(scratch_url, tmp_path):
             tokens["device"],
             tmp_path,
             "ddi",
-            BUDGET,
+            max(5, BUDGET // 2),  # eight operations
             "--include-path-regex",
             "/controller/v1/",
             scheme="TargetToken",
