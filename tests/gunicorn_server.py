@@ -146,3 +146,20 @@ def user_token(
         db.session.commit()
         db.engine.dispose()
     return token
+
+
+def operator(url: str, token: str, *args: str) -> str:
+    """`upgrade-server remote …` against the server at `url`, as the operator
+    types it, with the publisher's `token`; its output (the command must succeed)."""
+    from click.testing import CliRunner
+
+    from upgrade_server.cli.main import cli
+
+    result = CliRunner().invoke(
+        cli(),
+        ["remote", "--server", url, *args],
+        env={"UPGRADE_SERVER_TOKEN": token},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    return result.output

@@ -17,11 +17,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
-from tests.gunicorn_server import gunicorn, provision, seed_publisher
+from tests.gunicorn_server import gunicorn, operator, provision, seed_publisher
 from tests.helpers.rauc import (
     RaucClient,
     RaucService,
@@ -30,7 +29,6 @@ from tests.helpers.rauc import (
     rauc_service,
     write_client_config,
 )
-from upgrade_server.cli.main import cli
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
 
@@ -51,14 +49,7 @@ class Server:
 
     def operator(self, *args: str) -> str:
         """`upgrade-server remote …`, as the operator types it."""
-        result = CliRunner().invoke(
-            cli(),
-            ["remote", "--server", self.url, *args],
-            env={"UPGRADE_SERVER_TOKEN": self.token},
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
-        return result.output
+        return operator(self.url, self.token, *args)
 
     def publish(self, version: str = "1.1.0") -> bytes:
         """The bundle of `version`, published to stable; its bytes."""

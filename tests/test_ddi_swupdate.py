@@ -18,17 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
 from tests.clock import ZONE, ExpiredDevice
 from tests.faults import wait_for
-from tests.gunicorn_server import gunicorn, seed_publisher
+from tests.gunicorn_server import gunicorn, operator, seed_publisher
 from tests.helpers.databases import scratch_database
 from tests.helpers.swupdate import Device, Signer, build_swu
 from tests.tuf_client import Device as TufDevice
-from upgrade_server.cli.main import cli
 from upgrade_server.clock import today_in
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
@@ -77,14 +75,7 @@ class Server:
 
     def operator(self, *args: str) -> str:
         """`upgrade-server remote …`, as the operator types it."""
-        result = CliRunner().invoke(
-            cli(),
-            ["remote", "--server", self.url, *args],
-            env={"UPGRADE_SERVER_TOKEN": self.token},
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
-        return result.output
+        return operator(self.url, self.token, *args)
 
     def provision(self, product: str, serial: str, **dates: str) -> tuple[int, str]:
         """Product `product` (revision rev-a) if new, and a device of organisation

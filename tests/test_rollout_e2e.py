@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
 from tests.agent_helpers import installed, write_config
-from tests.gunicorn_server import gunicorn, seed_publisher
-from upgrade_server.cli.main import cli
+from tests.gunicorn_server import gunicorn, operator, seed_publisher
 from upgrade_server.rollouts.plan import Target, Wave, in_wave
 
 pytestmark = [pytest.mark.own_app, pytest.mark.slow]
@@ -127,14 +125,7 @@ def _provision(database_url: str, instance: Path, homes: Path) -> tuple[list[Dev
 
 def _operator(url: str, token: str, *args: str) -> str:
     """`upgrade-server remote …`, as the operator types it."""
-    result = CliRunner().invoke(
-        cli(),
-        ["remote", "--server", url, *args],
-        env={"UPGRADE_SERVER_TOKEN": token},
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-    return result.output
+    return operator(url, token, *args)
 
 
 def _rollout(url: str, token: str, rollout_id: int) -> Any:

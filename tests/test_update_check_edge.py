@@ -145,7 +145,7 @@ def test_postgres_prepared_statements_answer_as_the_driver_does(scratch_url, tmp
             "hardware_like": "%,rev-a,%",
         }
         for statement, params in (
-            (update_check._DEVICE, {"token_hash": tokens.hash_secret(token)}),
+            (update_check.DEVICE_BY_TOKEN, {"token_hash": tokens.hash_secret(token)}),
             (offers._RELEASE, values),
         ):
             native = compiled(statement, conn).rows(conn, params)

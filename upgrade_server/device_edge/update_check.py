@@ -53,7 +53,7 @@ DEVICE_COLUMNS = (
     Organisation.update_settings_generation,
     Organisation.timezone,
 )
-_DEVICE = (
+DEVICE_BY_TOKEN = (
     select(*DEVICE_COLUMNS)
     .select_from(DeviceToken)
     .join(Device, Device.id == DeviceToken.device_id)
@@ -67,7 +67,9 @@ _DEVICE = (
 def find_device(conn: Connection, raw_token: str) -> Any:
     if not raw_token.startswith(tokens.DEVICE_TOKEN_PREFIX):
         return None
-    return compiled(_DEVICE, conn).first(conn, {"token_hash": tokens.hash_secret(raw_token)})
+    return compiled(DEVICE_BY_TOKEN, conn).first(
+        conn, {"token_hash": tokens.hash_secret(raw_token)}
+    )
 
 
 def record_report(conn: Connection, device_id: int, values: dict[str, Any]) -> None:

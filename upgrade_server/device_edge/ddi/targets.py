@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from upgrade_server import tokens
 from upgrade_server.compiled_queries import compiled
-from upgrade_server.device_edge.update_check import DEVICE_COLUMNS
-from upgrade_server.devices.models import Device, DeviceToken, GatewayToken
+from upgrade_server.device_edge.update_check import DEVICE_BY_TOKEN, DEVICE_COLUMNS
+from upgrade_server.devices.models import Device, GatewayToken
 from upgrade_server.errors import AuthenticationError
 from upgrade_server.organisations.models import Organisation
 from upgrade_server.products.models import HardwareRevision, Product
@@ -26,14 +26,9 @@ from upgrade_server.products.models import HardwareRevision, Product
 WWW_AUTHENTICATE = 'TargetToken realm="hawkBit DDI"'
 COLUMNS = (*DEVICE_COLUMNS, Device.serial, Organisation.slug, Device.installing_release_id)
 
-_BY_TARGET_TOKEN = (
-    select(*COLUMNS)
-    .select_from(DeviceToken)
-    .join(Device, Device.id == DeviceToken.device_id)
-    .join(Organisation, Organisation.id == Device.organisation_id)
-    .join(HardwareRevision, HardwareRevision.id == Device.hardware_revision_id)
-    .join(Product, Product.id == Device.product_id)
-    .where(DeviceToken.token_hash == bindparam("token_hash"), DeviceToken.revoked_at.is_(None))
+# The native check's query by device token, and what DDI needs beside it.
+_BY_TARGET_TOKEN = DEVICE_BY_TOKEN.add_columns(
+    Device.serial, Organisation.slug, Device.installing_release_id
 )
 _BY_GATEWAY_TOKEN = (
     select(*COLUMNS)
