@@ -84,6 +84,17 @@ def allowed_after(previous: InstallStatus | None, new: InstallStatus) -> bool:
     return _ORDER[new] > _ORDER[previous]
 
 
+def last_step(session: Session, device_id: int, release_id: int) -> InstallStatus | None:
+    """The device's last install step of the release (None: none yet)."""
+    last = session.execute(
+        select(InstallEvent.status)
+        .where(InstallEvent.device_id == device_id, InstallEvent.release_id == release_id)
+        .order_by(InstallEvent.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return InstallStatus(last) if last else None
+
+
 @dataclass(frozen=True)
 class EventReport:
     event_id: str
@@ -143,13 +154,7 @@ def record_event(
             "a failure needs its error code", [{"field": "error_code", "message": "required"}]
         )
     if release is not None:
-        previous = session.execute(
-            select(InstallEvent.status)
-            .where(InstallEvent.device_id == device.id, InstallEvent.release_id == release.id)
-            .order_by(InstallEvent.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        previous_status = InstallStatus(previous) if previous else None
+        previous_status = last_step(session, device.id, release.id)
         if not allowed_after(previous_status, status):
             raise ConflictError(
                 f"cannot go from {previous_status.value if previous_status else 'nothing'} "

@@ -94,12 +94,6 @@ def _history(
     session: Session, device: Device, release: Release
 ) -> tuple[InstallStatus | None, int]:
     """The device's last step of the release, and how many attempts ended."""
-    last = session.execute(
-        select(InstallEvent.status)
-        .where(InstallEvent.device_id == device.id, InstallEvent.release_id == release.id)
-        .order_by(InstallEvent.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
     ended = session.execute(
         select(func.count())
         .select_from(InstallEvent)
@@ -109,7 +103,7 @@ def _history(
             InstallEvent.status.in_([s.value for s in service.OUTCOMES]),
         )
     ).scalar_one()
-    return (InstallStatus(last) if last else None), ended
+    return service.last_step(session, device.id, release.id), ended
 
 
 def record_action_feedback(
