@@ -11,6 +11,7 @@ it; a device whose coverage ended is offered nothing.
 from __future__ import annotations
 
 import re
+import shlex
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -25,7 +26,7 @@ from tests.clock import ZONE, ExpiredDevice
 from tests.faults import wait_for
 from tests.gunicorn_server import gunicorn, operator, seed_publisher
 from tests.helpers.databases import scratch_database
-from tests.helpers.swupdate import Device, Signer, build_swu
+from tests.helpers.swupdate import RUN_HEADER, Device, Signer, build_swu
 from tests.tuf_client import Device as TufDevice
 from upgrade_server.clock import today_in
 
@@ -40,6 +41,7 @@ class Request:
     method: str
     path: str
     status: int
+    run: int | None  # which run of the client sent it (RUN_HEADER)
 
     @property
     def kind(self) -> str:
@@ -60,18 +62,24 @@ class Server:
     token: str  # a publisher's
     engine: Engine
 
-    def requests(self, serial: str) -> list[Request]:
-        """The DDI requests of device `serial`, in order, from gunicorn's access log."""
+    def requests(self, serial: str, run: int | None = None) -> list[Request]:
+        """The DDI requests of device `serial` (of its client's run `run` only,
+        if given), in the order answered, from gunicorn's access log."""
         log = self.instance / "access.log"
         found = []
         for line in log.read_text().splitlines() if log.exists() else []:
-            match = re.search(r'"(\w+) (\S+) HTTP/[\d.]+" (\d+)', line)
+            match = re.search(r'"(\w+) (\S+) HTTP/[\d.]+" (\d+) run=(\S+)', line)
             if match and f"/controller/v1/{serial}" in match.group(2):
-                found.append(Request(match.group(1), match.group(2), int(match.group(3))))
+                method, path, status, sent_by = match.groups()
+                request = Request(method, path, int(status), _number(sent_by))
+                if run is None or request.run == run:
+                    found.append(request)
         return found
 
     def request_log(self, serial: str) -> str:
-        return "\n".join(f"{r.method} {r.path} -> {r.status}" for r in self.requests(serial))
+        return "\n".join(
+            f"run {r.run}: {r.method} {r.path} -> {r.status}" for r in self.requests(serial)
+        )
 
     def operator(self, *args: str) -> str:
         """`upgrade-server remote …`, as the operator types it."""
@@ -169,6 +177,10 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             workers=2,
             UPGRADE_SERVER_UPDATE_POLL_SECONDS="1",
             GUNICORN_ACCESS_LOG=str(instance / "access.log"),
+            # The run each request came from, beside the product's own fields.
+            GUNICORN_CMD_ARGS=shlex.join(
+                ["--access-logformat", f'"%(r)s" %(s)s run=%({{{RUN_HEADER.lower()}}}i)s']
+            ),
         ) as base:
             yield Server(base, url, instance, token, engine)
         engine.dispose()
@@ -224,14 +236,14 @@ def _after(requests: list[Request], kind: str) -> list[Request]:
     return requests[len(kinds) - kinds[::-1].index(kind) :] if kind in kinds else []
 
 
-def _polls_after(
-    server: Server, serial: str, kind: str, polls: int = 2, since: int = 0
-) -> list[Request] | None:
-    """Once the device polled `polls` times after its last request of `kind`
-    among its requests from the `since`-th on, those requests. (The access
-    log lists a request when its answer is done: a feedback the database
-    already holds may not be listed yet, so a wait names where to look from.)"""
-    after = _after(server.requests(serial)[since:], kind)
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def _polls_after(server: Server, device: Device, kind: str, polls: int = 2) -> list[Request] | None:
+    """Once the device's client, in its current run, polled `polls` times
+    after its last request of `kind`, the requests after that one."""
+    after = _after(server.requests(device.controller_id, run=device.run), kind)
     return after if [r.kind for r in after].count("base") >= polls else None
 
 
@@ -240,7 +252,6 @@ def _install_and_leave_pending(
 ) -> None:
     """One run of swupdate: it takes the offered .swu, installs it and reports
     so; the update then waits for the reboot's confirmation."""
-    serial = device.controller_id
     with device.running():
         wait_for(
             lambda: "installing" in [status for _, status, _ in server.steps(device_id)],
@@ -249,7 +260,7 @@ def _install_and_leave_pending(
         )
         # Done once the client polls again after its feedback on the download.
         wait_for(
-            lambda: _polls_after(server, serial, "artifact", polls=1),
+            lambda: _polls_after(server, device, "artifact", polls=1),
             "a poll after the download",
             explain=explain,
         )
@@ -277,7 +288,6 @@ def test_a_covered_device_installs_the_signed_update_and_confirms_it_after_its_r
     assert server.version(device_id) == "0.9.0"
 
     # After the reboot into 1.1.0, swupdate confirms it (`-c 2`).
-    before_reboot = len(server.requests("SWU-1"))
     with device.running(confirm=2):
         wait_for(
             lambda: server.steps(device_id)[-1][1] == "installed",
@@ -286,7 +296,7 @@ def test_a_covered_device_installs_the_signed_update_and_confirms_it_after_its_r
         )
         # From then on the device is offered nothing.
         after = wait_for(
-            lambda: _polls_after(server, "SWU-1", "deploymentBase/feedback", since=before_reboot),
+            lambda: _polls_after(server, device, "deploymentBase/feedback"),
             "two polls after the confirmation",
             explain=explain,
         )
@@ -336,7 +346,6 @@ def test_a_withdrawn_release_is_cancelled_on_a_device_part_way_through_it(
     _publish(server, "gw-c", swu)
     _install_and_leave_pending(server, device, device_id, explain)
     assert target.read_bytes() == PAYLOAD, explain()
-    before = len(server.requests("SWU-3"))
 
     server.operator("withdraw", "gw-c", "1.1.0", "--reason", "1.1.0 does not boot on rev-a")
     with device.running():
@@ -346,15 +355,11 @@ def test_a_withdrawn_release_is_cancelled_on_a_device_part_way_through_it(
             explain=explain,
         )
         after = wait_for(
-            lambda: _polls_after(server, "SWU-3", "cancelAction/feedback"),
+            lambda: _polls_after(server, device, "cancelAction/feedback"),
             "two polls after the cancel",
             explain=explain,
         )
-    # This run's requests: from its first poll (the one before may still have
-    # been answering the last run's GET of deploymentBase when it was counted).
-    requests = server.requests("SWU-3")
-    first = next(n for n in range(before, len(requests)) if requests[n].kind == "base")
-    since = [(r.method, r.kind, r.status) for r in requests[first:]]
+    since = [(r.method, r.kind, r.status) for r in server.requests("SWU-3", run=device.run)]
     assert ("GET", "cancelAction", 200) in since, explain()
     assert ("POST", "cancelAction/feedback", 200) in since, explain()
     assert "deploymentBase" not in [kind for _, kind, _ in since], explain()

@@ -6,7 +6,7 @@ A `Device` is a folder the client may write (its TMPDIR, config and the
 root: the client runs unprivileged, never as root. `build_swu` makes a
 CMS-signed .swu whose one file goes into that rootfs; `Device.running()`
 starts the client and stops it (SIGTERM) on leaving, keeping its log for
-assertion messages. `wait_for` waits on a condition with a deadline.
+assertion messages; its requests carry the run's number (`RUN_HEADER`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SWUPDATE = "/usr/bin/swupdate"
+# The header each request of a run carries, with the run's number: a server's
+# access log lists a request once answered, so one the last run sent as it was
+# stopped can be listed among the next run's.
+RUN_HEADER = "X-Swupdate-Run"
 # What swupdate logs at every start, of no help in an assertion's message.
 _NOISE = re.compile(r"\[(print_registered_handlers|lua_report_exception)\]")
 
@@ -157,6 +161,11 @@ class Device:
     def revision(self) -> str:
         return self.hardware.split(":", 1)[1]
 
+    @property
+    def run(self) -> int:
+        """The number of the last run started (1 for the first)."""
+        return len(self.logs)
+
     def log(self, lines: int = 40) -> str:
         """The last `lines` lines of each run's log so far, for an assertion's message."""
         runs = []
@@ -197,9 +206,12 @@ class Device:
         reboot into it (`-u "-c 2"`)."""
         prefix, _, _ = _unprivileged()
         command = [*prefix, SWUPDATE, "-f", str(self._config()), "-H", self.hardware]
-        # Suricatta runs only when -u is given, its settings coming from the config.
-        command += ["-u", "-e" if confirm is None else f"-e -c {confirm}"]
-        log_path = self.home / f"swupdate-{len(self.logs) + 1}.log"
+        run = len(self.logs) + 1
+        # Suricatta runs only when -u is given, its settings coming from the
+        # config; every request it sends names the run (-a), for the server's log.
+        suricatta = f"-e -a {RUN_HEADER} {run}" + ("" if confirm is None else f" -c {confirm}")
+        command += ["-u", suricatta]
+        log_path = self.home / f"swupdate-{run}.log"
         self.logs.append(log_path)
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
