@@ -183,6 +183,43 @@ def test_rotation_with_bad_keys_is_an_invalid_input_problem(client, factory, rol
     assert summary.get_json()["versions"]["root"] == 1
 
 
+@pytest.mark.parametrize(
+    "bin_bits",
+    [0, 15, 2.5, 2.5890419884777833e-42, "8", True],
+    ids=["zero", "too-many", "fraction", "tiny-fraction", "string", "boolean"],
+)
+def test_a_repository_with_bins_tuf_cannot_make_is_refused_and_none_is_made(
+    client, factory, bin_bits
+):
+    # Found by the fuzz run: 2.6e-42 was rounded to 0 bins and TUF's refusal was a 500.
+    publisher = factory.caller("publisher")
+    product = factory.product()
+    db.session.commit()
+    url = f"/api/v1/products/{product.id}/repository"
+    r = client.post(url, json={"bin_bits": bin_bits}, headers=publisher.headers)
+    assert r.status_code == 422, r.get_json()
+    assert r.content_type == "application/problem+json"
+    body = r.get_json()
+    assert body["type"] == "/problems/invalid-input"
+    assert [e["field"] for e in body["errors"]] == ["bin_bits"]
+    assert client.get(url, headers=publisher.headers).status_code == 404
+    # The product is still free for a repository, at the edges of the range.
+    r = client.post(url, json={"bin_bits": 1}, headers=publisher.headers)
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["bin_bits"] == 1
+
+
+@pytest.mark.parametrize("value", ["0", "15", "2.5"])
+def test_the_default_bins_are_checked_when_the_server_starts(monkeypatch, value):
+    from pydantic import ValidationError
+
+    from upgrade_server.config import Settings
+
+    monkeypatch.setenv("UPGRADE_SERVER_TUF_BIN_BITS", value)
+    with pytest.raises(ValidationError, match="tuf_bin_bits"):
+        Settings()
+
+
 def test_rotation_refuses_a_key_the_role_holds_or_retired(client, factory):
     publisher = factory.caller("publisher")
     product = factory.product()

@@ -16,6 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A product's targets are delegated to 2**N succinct hash bins: TUF needs one
+# bit at least (two bins), and 2**14 bins is more than any fleet's targets need.
+MIN_BIN_BITS, MAX_BIN_BITS = 1, 14
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -63,7 +67,10 @@ class Settings(BaseSettings):
         default=False, description="Export signed metadata into the S3 bucket under tuf/."
     )
     tuf_bin_bits: int = Field(
-        default=8, description="New repositories delegate targets to 2**N hash bins."
+        default=8,
+        ge=MIN_BIN_BITS,
+        le=MAX_BIN_BITS,
+        description="New repositories delegate targets to 2**N hash bins (N: 1 to 14).",
     )
     tuf_upkeep_seconds: float = Field(
         default=600,

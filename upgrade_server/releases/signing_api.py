@@ -13,6 +13,7 @@ from sqlalchemy import select
 from upgrade_server.accounts.auth import current_principal, token_auth
 from upgrade_server.accounts.roles import Permission, roles_for
 from upgrade_server.audit.service import record
+from upgrade_server.config import MAX_BIN_BITS, MIN_BIN_BITS
 from upgrade_server.errors import NotFoundError
 from upgrade_server.extensions import current_settings, session
 from upgrade_server.products import service as products
@@ -32,7 +33,8 @@ class OfflineRoleIn(Schema):
 
 
 class RepositoryIn(Schema):
-    bin_bits = Integer(load_default=None, validate=Range(0, 14))
+    # A number that is not a whole one (2.5) is refused, not rounded to 2 (or to 0).
+    bin_bits = Integer(load_default=None, strict=True, validate=Range(MIN_BIN_BITS, MAX_BIN_BITS))
     private = Boolean(load_default=False)
     offline = Dict(
         keys=String(validate=OneOf(["root", "targets"])),
