@@ -123,11 +123,6 @@ def _provision(database_url: str, instance: Path, homes: Path) -> tuple[list[Dev
     return devices, pilot_id
 
 
-def _operator(url: str, token: str, *args: str) -> str:
-    """`upgrade-server remote …`, as the operator types it."""
-    return operator(url, token, *args)
-
-
 def _rollout(url: str, token: str, rollout_id: int) -> Any:
     request = urllib.request.Request(
         f"{url}/api/v1/rollouts/{rollout_id}", headers={"Authorization": f"Bearer {token}"}
@@ -254,9 +249,9 @@ def test_a_rollout_halts_on_a_failing_revision_and_completes_once_it_is_excluded
         # not follow, then rolled out to stable (the start promotes it).
         artifact = tmp_path / "gw-1.1.0.bin"
         artifact.write_bytes(b"firmware 1.1.0\n" * 1000)
-        _operator(url, token, "publish", "gw", "1.1.0", str(artifact), "--channel", "beta")
+        operator(url, token, "publish", "gw", "1.1.0", str(artifact), "--channel", "beta")
         gates = [arg for name, value in GATES.items() for arg in ("--gate", f"{name}={value}")]
-        started = _operator(
+        started = operator(
             url,
             token,
             "rollout",
@@ -326,8 +321,8 @@ def test_a_rollout_halts_on_a_failing_revision_and_completes_once_it_is_excluded
                 assert installed(device.home) == []
 
         # The operator leaves rev-b out and resumes; the gates take it from there.
-        _operator(url, token, "rollout", "exclude-hardware", str(rollout_id), "rev-b")
-        resumed = _operator(
+        operator(url, token, "rollout", "exclude-hardware", str(rollout_id), "rev-b")
+        resumed = operator(
             url, token, "rollout", "resume", str(rollout_id), "--reason", "rev-b left out"
         )
         assert resumed == f"rollout {rollout_id}: running, wave 1\n"
